@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Provision, start, stop and inspect a local Neo4j Community 5.26 (LTS) server for the project.
+#
+#   scripts/neo4j.sh start     fetch jars (cached), set the password, start, wait for Bolt
+#   scripts/neo4j.sh stop      SIGTERM and wait
+#   scripts/neo4j.sh status    exit 0 when Bolt answers
+#   scripts/neo4j.sh env       print the export lines for NEO4J_URI/USER/PASSWORD/DATABASE
+#   scripts/neo4j.sh reset     stop and delete the data folder (the jar cache stays)
+#
+# Nothing of Neo4j is committed: the jars come from Maven Central into $NEO4J_CACHE
+# (default ~/.cache/embedding-console/neo4j-<version>); data, logs and the generated password
+# live in $NEO4J_HOME (default <project>/.neo4j, ignored by git).
+# Settings: NEO4J_VERSION, NEO4J_BOLT_PORT (7687), NEO4J_HEAP (512m), NEO4J_PAGECACHE (512m), NEO4J_PASSWORD
+# (if unset, a random one is generated once and kept in $NEO4J_HOME/credentials.env, mode 600).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VERSION="${NEO4J_VERSION:-5.26.30}"
+CACHE="${NEO4J_CACHE:-$HOME/.cache/embedding-console/neo4j-$VERSION}"
+HOME_DIR="${NEO4J_HOME:-$ROOT/.neo4j}"
+PORT="${NEO4J_BOLT_PORT:-7687}"
+HEAP="${NEO4J_HEAP:-512m}"
+PAGECACHE="${NEO4J_PAGECACHE:-512m}"
+CREDS="$HOME_DIR/credentials.env"
+PIDFILE="$HOME_DIR/run/neo4j.pid"
+
+log() { echo "neo4j.sh: $*" >&2; }
+
+need_java() {
+  if ! command -v java >/dev/null 2>&1; then
+    log "Java not found; installing Debian's openjdk-17-jre-headless"
+    if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless >/dev/null
+    else log "run as root or install Java 17 (openjdk-17-jre-headless) yourself"; exit 1; fi
+  fi
+}
+
+fetch_jars() {
+  if [ -f "$CACHE/.complete" ]; then return; fi
+  command -v mvn >/dev/null 2>&1 || { [ "$(id -u)" = 0 ] && apt-get install -y -qq maven >/dev/null; }
+  log "fetching Neo4j $VERSION jars from Maven Central into $CACHE (once, ~1 min)"
+  mkdir -p "$CACHE"
+  cat > "$CACHE/pom.xml" <<POM
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>local.embedding-console</groupId><artifactId>neo4j-runtime</artifactId><version>1</version>
+  <dependencies><dependency><groupId>org.neo4j</groupId><artifactId>neo4j</artifactId><version>$VERSION</version></dependency></dependencies>
+</project>
+POM
+  (cd "$CACHE" && mvn -q -B dependency:copy-dependencies -DoutputDirectory="$CACHE/lib")
+  touch "$CACHE/.complete"
+}
+
+write_conf() {
+  mkdir -p "$HOME_DIR/conf" "$HOME_DIR/run" "$HOME_DIR/logs"
+  cat > "$HOME_DIR/conf/neo4j.conf" <<CONF
+server.default_listen_address=127.0.0.1
+server.bolt.listen_address=127.0.0.1:$PORT
+server.bolt.advertised_address=127.0.0.1:$PORT
+server.http.enabled=false
+server.https.enabled=false
+server.memory.heap.initial_size=$HEAP
+server.memory.heap.max_size=$HEAP
+server.memory.pagecache.size=$PAGECACHE
+dbms.usage_report.enabled=false
+server.directories.logs=$HOME_DIR/logs
+server.directories.run=$HOME_DIR/run
+server.directories.data=$HOME_DIR/data
+CONF
+}
+
+bolt_up() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
+
+running_pid() {
+  [ -f "$PIDFILE" ] || return 1
+  local pid; pid="$(cat "$PIDFILE")"
+  kill -0 "$pid" 2>/dev/null && echo "$pid"
+}
+
+ensure_password() {
+  if [ -n "${NEO4J_PASSWORD:-}" ]; then PASSWORD="$NEO4J_PASSWORD"
+  elif [ -f "$CREDS" ]; then PASSWORD="$(sed -n 's/^export NEO4J_PASSWORD=//p' "$CREDS" | tr -d "'")"
+  else PASSWORD="$(head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 20)"; fi
+  if [ ! -d "$HOME_DIR/data/dbms" ]; then
+    NEO4J_HOME="$HOME_DIR" NEO4J_CONF="$HOME_DIR/conf" java -cp "$CACHE/lib/*" org.neo4j.cli.AdminTool \
+      dbms set-initial-password "$PASSWORD" >/dev/null
+  fi
+  umask 077
+  cat > "$CREDS" <<ENV
+export NEO4J_URI='bolt://127.0.0.1:$PORT'
+export NEO4J_USER='neo4j'
+export NEO4J_PASSWORD='$PASSWORD'
+export NEO4J_DATABASE='neo4j'
+ENV
+}
+
+start() {
+  if pid="$(running_pid)" && bolt_up; then log "already running (pid $pid, bolt://127.0.0.1:$PORT)"; return; fi
+  need_java; fetch_jars; write_conf; ensure_password
+  log "starting Neo4j $VERSION on bolt://127.0.0.1:$PORT (home $HOME_DIR)"
+  NEO4J_HOME="$HOME_DIR" NEO4J_CONF="$HOME_DIR/conf" nohup java -Xms"$HEAP" -Xmx"$HEAP" -XX:+UseG1GC \
+    -cp "$CACHE/lib/*" org.neo4j.server.CommunityEntryPoint \
+    --home-dir="$HOME_DIR" --config-dir="$HOME_DIR/conf" >"$HOME_DIR/logs/console.log" 2>&1 &
+  echo $! > "$PIDFILE"
+  for _ in $(seq 1 120); do
+    if bolt_up; then log "up (pid $(cat "$PIDFILE")); credentials in $CREDS"; return; fi
+    kill -0 "$(cat "$PIDFILE")" 2>/dev/null || { log "Neo4j exited; last log lines:"; tail -20 "$HOME_DIR/logs/console.log" >&2; exit 1; }
+    sleep 0.5
+  done
+  log "Neo4j did not answer on port $PORT within 60 s; see $HOME_DIR/logs/console.log"; exit 1
+}
+
+stop() {
+  local pid
+  if ! pid="$(running_pid)"; then log "not running"; return; fi
+  kill -TERM "$pid"
+  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || { log "stopped"; rm -f "$PIDFILE"; return; }; sleep 0.5; done
+  log "still running after 30 s; sending SIGKILL"; kill -KILL "$pid" 2>/dev/null || true; rm -f "$PIDFILE"
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  status) if bolt_up; then echo "running on bolt://127.0.0.1:$PORT"; else echo "not running"; exit 1; fi ;;
+  env) [ -f "$CREDS" ] && cat "$CREDS" || { log "no credentials yet: run '$0 start'"; exit 1; } ;;
+  reset) stop; rm -rf "$HOME_DIR" ;;
+  *) echo "usage: $0 start|stop|status|env|reset" >&2; exit 2 ;;
+esac
