@@ -6,6 +6,7 @@ developer's server on 7687. Point the suite at another server with TEST_NEO4J_UR
 from __future__ import annotations
 
 import csv
+import fcntl
 import gzip
 import os
 import subprocess
@@ -15,18 +16,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data" / "indonesian-recipes"
-TEST_NEO4J_HOME = ROOT / ".neo4j-test"
-TEST_NEO4J_PORT = os.environ.get("TEST_NEO4J_BOLT_PORT", "7688")
+TEST_NEO4J_FIRST_PORT = int(os.environ.get("TEST_NEO4J_BOLT_PORT", "7688"))
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: takes minutes; run with -m slow")
-    config.addinivalue_line("markers", "gpu: needs a CUDA device")
-    config.addinivalue_line("markers", "browser: drives a real headless Chromium against streamlit run")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -56,22 +50,41 @@ def _read_env_file(path: Path) -> dict[str, str]:
 def neo4j_settings():
     """Connection settings (dict with uri, user, password, database) of the real test Neo4j."""
     if os.environ.get("TEST_NEO4J_URI"):
-        return {
+        yield {
             "uri": os.environ["TEST_NEO4J_URI"],
             "user": os.environ.get("TEST_NEO4J_USER", "neo4j"),
             "password": os.environ["TEST_NEO4J_PASSWORD"],
             "database": os.environ.get("TEST_NEO4J_DATABASE", "neo4j"),
         }
-    env = dict(os.environ, NEO4J_HOME=str(TEST_NEO4J_HOME), NEO4J_BOLT_PORT=TEST_NEO4J_PORT)
+        return
+    # Each pytest session holds a lock on its server, so that two sessions at once (two developers' shells on one
+    # machine) never empty each other's database: the second one gets the next port and a folder of its own.
+    script = str(ROOT / "scripts" / "neo4j.sh")
+    for port in range(TEST_NEO4J_FIRST_PORT, TEST_NEO4J_FIRST_PORT + 10):
+        home = ROOT / (".neo4j-test" if port == 7688 else f".neo4j-test-{port}")
+        home.mkdir(exist_ok=True)
+        lock = open(home / "pytest.lock", "w")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            lock.close()
+    else:
+        pytest.fail("ten pytest sessions already hold the test Neo4j servers on ports 7688-7697")
+    env = dict(os.environ, NEO4J_HOME=str(home), NEO4J_BOLT_PORT=str(port))
     env.pop("NEO4J_PASSWORD", None)
-    subprocess.run([str(ROOT / "scripts" / "neo4j.sh"), "start"], env=env, check=True)
-    creds = _read_env_file(TEST_NEO4J_HOME / "credentials.env")
-    return {
+    was_running = subprocess.run([script, "status"], env=env, capture_output=True).returncode == 0
+    subprocess.run([script, "start"], env=env, check=True)
+    creds = _read_env_file(home / "credentials.env")
+    yield {
         "uri": creds["NEO4J_URI"],
         "user": creds["NEO4J_USER"],
         "password": creds["NEO4J_PASSWORD"],
         "database": creds["NEO4J_DATABASE"],
     }
+    if not was_running and not os.environ.get("TEST_NEO4J_KEEP"):
+        subprocess.run([script, "stop"], env=env, check=False)
+    lock.close()
 
 
 @pytest.fixture(scope="session")
