@@ -1,0 +1,323 @@
+"""Embedding files: write and read the seed JSON, JSON Lines, Parquet and .npy + ids formats, plus metadata.
+
+Formats (one set per type, in the output folder):
+- ``embeddings_<type>.json``: JSON array of {"id", "type", "text", "embedding": [floats]} (the seed format)
+- ``embeddings_<type>.jsonl``: one such object per line
+- ``embeddings_<type>.parquet``: columns id, type, text, title, embedding (list<float32>)
+- ``embeddings_<type>.npy`` (float32 matrix) + ``embeddings_<type>.ids.json`` (list of {id, type, text, title})
+- ``embeddings_<type>.meta.json``: model, dimensions, normalized, dtype, count, type, created_at, tool, ...
+
+Writers stream (items are consumed one at a time) and replace the final file atomically (tmp + os.replace).
+Floats are written with 9 significant digits, which round-trips float32 exactly.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from console import __version__
+from console.errors import InputError
+from console.records import iter_json_array, read_text
+
+FORMATS = ("json", "jsonl", "parquet", "npy")
+SUFFIX = {"json": ".json", "jsonl": ".jsonl", "parquet": ".parquet", "npy": ".npy"}
+READ_HINT = "re-create the file with `embedding-console generate`"
+PARQUET_CHUNK = 2048
+
+
+@dataclass
+class EmbeddedItem:
+    id: str
+    type: str
+    text: str
+    embedding: np.ndarray  # float32, 1-d
+    title: str | None = None
+
+
+def output_path(out_dir: str | Path, type_: str, fmt: str) -> Path:
+    if fmt not in SUFFIX:
+        raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
+    return Path(out_dir) / f"embeddings_{type_}{SUFFIX[fmt]}"
+
+
+def meta_path_for(path: str | Path) -> Path:
+    """embeddings_recipe.{json,jsonl,parquet,npy,ids.json} -> embeddings_recipe.meta.json"""
+    path = Path(path)
+    name = path.name
+    for suffix in (".ids.json", ".json", ".jsonl", ".parquet", ".npy"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return path.with_name(name + ".meta.json")
+
+
+def make_meta(*, model: str, dimensions: int, normalized: bool, dtype: str, count: int, type_: str,
+              prompt: str | None = None, query_prompt: str | None = None, **more) -> dict:
+    return {
+        "model": model, "dimensions": int(dimensions), "normalized": bool(normalized), "dtype": dtype,
+        "count": int(count), "type": type_,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "tool": "embedding-console", "tool_version": __version__, "prompt": prompt, "query_prompt": query_prompt,
+        **more,
+    }
+
+
+def _floats(vector: np.ndarray) -> str:
+    return "[" + ",".join(f"{x:.9g}" for x in np.asarray(vector, dtype=np.float32).tolist()) + "]"
+
+
+def _item_json(item: EmbeddedItem) -> str:
+    head = json.dumps({"id": item.id, "type": item.type, "text": item.text}, ensure_ascii=False)
+    return head[:-1] + ', "embedding": ' + _floats(item.embedding) + "}"
+
+
+def _tmp(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+class _Writers:
+    """One open writer per format; each item goes to all of them."""
+
+    def __init__(self, out_dir: Path, type_: str, formats: Iterable[str]):
+        self.type_ = type_
+        self.targets: dict[str, Path] = {f: output_path(out_dir, type_, f) for f in formats}
+        self.count = 0
+        self.dim: int | None = None
+        self._fh: dict[str, object] = {}
+        self._parquet = None
+        self._rows: list[EmbeddedItem] = []
+        for fmt, path in self.targets.items():
+            if fmt == "json":
+                self._fh["json"] = open(_tmp(path), "w", encoding="utf-8")
+                self._fh["json"].write("[")
+            elif fmt == "jsonl":
+                self._fh["jsonl"] = open(_tmp(path), "w", encoding="utf-8")
+            elif fmt == "npy":
+                self._fh["npy"] = open(_tmp(path) .with_suffix(".raw"), "wb")
+                self._fh["ids"] = open(_tmp(path.with_name(path.stem + ".ids.json")), "w", encoding="utf-8")
+                self._fh["ids"].write("[")
+
+    def add(self, item: EmbeddedItem) -> None:
+        vec = np.asarray(item.embedding, dtype=np.float32).reshape(-1)
+        if self.dim is None:
+            self.dim = int(vec.shape[0])
+        elif vec.shape[0] != self.dim:
+            raise ValueError(f"item {item.id!r} has {vec.shape[0]} dimensions, the others {self.dim}")
+        sep = "\n" if self.count == 0 else ",\n"
+        if "json" in self._fh or "jsonl" in self._fh:
+            line = _item_json(EmbeddedItem(item.id, item.type, item.text, vec, item.title))
+            if "json" in self._fh:
+                self._fh["json"].write(sep + line)
+            if "jsonl" in self._fh:
+                self._fh["jsonl"].write(line + "\n")
+        if "npy" in self._fh:
+            self._fh["npy"].write(vec.tobytes())
+            self._fh["ids"].write(sep + json.dumps({"id": item.id, "type": item.type, "text": item.text,
+                                                    "title": item.title}, ensure_ascii=False))
+        if "parquet" in self.targets:
+            self._rows.append(EmbeddedItem(item.id, item.type, item.text, vec, item.title))
+            if len(self._rows) >= PARQUET_CHUNK:
+                self._flush_parquet()
+        self.count += 1
+
+    def _flush_parquet(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        schema = pa.schema([("id", pa.string()), ("type", pa.string()), ("text", pa.string()),
+                            ("title", pa.string()), ("embedding", pa.list_(pa.float32()))])
+        if self._parquet is None:
+            self._parquet = pq.ParquetWriter(_tmp(self.targets["parquet"]), schema)
+        if not self._rows:
+            return
+        dim = self.dim or 0
+        flat = np.concatenate([r.embedding for r in self._rows]) if dim else np.zeros(0, np.float32)
+        offsets = np.arange(0, (len(self._rows) + 1) * dim, dim, dtype=np.int32)
+        emb = pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, type=pa.float32()))
+        table = pa.Table.from_arrays(
+            [pa.array([r.id for r in self._rows]), pa.array([r.type for r in self._rows]),
+             pa.array([r.text for r in self._rows]), pa.array([r.title for r in self._rows], type=pa.string()), emb],
+            schema=schema)
+        self._parquet.write_table(table)
+        self._rows = []
+
+    def close(self) -> list[Path]:
+        written = []
+        for fmt, path in self.targets.items():
+            if fmt == "json":
+                fh = self._fh["json"]
+                fh.write("\n]\n" if self.count else "]\n")
+                fh.close()
+                os.replace(_tmp(path), path)
+            elif fmt == "jsonl":
+                self._fh["jsonl"].close()
+                os.replace(_tmp(path), path)
+            elif fmt == "parquet":
+                self._flush_parquet()
+                self._parquet.close()
+                os.replace(_tmp(path), path)
+            elif fmt == "npy":
+                raw = _tmp(path).with_suffix(".raw")
+                self._fh["npy"].close()
+                ids_path = path.with_name(path.stem + ".ids.json")
+                self._fh["ids"].write("\n]\n" if self.count else "]\n")
+                self._fh["ids"].close()
+                with open(_tmp(path), "wb") as out, open(raw, "rb") as src:
+                    header = {"descr": "<f4", "fortran_order": False, "shape": (self.count, self.dim or 0)}
+                    np.lib.format.write_array_header_1_0(out, header)
+                    shutil.copyfileobj(src, out, 1 << 20)
+                raw.unlink()
+                os.replace(_tmp(path), path)
+                os.replace(_tmp(ids_path), ids_path)
+                written.append(path)
+                path = ids_path
+            written.append(path)
+        return written
+
+    def abort(self) -> None:
+        for fh in self._fh.values():
+            fh.close()
+        if self._parquet is not None:
+            self._parquet.close()
+        for path in self.targets.values():
+            for p in (_tmp(path), _tmp(path).with_suffix(".raw"), _tmp(path.with_name(path.stem + ".ids.json"))):
+                p.unlink(missing_ok=True)
+
+
+def write_embeddings(out_dir: str | Path, type_: str, items: Iterable[EmbeddedItem], *, formats=("json",),
+                     meta: dict) -> list[Path]:
+    """Write `items` of one type in each format, then the metadata file (`meta` with the final count)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    formats = list(dict.fromkeys(formats))
+    for fmt in formats:
+        output_path(out_dir, type_, fmt)  # raises on an unknown format
+    writers = _Writers(out_dir, type_, formats)
+    try:
+        for item in items:
+            writers.add(item)
+    except BaseException:
+        writers.abort()
+        raise
+    written = writers.close()
+    meta = dict(meta, count=writers.count, type=type_)
+    if writers.dim is not None:
+        meta["dimensions"] = writers.dim
+    mpath = out_dir / f"embeddings_{type_}.meta.json"
+    tmp = _tmp(mpath)
+    tmp.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, mpath)
+    return written + [mpath]
+
+
+def read_meta(path: str | Path) -> dict | None:
+    """The .meta.json beside an embedding file (or the meta file itself), if present."""
+    path = Path(path)
+    mpath = path if path.name.endswith(".meta.json") else meta_path_for(path)
+    if not mpath.exists():
+        return None
+    return json.loads(read_text(mpath))
+
+
+def _item_from_obj(obj, path: Path, line: int, default_type: str | None = None) -> EmbeddedItem:
+    if not isinstance(obj, dict):
+        raise InputError("expected an object with \"id\" and \"embedding\"", file=path, line=line, hint=READ_HINT)
+    if not isinstance(obj.get("id"), str) or not obj["id"]:
+        raise InputError('item has no "id"', file=path, line=line, hint=READ_HINT)
+    emb = obj.get("embedding")
+    if not isinstance(emb, list) or not emb:
+        raise InputError(f'item "{obj["id"]}" has no "embedding" list', file=path, line=line, hint=READ_HINT)
+    try:
+        vec = np.asarray(emb, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise InputError(f'item "{obj["id"]}": "embedding" must be a list of numbers', file=path, line=line,
+                         hint=READ_HINT) from None
+    if vec.ndim != 1 or not np.all(np.isfinite(vec)):
+        raise InputError(f'item "{obj["id"]}": "embedding" must be a flat list of finite numbers', file=path,
+                         line=line, hint=READ_HINT)
+    return EmbeddedItem(id=obj["id"], type=obj.get("type") or default_type or "", text=obj.get("text") or "",
+                        embedding=vec, title=obj.get("title"))
+
+
+def _type_from_name(path: Path) -> str | None:
+    name = meta_path_for(path).name
+    if name.startswith("embeddings_"):
+        return name[len("embeddings_"): -len(".meta.json")]
+    return None
+
+
+def read_embeddings(path: str | Path) -> Iterator[EmbeddedItem]:
+    """Items of an embedding file (.json, .jsonl, .parquet, .npy with its .ids.json), checking that all have the
+    same number of dimensions. Problems raise InputError naming the file and line (or row)."""
+    path = Path(path)
+    default_type = _type_from_name(path)
+    dim = None
+
+    def check(item: EmbeddedItem, line: int) -> EmbeddedItem:
+        nonlocal dim
+        if dim is None:
+            dim = item.embedding.shape[0]
+        elif item.embedding.shape[0] != dim:
+            raise InputError(f'item "{item.id}" has {item.embedding.shape[0]} dimensions, the items before it {dim}',
+                             file=path, line=line, hint=READ_HINT)
+        return item
+
+    if not path.exists():
+        raise InputError("no such file", file=path, hint="check the path")
+    name = path.name.lower()
+    if name.endswith(".jsonl") or name.endswith(".ndjson"):
+        with open(path, "rb") as fh:
+            for number, raw in enumerate(fh, start=1):
+                if not raw.strip():
+                    continue
+                try:
+                    obj = json.loads(raw.decode("utf-8-sig" if number == 1 else "utf-8"))
+                except UnicodeDecodeError as exc:
+                    raise InputError(f"invalid UTF-8 at column {exc.start + 1}", file=path, line=number,
+                                     hint=READ_HINT) from None
+                except json.JSONDecodeError as exc:
+                    raise InputError(f"not valid JSON at column {exc.colno}: {exc.msg}", file=path, line=number,
+                                     hint=READ_HINT) from None
+                yield check(_item_from_obj(obj, path, number, default_type), number)
+    elif name.endswith(".json") and not name.endswith(".ids.json"):
+        for line, obj in iter_json_array(read_text(path), path):
+            yield check(_item_from_obj(obj, path, line, default_type), line)
+    elif name.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        pf = pq.ParquetFile(path)
+        missing = {"id", "embedding"} - set(pf.schema_arrow.names)
+        if missing:
+            raise InputError(f"no {', '.join(sorted(missing))} column", file=path, hint=READ_HINT)
+        row = 0
+        for batch in pf.iter_batches(batch_size=PARQUET_CHUNK):
+            cols = batch.to_pydict()
+            n = batch.num_rows
+            for i in range(n):
+                row += 1
+                obj = {k: cols[k][i] for k in cols}
+                yield check(_item_from_obj(obj, path, row, default_type), row)
+    elif name.endswith(".npy") or name.endswith(".ids.json"):
+        npy = path if name.endswith(".npy") else path.with_name(path.name[: -len(".ids.json")] + ".npy")
+        ids_path = npy.with_name(npy.stem + ".ids.json")
+        if not ids_path.exists():
+            raise InputError(f"{ids_path.name} is missing beside it", file=npy,
+                             hint="keep the .npy and its .ids.json together")
+        matrix = np.load(npy, mmap_mode="r")
+        ids = json.loads(read_text(ids_path))
+        if matrix.ndim != 2 or len(ids) != matrix.shape[0]:
+            raise InputError(f"{len(ids)} ids for a matrix of shape {matrix.shape}", file=npy, hint=READ_HINT)
+        for i, meta in enumerate(ids):
+            meta = meta if isinstance(meta, dict) else {"id": meta}
+            yield EmbeddedItem(id=meta["id"], type=meta.get("type") or default_type or "",
+                               text=meta.get("text") or "", embedding=np.array(matrix[i], dtype=np.float32),
+                               title=meta.get("title"))
+    else:
+        raise InputError("unknown embedding file type", file=path, hint="use .json, .jsonl, .parquet or .npy")
