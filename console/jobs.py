@@ -1,0 +1,324 @@
+"""Background generation jobs for the web console.
+
+A job is the generator CLI (``python -m console.cli generate ... --progress-file <run>/status.json``) started as a
+detached subprocess (its own session, so closing the browser or reloading the page does not touch it). The run
+folder keeps everything needed to reattach and resume:
+
+- ``job.json``: the CLI arguments, and one entry per attempt (pid, start/end time, exit code, stop requested);
+- ``status.json``: the CLI's progress file (state, per-file done/total, rate, ETA, batch size, GPU memory, message);
+- ``generate.log``: the CLI's output.
+
+Stop sends SIGTERM to the job's process group; resume starts the same arguments again (the CLI resumes from the
+checkpoints in the output folder). Plain Python: no Streamlit import.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+JOB_FILE = "job.json"
+STATUS_FILE = "status.json"
+LOG_FILE = "generate.log"
+
+# Processes this server started, so that their exit codes are collected (and no zombie is left behind).
+_CHILDREN: dict[int, subprocess.Popen] = {}
+
+SEED_GUIDANCE = "Guidance: CPU 8-16, 8 GB GPU 32-64, 16 GB+ GPU 64-128."
+
+
+@dataclass
+class JobSpec:
+    """What to generate: the CLI options the console exposes."""
+
+    output_dir: str
+    inputs: list[str] = field(default_factory=list)
+    input_dir: str | None = None
+    model: str = "Qwen/Qwen3-Embedding-0.6B"
+    device: str = "auto"
+    dtype: str = "auto"
+    batch_size: int = 16
+    dimensions: int | None = None
+    formats: list[str] = field(default_factory=lambda: ["json", "jsonl", "parquet"])
+    normalize: bool = True
+    max_length: int | None = None
+    limit: int | None = None
+    on_invalid: str = "skip"
+
+    def cli_args(self) -> list[str]:
+        args = ["generate", "--output-dir", self.output_dir, "--model", self.model]
+        if self.input_dir:
+            args += ["--input-dir", self.input_dir]
+        for path in self.inputs:
+            args += ["--input", path]
+        args += ["--batch-size", str(self.batch_size), "--device", self.device, "--dtype", self.dtype]
+        args += ["--format", ",".join(self.formats), "--on-invalid", self.on_invalid]
+        if self.dimensions:
+            args += ["--dimensions", str(self.dimensions)]
+        if not self.normalize:
+            args.append("--no-normalize")
+        if self.max_length:
+            args += ["--max-length", str(self.max_length)]
+        if self.limit:
+            args += ["--limit", str(self.limit)]
+        args += ["--progress-file", str(Path(self.output_dir) / STATUS_FILE)]
+        return args
+
+
+@dataclass
+class JobStatus:
+    """What the page shows: the derived state plus the CLI's latest progress file."""
+
+    state: str  # starting | running | done | failed | stopped | interrupted
+    done: int = 0
+    total: int = 0
+    rate: float | None = None
+    eta_s: float | None = None
+    batch_size: int | None = None
+    gpu_mem_mb: float | None = None
+    message: str | None = None
+    files: dict = field(default_factory=dict)
+    outputs: list = field(default_factory=list)
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.done / self.total) if self.total else 0.0
+
+    @property
+    def resumable(self) -> bool:
+        return self.state in ("failed", "stopped", "interrupted")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _pid_alive(pid: int, marker: str) -> bool:
+    """Whether ``pid`` still runs our job (``marker``: a string its command line contains, against pid reuse)."""
+    proc = _CHILDREN.get(pid)
+    if proc is not None:
+        return proc.poll() is None
+    stat = Path(f"/proc/{pid}/stat")
+    if Path("/proc/self/stat").exists():
+        try:
+            state = stat.read_text().rsplit(")", 1)[1].split()[0]
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            return False
+        if state == "Z":
+            try:  # our own child that the server did not reap yet
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+            return False
+        return marker in cmdline
+    try:  # pragma: no cover - not Linux
+        os.kill(pid, 0)
+        return True
+    except OSError:  # pragma: no cover
+        return False
+
+
+class Job:
+    """A generation job living in a run folder; survives page reloads and server restarts."""
+
+    def __init__(self, run_dir: str | os.PathLike):
+        self.run_dir = Path(run_dir)
+
+    @property
+    def id(self) -> str:
+        return self.run_dir.name
+
+    # -- files -----------------------------------------------------------------------------------------------
+    def record(self) -> dict:
+        try:
+            return json.loads((self.run_dir / JOB_FILE).read_text(encoding="utf-8"))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+
+    @property
+    def spec(self) -> JobSpec | None:
+        data = self.record().get("spec")
+        return JobSpec(**data) if data else None
+
+    def _save(self, record: dict) -> None:
+        _write_json(self.run_dir / JOB_FILE, record)
+
+    def progress_file(self) -> dict | None:
+        try:
+            return json.loads((self.run_dir / STATUS_FILE).read_text(encoding="utf-8"))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            with open(self.run_dir / LOG_FILE, "rb") as fh:
+                fh.seek(0, os.SEEK_END)
+                fh.seek(max(0, fh.tell() - 64_000))
+                text = fh.read().decode("utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+    @classmethod
+    def start(cls, spec: JobSpec) -> "Job":
+        """Start a new job writing into ``spec.output_dir`` (a fresh run folder)."""
+        job = cls(spec.output_dir)
+        job.run_dir.mkdir(parents=True, exist_ok=True)
+        job._save({"run_id": job.id, "created_at": _now(), "spec": asdict(spec), "attempts": []})
+        job._launch()
+        return job
+
+    def resume(self) -> None:
+        """Start the same arguments again; the CLI skips the batches its checkpoints already hold."""
+        if self.is_running():
+            raise RuntimeError(f"run {self.id} is still running: stop it first")
+        if self.spec is None:
+            raise RuntimeError(f"{self.run_dir / JOB_FILE} is missing: this folder was not started by the console")
+        self._launch()
+
+    def _launch(self) -> None:
+        spec = self.spec
+        assert spec is not None
+        (self.run_dir / STATUS_FILE).unlink(missing_ok=True)  # a stale status must not show as this attempt's
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        cmd = [sys.executable, "-m", "console.cli", *spec.cli_args()]
+        with open(self.run_dir / LOG_FILE, "ab") as log:
+            log.write(f"\n=== {_now()} {' '.join(cmd)}\n".encode())
+            log.flush()
+            proc = subprocess.Popen(
+                cmd, cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        _CHILDREN[proc.pid] = proc
+        record = self.record()
+        record.setdefault("attempts", []).append({"pid": proc.pid, "started_at": _now(), "stop_requested": False})
+        self._save(record)
+
+    def _last_attempt(self) -> dict | None:
+        attempts = self.record().get("attempts") or []
+        return attempts[-1] if attempts else None
+
+    def is_running(self) -> bool:
+        attempt = self._last_attempt()
+        return bool(attempt) and _pid_alive(attempt["pid"], str(self.run_dir))
+
+    def stop(self, timeout: float = 10.0) -> bool:
+        """SIGTERM the job (its whole process group); True when it has ended within ``timeout`` seconds."""
+        record = self.record()
+        attempt = (record.get("attempts") or [None])[-1]
+        if not attempt or not self.is_running():
+            return True
+        attempt["stop_requested"] = True
+        self._save(record)
+        try:
+            os.killpg(attempt["pid"], signal.SIGTERM)
+        except ProcessLookupError:
+            return True
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.is_running():
+                return True
+            time.sleep(0.1)
+        return False
+
+    def returncode(self) -> int | None:
+        attempt = self._last_attempt()
+        proc = _CHILDREN.get(attempt["pid"]) if attempt else None
+        return proc.poll() if proc is not None else None
+
+    def status(self) -> JobStatus:
+        progress = self.progress_file() or {}
+        fields = {k: progress.get(k) for k in ("rate", "eta_s", "batch_size", "gpu_mem_mb", "message")}
+        base = dict(
+            done=int(progress.get("done") or 0), total=int(progress.get("total") or 0),
+            files=progress.get("files") or {}, outputs=progress.get("outputs") or [], **fields,
+        )
+        attempt = self._last_attempt()
+        if attempt is None:
+            return JobStatus(state="interrupted", message="This run was never started.", **base)
+        if self.is_running():
+            return JobStatus(state="running" if progress else "starting", **base)
+        reported = progress.get("state")
+        code = self.returncode()
+        if reported == "done" and code in (None, 0):
+            return JobStatus(state="done", **base)
+        if attempt.get("stop_requested"):
+            base["message"] = "Stopped. Resume to finish: batches already done are kept."
+            return JobStatus(state="stopped", **base)
+        if reported == "failed" or (code not in (None, 0)):
+            if not base["message"] or reported != "failed":
+                last = [line for line in self.log_tail(40).splitlines() if line.strip()]
+                base["message"] = last[-1].strip() if last else f"The generator exited with code {code}."
+            return JobStatus(state="failed", **base)
+        if code == 0:
+            return JobStatus(state="done", **base)
+        base["message"] = "The generator is no longer running (server restarted?). Resume to finish."
+        return JobStatus(state="interrupted", **base)
+
+
+def list_jobs(runs_dir: str | os.PathLike) -> list[Job]:
+    """Jobs in a workspace's runs/ folder, newest first."""
+    runs = Path(runs_dir)
+    if not runs.exists():
+        return []
+    return [Job(p) for p in sorted(runs.iterdir(), reverse=True) if (p / JOB_FILE).exists()]
+
+
+@dataclass
+class BatchAdvice:
+    suggested: int
+    text: str
+    gpu_name: str | None = None
+    free_mb: int | None = None
+    total_mb: int | None = None
+
+
+def suggest_batch_size(free_mb: int | None) -> int:
+    """A batch size for the free GPU memory (None: CPU), following the seed's guidance."""
+    if free_mb is None:
+        return 16
+    for limit_mb, size in ((2_000, 8), (4_000, 16), (8_000, 32), (16_000, 64)):
+        if free_mb < limit_mb:
+            return size
+    return 128
+
+
+def batch_size_advice(device: str = "auto") -> BatchAdvice:
+    """The seed's guidance plus a suggestion from free GPU memory (``torch.cuda.mem_get_info``) when CUDA exists."""
+    free_mb = total_mb = name = None
+    if device != "cpu":
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                free, total = torch.cuda.mem_get_info()
+                free_mb, total_mb = free // 2**20, total // 2**20
+                name = torch.cuda.get_device_name()
+        except Exception:  # noqa: BLE001 - a broken CUDA setup means CPU advice, not an error page
+            free_mb = None
+    suggested = suggest_batch_size(free_mb)
+    if free_mb is None:
+        text = f"No CUDA GPU here: runs on the CPU; suggested batch size {suggested}. {SEED_GUIDANCE}"
+    else:
+        text = (
+            f"{name}: {free_mb / 1024:.1f} GB free of {total_mb / 1024:.1f} GB; suggested batch size {suggested}. "
+            f"{SEED_GUIDANCE}"
+        )
+    return BatchAdvice(suggested, text, name, free_mb, total_mb)

@@ -1,0 +1,252 @@
+"""The console's work folder: everything the operator uploads or generates lives here, so nothing is lost on reload.
+
+Layout (root from env ``CONSOLE_WORKDIR``, default ``<project>/work``, git-ignored)::
+
+    uploads/                 export files the operator uploaded (JSON, JSON Lines, CSV)
+    runs/<run-id>/           one generation run: its output folder (embeddings_<type>.*, .checkpoints/),
+                             job.json (the arguments, pid, attempts), status.json (the CLI's progress file),
+                             generate.log (the CLI's output)
+    runs/<run-id>/exports/   files converted for download (JSON, JSON Lines, Parquet)
+    cache/projections/       projections cached by hash of data and parameters
+    state.json               small choices worth keeping across reloads (e.g. the server folder to read)
+
+Plain Python: no Streamlit import here; the pages are thin shells over this module.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import BinaryIO, Iterable
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+INPUT_SUFFIXES = (".json", ".jsonl", ".ndjson", ".csv")
+EMBEDDING_SUFFIXES = (".json", ".jsonl", ".parquet", ".npy")
+_EMBEDDING_NAME = re.compile(r"^embeddings_(?P<type>[a-z0-9_-]+)\.(?P<fmt>json|jsonl|parquet|npy)$")
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    path: Path
+    size: int
+    modified: datetime
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+@dataclass(frozen=True)
+class EmbeddingFile:
+    """An ``embeddings_<type>.<fmt>`` file of a run."""
+
+    path: Path
+    run_id: str
+    type: str
+    format: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.run_id} / {self.path.name}"
+
+
+def human_size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def safe_filename(name: str) -> str:
+    """A file name without folders or odd characters (an uploaded name is never trusted as a path)."""
+    base = Path(name.replace("\\", "/")).name
+    cleaned = _SAFE_NAME.sub("_", base).strip(" .")
+    if not cleaned:
+        raise ValueError(f"{name!r} is not a usable file name: rename the file and upload it again")
+    return cleaned
+
+
+def _info(path: Path) -> FileInfo:
+    st = path.stat()
+    return FileInfo(path, st.st_size, datetime.fromtimestamp(st.st_mtime, tz=timezone.utc))
+
+
+class Workspace:
+    """The work folder. Create with ``Workspace()`` (env ``CONSOLE_WORKDIR``) or ``Workspace(path)``."""
+
+    def __init__(self, root: str | os.PathLike | None = None):
+        root = root or os.environ.get("CONSOLE_WORKDIR") or PROJECT_ROOT / "work"
+        self.root = Path(root).expanduser().resolve()
+        self.uploads = self.root / "uploads"
+        self.runs = self.root / "runs"
+        self.cache = self.root / "cache"
+        for folder in (self.uploads, self.runs, self.cache):
+            folder.mkdir(parents=True, exist_ok=True)
+
+    # -- uploads ---------------------------------------------------------------------------------------------
+    def save_upload(self, name: str, data: bytes | BinaryIO) -> Path:
+        """Store an uploaded export file under uploads/ (written to a temporary file, then renamed).
+
+        A file with the same name is replaced: the operator uploads a newer export of the same data.
+        """
+        target = self.uploads / safe_filename(name)
+        if target.suffix.lower() not in INPUT_SUFFIXES:
+            raise ValueError(
+                f"{name}: not an export file (expected .json, .jsonl or .csv): export it with "
+                "`manage.py export_data_for_embeddings` and upload that"
+            )
+        fd, tmp = tempfile.mkstemp(dir=self.uploads, prefix=".upload-", suffix=target.suffix)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                if isinstance(data, (bytes, bytearray, memoryview)):
+                    out.write(data)
+                else:
+                    if hasattr(data, "seek"):
+                        data.seek(0)
+                    shutil.copyfileobj(data, out, length=1 << 20)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return target
+
+    def list_uploads(self) -> list[FileInfo]:
+        return sorted(
+            (_info(p) for p in self.uploads.iterdir() if p.is_file() and p.suffix.lower() in INPUT_SUFFIXES),
+            key=lambda f: f.name,
+        )
+
+    def remove_upload(self, name: str) -> None:
+        (self.uploads / safe_filename(name)).unlink(missing_ok=True)
+
+    # -- runs ------------------------------------------------------------------------------------------------
+    def new_run_dir(self, label: str = "run") -> Path:
+        """A fresh runs/<UTC time>-<label> folder (label: e.g. the model's short name)."""
+        slug = re.sub(r"[^a-z0-9]+", "-", Path(label.rstrip("/")).name.lower()).strip("-")[:40] or "run"
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        candidate, n = self.runs / f"{stamp}-{slug}", 1
+        while candidate.exists():
+            n += 1
+            candidate = self.runs / f"{stamp}-{slug}-{n}"
+        candidate.mkdir(parents=True)
+        return candidate
+
+    def run_dirs(self) -> list[Path]:
+        """Run folders, newest first."""
+        return sorted((p for p in self.runs.iterdir() if p.is_dir()), key=lambda p: p.name, reverse=True)
+
+    def embedding_files(self, formats: Iterable[str] = ("json", "jsonl", "parquet", "npy")) -> list[EmbeddingFile]:
+        """Every embeddings_<type>.<fmt> output of every run, newest run first."""
+        wanted = set(formats)
+        found = []
+        for run in self.run_dirs():
+            for path in sorted(run.iterdir()):
+                m = _EMBEDDING_NAME.match(path.name)
+                if m and m["fmt"] in wanted and path.is_file():
+                    found.append(EmbeddingFile(path, run.name, m["type"], m["fmt"]))
+        return found
+
+    def export_dir(self, embedding_file: Path) -> Path:
+        folder = Path(embedding_file).parent / "exports"
+        folder.mkdir(exist_ok=True)
+        return folder
+
+    def projection_cache(self) -> Path:
+        folder = self.cache / "projections"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    # -- small state kept across reloads ---------------------------------------------------------------------
+    @property
+    def _state_path(self) -> Path:
+        return self.root / "state.json"
+
+    def state(self) -> dict:
+        try:
+            return json.loads(self._state_path.read_text(encoding="utf-8"))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+
+    def remember(self, key: str, value) -> None:
+        data = self.state()
+        data[key] = value
+        tmp = self._state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+        os.replace(tmp, self._state_path)
+
+
+# -- what the Upload page shows before anything runs --------------------------------------------------------------
+@dataclass
+class InputSummary:
+    """Per-file counts by type, a preview of the first records, and the validation report, for a set of files."""
+
+    files: list[dict] = field(default_factory=list)  # {"file", "records", "valid", "invalid", <type>: n, "error"}
+    preview: list[dict] = field(default_factory=list)
+    rejects: list[str] = field(default_factory=list)  # the user-facing message of each reject (first `max_rejects`)
+    problems: dict = field(default_factory=lambda: {"duplicates": 0, "empty text": 0, "bad rows": 0, "unreadable files": 0})
+    valid: int = 0
+    counts: dict = field(default_factory=dict)  # valid records per type
+
+    @property
+    def invalid(self) -> int:
+        return sum(self.problems.values())
+
+
+def _problem_kind(reason: str) -> str:
+    if reason.startswith("duplicate id"):
+        return "duplicates"
+    if reason in ('"text" is empty', 'record has no "text"'):
+        return "empty text"
+    return "bad rows"
+
+
+def inspect_inputs(paths: Iterable[str | os.PathLike], *, preview_rows: int = 50, max_rejects: int = 500) -> InputSummary:
+    """Read and validate export files as the generator will (``console.records`` + ``console.validate``): ids must
+    be unique across all the files. A file that cannot be read at all is reported by name, not raised."""
+    from collections import Counter
+
+    from console.errors import InputError
+    from console.records import read_records
+    from console.validate import validate
+
+    summary = InputSummary()
+    records, per_file = [], {}
+    for path in paths:
+        path = Path(path)
+        row = {"file": path.name, "records": 0, "valid": 0, "invalid": 0, "error": ""}
+        per_file[path.name] = row
+        summary.files.append(row)
+        try:
+            found = read_records(path)
+        except InputError as exc:
+            row["error"] = str(exc)
+            summary.problems["unreadable files"] += 1
+            continue
+        row["records"] = len(found)
+        records.extend(found)
+    report = validate(records)
+    for record in report.good:
+        row = per_file[record.source]
+        row["valid"] += 1
+        row[record.type] = row.get(record.type, 0) + 1
+    for reject in report.rejects:
+        if reject.source in per_file:
+            per_file[reject.source]["invalid"] += 1
+        summary.problems[_problem_kind(reject.reason)] += 1
+        if len(summary.rejects) < max_rejects:
+            summary.rejects.append(reject.message)
+    summary.valid = len(report.good)
+    summary.counts = dict(Counter(r.type for r in report.good))
+    for record in report.good[:preview_rows]:
+        text = " ".join(record.text.split())
+        summary.preview.append({"file": record.source, "line": record.line, "id": record.id, "type": record.type,
+                                "title": record.title or "", "text": text[:200] + ("…" if len(text) > 200 else "")})
+    return summary

@@ -1,0 +1,112 @@
+"""UI helpers shared by the pages (not a page itself: app.py lists the pages with st.navigation)."""
+from __future__ import annotations
+
+import hmac
+import os
+
+import pandas as pd
+import streamlit as st
+
+from console.jobs import Job, list_jobs
+from console.workspace import EmbeddingFile, InputSummary, Workspace, human_size, inspect_inputs
+
+STATE_ICONS = {"running": "🟢", "starting": "🟡", "done": "✅", "failed": "❌", "stopped": "⏸️", "interrupted": "⚠️"}
+FORMAT_PREFERENCE = ("npy", "parquet", "jsonl", "json")  # fastest to read first
+
+
+def workspace() -> Workspace:
+    return Workspace()
+
+
+def secret(name: str, default=None):
+    """A value from Streamlit secrets (.streamlit/secrets.toml), or ``default`` when there is none."""
+    try:
+        return st.secrets.get(name, default)
+    except Exception:  # noqa: BLE001 - no secrets file at all
+        return default
+
+
+def expected_password() -> str | None:
+    return os.environ.get("CONSOLE_PASSWORD") or secret("console_password")
+
+
+def password_gate() -> bool:
+    """True when the visitor may see the console: no password configured, or the right one given."""
+    expected = expected_password()
+    if not expected or st.session_state.get("signed_in"):
+        return True
+    st.title("Embedding console")
+    with st.form("sign-in"):
+        given = st.text_input("Password", type="password")
+        if st.form_submit_button("Sign in"):
+            if hmac.compare_digest(given.encode(), str(expected).encode()):
+                st.session_state["signed_in"] = True
+                st.rerun()
+            st.error("Wrong password.")
+    return False
+
+
+def sidebar(ws: Workspace) -> None:
+    """The work folder and what it holds, on every page."""
+    with st.sidebar:
+        st.caption(f"Work folder: `{ws.root}`")
+        uploads = ws.list_uploads()
+        with st.expander(f"Uploads ({len(uploads)})", expanded=False):
+            for f in uploads:
+                st.caption(f"{f.name} · {human_size(f.size)}")
+        jobs = list_jobs(ws.runs)
+        with st.expander(f"Runs ({len(jobs)})", expanded=bool(jobs)):
+            for job in jobs[:20]:
+                status = job.status()
+                st.caption(f"{STATE_ICONS.get(status.state, '')} {job.id} · {status.state} · {status.done}/{status.total}")
+
+
+def outputs_by_run_and_type(ws: Workspace) -> dict[str, EmbeddingFile]:
+    """One embedding file per (run, type): the fastest format to read. Keys are "<run> / <type>"."""
+    best: dict[str, EmbeddingFile] = {}
+    for f in ws.embedding_files():
+        key = f"{f.run_id} / {f.type}"
+        if key not in best or FORMAT_PREFERENCE.index(f.format) < FORMAT_PREFERENCE.index(best[key].format):
+            best[key] = f
+    return best
+
+
+def pick_output(ws: Workspace, label: str, key: str) -> EmbeddingFile | None:
+    choices = outputs_by_run_and_type(ws)
+    if not choices:
+        st.info("No embeddings yet: generate some on the Generate page (they are kept in the work folder).")
+        return None
+    name = st.selectbox(label, list(choices), key=key)
+    return choices[name]
+
+
+@st.cache_resource(show_spinner="Loading the model (once per server process)…", max_entries=2)
+def embedder(model: str, device: str = "auto"):
+    """The model, loaded once per process and shared by every session (for query search)."""
+    from console.engine import Embedder
+
+    return Embedder(model, device=device)
+
+
+@st.cache_data(show_spinner="Reading and validating the files…", max_entries=8)
+def _inspect(stamp: tuple) -> InputSummary:
+    return inspect_inputs([path for path, _, _ in stamp])
+
+
+def inspect(paths) -> InputSummary:
+    """The input summary, cached until a file changes (name, size or modification time)."""
+    return _inspect(tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in paths))
+
+
+def report_table(report) -> pd.DataFrame:
+    data = report.to_dict() if hasattr(report, "to_dict") else dict(report)
+    return pd.DataFrame([{
+        "written" if not data.get("dry_run") else "would write": data.get("written", 0),
+        "unchanged": data.get("unchanged", 0),
+        "unknown ids": len(data.get("unknown_ids") or []),
+        "rejected": len(data.get("rejected") or []),
+    }])
+
+
+def job_for(ws: Workspace, run_id: str) -> Job:
+    return Job(ws.runs / run_id)

@@ -1,0 +1,85 @@
+"""Explore: a UMAP map of the embeddings and a similarity preview (a selected point or a typed query)."""
+import pandas as pd
+import streamlit as st
+
+from console.embfiles import read_meta
+from console.projection import COLOR_FIELDS, load_embedding_set, nearest, project, scatter_figure
+from pages import common
+
+ws = common.workspace()
+st.title("Explore")
+chosen = common.pick_output(ws, "Embeddings", key="explore_file")
+if chosen is None:
+    st.stop()
+
+
+@st.cache_resource(max_entries=4, show_spinner="Reading the embeddings…")
+def _load(path: str, mtime_ns: int):
+    return load_embedding_set(path)
+
+
+@st.cache_data(max_entries=16, show_spinner="Projecting (PCA, then UMAP; cached once done)…")
+def _project(path: str, mtime_ns: int, **params):
+    data = _load(path, mtime_ns)
+    return project(data.vectors, ids=data.ids, cache_dir=ws.projection_cache(), **params)
+
+
+mtime = chosen.path.stat().st_mtime_ns
+data = _load(str(chosen.path), mtime)
+meta = read_meta(chosen.path) or {}
+if len(data) == 0:
+    st.warning(f"{chosen.path.name} holds no items.")
+    st.stop()
+
+with st.expander("Map settings", expanded=False):
+    c1, c2, c3, c4, c5 = st.columns(5)
+    dims = 3 if c1.radio("Map", ["2D", "3D"], horizontal=True) == "3D" else 2
+    color_by = c2.selectbox("Colour by", COLOR_FIELDS)
+    sample = c3.number_input("Sample size", min_value=100, max_value=200_000, value=5_000, step=1_000)
+    n_neighbors = c4.slider("UMAP neighbours", 2, 100, 15)
+    pca_dims = c5.slider("PCA dimensions before UMAP", 10, 200, 50)
+    k = st.slider("Neighbours to show", 1, 50, 10)
+
+proj = _project(str(chosen.path), mtime, dims=dims, sample=int(sample), n_neighbors=n_neighbors, pca_dims=pca_dims)
+note = f"{proj.sample_size:,} of {len(data):,} items" + (" (a random sample)" if proj.sampled else "")
+st.caption(f"{note} · {data.dimensions} dimensions · model `{meta.get('model', '?')}` · {proj.method.upper()}"
+           + (" · from cache" if proj.from_cache else ""))
+
+
+def _on_select():
+    points = st.session_state["map"].selection.points
+    ids = [p["customdata"][0] for p in points if p.get("customdata")]
+    if ids:
+        st.session_state["explore_item"] = ids[0]
+        st.session_state["explore_query"] = ""
+
+
+titles = dict(zip(data.ids, data.titles))
+query = st.text_input("Query (embedded with the run's model and its query prompt)", key="explore_query",
+                      placeholder="e.g. sambal tempe pedas")
+item = st.selectbox("…or an item (or click a point on the map)", data.ids, index=None, key="explore_item",
+                    format_func=lambda i: f"{titles.get(i, i)} ({i})")
+
+hits, selected, target = [], None, None
+if query.strip():
+    model = meta.get("model")
+    try:
+        vector = common.embedder(model).encode_queries([query.strip()])[0]
+    except Exception as exc:  # noqa: BLE001 - shown to the user, no traceback
+        st.error(f"Cannot embed the query with {model!r}: {exc}")
+    else:
+        hits, target = nearest(data.vectors, vector, k), f"the query “{query.strip()}”"
+elif item is not None:
+    selected = data.index_of(item)
+    hits, target = nearest(data.vectors, data.vectors[selected], k, exclude=selected), titles.get(item, item)
+
+fig = scatter_figure(data, proj, color_by=color_by, highlight=[i for i, _ in hits], selected=selected)
+st.plotly_chart(fig, key="map", on_select=_on_select, selection_mode="points")
+
+if hits:
+    st.subheader(f"Nearest to {target}")
+    st.dataframe(pd.DataFrame([
+        {"rank": n, "score": round(score, 4), "id": data.ids[i], "title": data.titles[i], "type": data.types[i],
+         "on the map": "yes" if i in set(proj.index.tolist()) else "not in the sample"}
+        for n, (i, score) in enumerate(hits, start=1)
+    ]), hide_index=True, width="stretch")

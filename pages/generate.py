@@ -1,0 +1,114 @@
+"""Generate: choose the model and options, run in the background, follow the progress, stop and resume."""
+from pathlib import Path
+
+import streamlit as st
+
+from console.jobs import Job, JobSpec, batch_size_advice, list_jobs
+from pages import common
+
+ws = common.workspace()
+st.title("Generate embeddings")
+
+state = ws.state()
+if state.get("source") == "folder" and state.get("input_dir"):
+    input_dir, inputs = state["input_dir"], []
+    st.write(f"Input: the export files in the server folder `{input_dir}` (change it on the Upload page).")
+else:
+    input_dir = None
+    names = [f.name for f in ws.list_uploads()]
+    inputs = [str(ws.uploads / n) for n in st.multiselect("Input files (uploaded)", names, default=names)]
+    if not names:
+        st.info("Upload export files first (Upload page).")
+
+advice = st.cache_data(ttl=30, show_spinner=False)(batch_size_advice)()
+with st.form("generate"):
+    model = st.text_input(
+        "Model", value=state.get("model", "Qwen/Qwen3-Embedding-0.6B"),
+        help="Any sentence-transformers model name or a local folder. Without a model hub, use a local path.",
+    )
+    c1, c2, c3, c4 = st.columns(4)
+    device = c1.selectbox("Device", ["auto", "cuda", "cpu"])
+    dtype = c2.selectbox("Precision", ["auto", "float32", "float16", "bfloat16"],
+                         help="auto: bfloat16 (or float16) on a GPU, float32 on the CPU")
+    batch_size = c3.number_input("Batch size", min_value=1, max_value=4096, value=advice.suggested)
+    dimensions = c4.number_input("Dimensions (0 = the model's own)", min_value=0, max_value=8192, value=0,
+                                 help="Matryoshka truncation, then re-normalisation")
+    st.caption(advice.text)
+    c5, c6 = st.columns(2)
+    formats = c5.multiselect("Output formats", ["json", "jsonl", "parquet", "npy"], default=["json", "parquet"])
+    on_invalid = c6.radio("Invalid records", ["skip", "stop"], horizontal=True,
+                          help="skip: embed the valid records and list the others in rejects.jsonl")
+    start = st.form_submit_button("Start", type="primary", disabled=not (inputs or input_dir))
+
+if start:
+    if not model.strip():
+        st.error("Enter a model name or folder.")
+    elif not formats:
+        st.error("Choose at least one output format.")
+    else:
+        ws.remember("model", model.strip())
+        run_dir = ws.new_run_dir(model.strip())
+        spec = JobSpec(output_dir=str(run_dir), inputs=inputs, input_dir=input_dir, model=model.strip(),
+                       device=device, dtype=dtype, batch_size=int(batch_size), dimensions=int(dimensions) or None,
+                       formats=formats, on_invalid=on_invalid)
+        Job.start(spec)
+        st.session_state["run_id"] = run_dir.name
+
+jobs = list_jobs(ws.runs)
+if not jobs:
+    st.stop()
+st.divider()
+ids = [j.id for j in jobs]
+running = [j.id for j in jobs if j.is_running()]
+default = st.session_state.get("run_id") or (running[0] if running else ids[0])
+run_id = st.selectbox("Run", ids, index=ids.index(default) if default in ids else 0, key="shown_run")
+job = common.job_for(ws, run_id)
+
+
+def _eta(seconds) -> str:
+    if seconds is None:
+        return "—"
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+@st.fragment(run_every=1 if job.is_running() else None)
+def monitor():
+    status = job.status()
+    spec = job.spec
+    st.markdown(f"**{common.STATE_ICONS.get(status.state, '')} {status.state.capitalize()}** · model `{spec.model}` · "
+                f"batch size {status.batch_size or spec.batch_size}")
+    rate = f"{status.rate:.1f} items/s" if status.rate else "— items/s"
+    st.progress(status.fraction, text=f"Overall: {status.done} / {status.total} · {rate} · ETA {_eta(status.eta_s)}")
+    for type_, f in status.files.items():
+        done, total = f.get("done", 0), f.get("total", 0)
+        st.progress(min(1.0, done / total) if total else 0.0, text=f"{type_}: {done} / {total}")
+    if status.gpu_mem_mb:
+        st.caption(f"GPU memory: {status.gpu_mem_mb:,.0f} MB")
+    if status.state == "failed":
+        st.error(status.message or "The run failed.")
+        with st.expander("Log"):
+            st.code(job.log_tail(40), language=None)
+    elif status.message:
+        st.info(status.message)
+    if status.state in ("running", "starting"):
+        if st.button("Stop", key="stop"):
+            job.stop()
+            st.rerun()
+    elif status.resumable:
+        if st.button("Resume", key="resume", type="primary"):
+            job.resume()
+            st.rerun()
+    if status.state == "done":
+        outputs = sorted(p.name for p in Path(job.run_dir).glob("embeddings_*") if p.is_file())
+        st.success(f"Done: {status.done} items embedded. Files in `{job.run_dir}`: {', '.join(outputs)}. "
+                   "Next: Explore, or Export & push.")
+    if status.state not in ("running", "starting") and job.is_running() is False and st.session_state.get(
+            "was_running") == run_id:
+        st.session_state.pop("was_running")
+        st.rerun()
+    if status.state in ("running", "starting"):
+        st.session_state["was_running"] = run_id
+
+
+monitor()

@@ -1,0 +1,88 @@
+"""Upload: export files in, per-file counts, a preview and the validation report before anything runs."""
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from console.errors import InputError
+from console.records import find_input_files
+from pages import common
+
+ws = common.workspace()
+st.title("Upload export files")
+st.write(
+    "Drop the files written by `manage.py export_data_for_embeddings` (JSON array, JSON Lines or CSV, each record "
+    "with `id`, `type` and `text`), or read them from a folder on this server. They are kept in the work folder."
+)
+
+uploaded = st.file_uploader(
+    "Export files", type=["json", "jsonl", "ndjson", "csv"], accept_multiple_files=True, key="uploader"
+)
+saved = st.session_state.setdefault("saved_upload_ids", set())
+for f in uploaded or []:
+    if f.file_id in saved:
+        continue
+    try:
+        path = ws.save_upload(f.name, f)
+    except (ValueError, OSError) as exc:
+        st.error(f"{f.name}: not saved: {exc}")
+        continue
+    saved.add(f.file_id)
+    st.toast(f"Saved {path.name} in the work folder")
+
+state = ws.state()
+source = st.radio(
+    "Generate from", ["Uploaded files", "A folder on the server"], horizontal=True,
+    index=1 if state.get("source") == "folder" else 0,
+)
+paths: list[Path] = []
+if source == "Uploaded files":
+    ws.remember("source", "uploads")
+    files = ws.list_uploads()
+    if not files:
+        st.info("No files uploaded yet.")
+    for f in files:
+        left, right = st.columns([6, 1])
+        left.write(f"📄 **{f.name}** · {common.human_size(f.size)} · uploaded {f.modified:%Y-%m-%d %H:%M} UTC")
+        if right.button("Remove", key=f"remove-{f.name}"):
+            ws.remove_upload(f.name)
+            st.rerun()
+    paths = [f.path for f in files]
+else:
+    folder = st.text_input("Folder on the server", value=state.get("input_dir", ""), placeholder="/data/export")
+    ws.remember("source", "folder")
+    if folder:
+        ws.remember("input_dir", folder)
+        try:
+            paths = find_input_files(Path(folder).expanduser())
+        except InputError as exc:
+            st.error(str(exc))
+
+if paths:
+    summary = common.inspect(paths)
+
+    st.subheader("Files")
+    table = pd.DataFrame(summary.files).fillna(0)
+    st.dataframe(table, hide_index=True, width="stretch")
+    for row in summary.files:
+        if row["error"]:
+            st.error(row["error"])
+
+    st.subheader("Validation")
+    per_type = ", ".join(f"{n} {t}" for t, n in summary.counts.items()) or "none"
+    cols = st.columns(5)
+    cols[0].metric("Valid records", summary.valid)
+    for col, (kind, n) in zip(cols[1:], summary.problems.items()):
+        col.metric(kind.capitalize(), n)
+    if summary.invalid:
+        st.warning(
+            f"{summary.valid} valid records ({per_type}); {summary.invalid} problems. The Generate page skips the "
+            "invalid records and lists them in rejects.jsonl in the run folder, or stops if you ask it to."
+        )
+        with st.expander(f"Problems ({summary.invalid})", expanded=True):
+            st.code("\n".join(summary.rejects), language=None)
+    else:
+        st.success(f"All {summary.valid} records are valid ({per_type}). Next: the Generate page.")
+
+    st.subheader("Preview")
+    st.dataframe(pd.DataFrame(summary.preview), hide_index=True, width="stretch")
