@@ -1,0 +1,626 @@
+"""Neo4j access for the project: settings, schema, vector indexes and the batched vector writer.
+
+Why the official driver and not neomodel/django_neomodel: what this module does is vector-index management
+(``SHOW VECTOR INDEXES``, ``CREATE VECTOR INDEX`` with dimensions taken from the data), batched writes with
+``UNWIND`` + ``db.create.setNodeVectorProperty`` and index queries (``db.index.vector.queryNodes``,
+``db.index.fulltext.queryNodes``). None of that maps onto an object mapper, and the console (which must not import
+Django) and the backend share this one module. Cypher here is always parameterised; labels and property names
+come only from :data:`TYPE_TO_LABEL` and constants, never from input.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+import numpy as np
+
+TYPE_TO_LABEL = {"recipe": "Recipe", "ingredient": "Ingredient", "category": "Category"}
+LABEL_TO_TYPE = {label: type_ for type_, label in TYPE_TO_LABEL.items()}
+EMBEDDING_PROPERTY = "embedding"
+FULLTEXT_INDEX = "item_fulltext"
+FULLTEXT_PROPERTIES = ("title", "text", "name")
+EMBEDDING_SPACE_LABEL = "EmbeddingSpace"
+DEFAULT_BATCH_SIZE = 2000
+
+Progress = Callable[[int, int | None], None]
+
+
+class Neo4jStoreError(Exception):
+    """Base class: a message meant for the user, saying what went wrong and what to do."""
+
+
+class Neo4jConfigError(Neo4jStoreError):
+    pass
+
+
+class Neo4jUnavailable(Neo4jStoreError):
+    pass
+
+
+class Neo4jAuthError(Neo4jStoreError):
+    pass
+
+
+class DimensionMismatch(Neo4jStoreError):
+    pass
+
+
+class UnknownType(Neo4jStoreError):
+    pass
+
+
+class NoEmbeddings(Neo4jStoreError):
+    """A type has no vector index (no embeddings imported) yet."""
+
+
+class ItemNotFound(Neo4jStoreError):
+    pass
+
+
+def label_for(type_: str) -> str:
+    try:
+        return TYPE_TO_LABEL[type_]
+    except (KeyError, TypeError):
+        raise UnknownType(
+            f"Unknown type {type_!r}: expected one of {', '.join(TYPE_TO_LABEL)}"
+        ) from None
+
+
+def vector_index_name(type_: str) -> str:
+    label_for(type_)
+    return f"{type_}_embedding"
+
+
+@dataclass(frozen=True)
+class Neo4jSettings:
+    uri: str = "bolt://127.0.0.1:7687"
+    user: str = "neo4j"
+    password: str = field(default="", repr=False)
+    database: str = "neo4j"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Neo4jSettings":
+        """NEO4J_URI / NEO4J_USER / NEO4J_PASSWORD / NEO4J_DATABASE (the local server's: scripts/neo4j.sh env)."""
+        env = os.environ if env is None else env
+        password = env.get("NEO4J_PASSWORD", "")
+        if not password:
+            raise Neo4jConfigError(
+                "NEO4J_PASSWORD is not set: for the local server run eval \"$(scripts/neo4j.sh env)\", "
+                "or set NEO4J_URI, NEO4J_USER and NEO4J_PASSWORD for your own Neo4j or Aura"
+            )
+        return cls(
+            uri=env.get("NEO4J_URI") or cls.uri,
+            user=env.get("NEO4J_USER") or cls.user,
+            password=password,
+            database=env.get("NEO4J_DATABASE") or cls.database,
+        )
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> "Neo4jSettings":
+        """From a dict with uri/user/password/database keys (Django settings, Streamlit secrets, test fixtures)."""
+        return cls(
+            uri=values.get("uri") or cls.uri,
+            user=values.get("user") or cls.user,
+            password=values.get("password") or "",
+            database=values.get("database") or cls.database,
+        )
+
+
+def _translate(exc: Exception, settings: Neo4jSettings) -> Exception:
+    import neo4j.exceptions as ne
+
+    if isinstance(exc, ne.AuthError):
+        return Neo4jAuthError(
+            f"Neo4j at {settings.uri} refused user {settings.user!r}: check NEO4J_USER and NEO4J_PASSWORD"
+        )
+    if isinstance(exc, (ne.ServiceUnavailable, ne.SessionExpired, OSError)):
+        return Neo4jUnavailable(
+            f"Cannot reach Neo4j at {settings.uri}: is it running? "
+            "Start it with scripts/neo4j.sh start or set NEO4J_URI"
+        )
+    if isinstance(exc, ne.ClientError) and "DatabaseNotFound" in (exc.code or ""):
+        return Neo4jConfigError(
+            f"Database {settings.database!r} does not exist on {settings.uri}: check NEO4J_DATABASE"
+        )
+    return exc
+
+
+class Neo4jStore:
+    """One driver for one database; every query goes through :meth:`query` or a managed transaction."""
+
+    def __init__(self, settings: Neo4jSettings, *, verify: bool = True):
+        import neo4j
+
+        self.settings = settings
+        try:
+            self.driver = neo4j.GraphDatabase.driver(
+                settings.uri,
+                auth=(settings.user, settings.password),
+                connection_timeout=5,
+                connection_acquisition_timeout=10,
+                max_transaction_retry_time=5,
+                notifications_min_severity="OFF",
+            )
+        except ValueError as exc:  # malformed URI
+            raise Neo4jConfigError(f"NEO4J_URI {settings.uri!r} is not a Neo4j URI: {exc}") from None
+        if verify:
+            self.verify()
+
+    @classmethod
+    def from_env(cls, **kw) -> "Neo4jStore":
+        return cls(Neo4jSettings.from_env(), **kw)
+
+    def close(self) -> None:
+        self.driver.close()
+
+    def __enter__(self) -> "Neo4jStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def verify(self) -> None:
+        try:
+            self.driver.verify_connectivity()
+            self.query("RETURN 1")
+        except Exception as exc:
+            translated = _translate(exc, self.settings)
+            if translated is exc:
+                raise
+            raise translated from None
+
+    # -- queries ---------------------------------------------------------------------------------------------
+    def query(self, cypher: str, **params) -> list[dict]:
+        try:
+            records, _, _ = self.driver.execute_query(cypher, params, database_=self.settings.database)
+        except Exception as exc:
+            translated = _translate(exc, self.settings)
+            if translated is exc:
+                raise
+            raise translated from None
+        return [r.data() for r in records]
+
+    def write_tx(self, work: Callable, *args):
+        """Run ``work(tx, *args)`` in one managed write transaction (retried on transient errors)."""
+        try:
+            with self.driver.session(database=self.settings.database) as session:
+                return session.execute_write(work, *args)
+        except Exception as exc:
+            translated = _translate(exc, self.settings)
+            if translated is exc:
+                raise
+            raise translated from None
+
+    def read_tx(self, work: Callable, *args):
+        try:
+            with self.driver.session(database=self.settings.database) as session:
+                return session.execute_read(work, *args)
+        except Exception as exc:
+            translated = _translate(exc, self.settings)
+            if translated is exc:
+                raise
+            raise translated from None
+
+    # -- schema ----------------------------------------------------------------------------------------------
+    def indexes(self) -> list[dict]:
+        return self.query(
+            "SHOW INDEXES YIELD name, type, labelsOrTypes, properties, state, options "
+            "RETURN name, type, labelsOrTypes, properties, state, options"
+        )
+
+    def find_fulltext_index(self) -> dict | None:
+        wanted = set(TYPE_TO_LABEL.values())
+        for index in self.indexes():
+            if index["type"] == "FULLTEXT" and set(index["labelsOrTypes"] or []) >= wanted:
+                return index
+        return None
+
+    def find_vector_index(self, type_: str) -> dict | None:
+        """The vector index on ``(:Label).embedding``, found by label and property (whatever its name)."""
+        label = label_for(type_)
+        for index in self.indexes():
+            if (
+                index["type"] == "VECTOR"
+                and index["labelsOrTypes"] == [label]
+                and index["properties"] == [EMBEDDING_PROPERTY]
+            ):
+                config = (index.get("options") or {}).get("indexConfig") or {}
+                index["dimensions"] = config.get("vector.dimensions")
+                index["similarity"] = config.get("vector.similarity_function")
+                return index
+        return None
+
+    def ensure_schema(self) -> list[str]:
+        """Uniqueness constraints on ``id`` per label and the full-text index; idempotent. Returns what it created."""
+        created = []
+        existing = self.query(
+            "SHOW CONSTRAINTS YIELD name, type, labelsOrTypes, properties "
+            "WHERE type IN ['UNIQUENESS', 'NODE_KEY'] RETURN labelsOrTypes, properties"
+        )
+        have = {(tuple(c["labelsOrTypes"]), tuple(c["properties"])) for c in existing}
+        for label in [*TYPE_TO_LABEL.values(), EMBEDDING_SPACE_LABEL]:
+            key = "type" if label == EMBEDDING_SPACE_LABEL else "id"
+            if ((label,), (key,)) in have:
+                continue
+            name = f"{label.lower()}_{key}_unique"
+            self.query(f"CREATE CONSTRAINT {name} IF NOT EXISTS FOR (n:{label}) REQUIRE n.{key} IS UNIQUE")
+            created.append(name)
+        if self.find_fulltext_index() is None:
+            labels = "|".join(TYPE_TO_LABEL.values())
+            props = ", ".join(f"n.{p}" for p in FULLTEXT_PROPERTIES)
+            self.query(f"CREATE FULLTEXT INDEX {FULLTEXT_INDEX} IF NOT EXISTS FOR (n:{labels}) ON EACH [{props}]")
+            created.append(FULLTEXT_INDEX)
+        return created
+
+    def create_vector_index(self, type_: str, dimensions: int, *, wait_s: float = 600) -> str:
+        """Create ``<type>_embedding`` (cosine, ``dimensions`` from the data) and wait until it is online."""
+        label = label_for(type_)
+        name = vector_index_name(type_)
+        self.query(
+            f"CREATE VECTOR INDEX {name} IF NOT EXISTS FOR (n:{label}) ON (n.{EMBEDDING_PROPERTY}) "
+            "OPTIONS {indexConfig: {`vector.dimensions`: $dims, `vector.similarity_function`: 'cosine'}}",
+            dims=int(dimensions),
+        )
+        if wait_s:
+            self.query("CALL db.awaitIndex($name, $wait)", name=name, wait=int(wait_s))
+        return name
+
+    def check_dimensions(self, type_: str, dimensions: int, source: str = "the input") -> dict | None:
+        """Raise :class:`DimensionMismatch` when an existing vector index has other dimensions; return the index."""
+        index = self.find_vector_index(type_)
+        if index is not None and index.get("dimensions") not in (None, dimensions):
+            raise DimensionMismatch(
+                f"The vector index {index['name']!r} on :{label_for(type_)}({EMBEDDING_PROPERTY}) has "
+                f"{index['dimensions']} dimensions but {source} has {dimensions}-dimensional {type_} vectors. "
+                f"Use a model with {index['dimensions']} dimensions, or drop the index "
+                f"(DROP INDEX {index['name']}) to re-embed every {type_} with the new model."
+            )
+        return index
+
+    # -- embedding spaces: which model embedded each type --------------------------------------------------------
+    def record_embedding_space(self, type_: str, *, model: str, dimensions: int, query_prompt: str | None,
+                               index_name: str) -> None:
+        self.query(
+            f"MERGE (s:{EMBEDDING_SPACE_LABEL} {{type: $type}}) "
+            "SET s.label = $label, s.model = $model, s.dimensions = $dims, s.query_prompt = $query_prompt, "
+            "s.index_name = $index, s.updated_at = datetime()",
+            type=type_, label=label_for(type_), model=model, dims=int(dimensions),
+            query_prompt=query_prompt, index=index_name,
+        )
+
+    def embedding_space(self, type_: str) -> dict:
+        """Model, dimensions and index of a type's embeddings; :class:`NoEmbeddings` when there are none yet."""
+        label_for(type_)
+        rows = self.query(
+            f"MATCH (s:{EMBEDDING_SPACE_LABEL} {{type: $type}}) "
+            "RETURN s.model AS model, s.dimensions AS dimensions, s.query_prompt AS query_prompt, "
+            "s.index_name AS index_name, toString(s.updated_at) AS updated_at",
+            type=type_,
+        )
+        index = self.find_vector_index(type_)
+        if not rows or index is None:
+            raise NoEmbeddings(
+                f"No embeddings for type {type_!r} yet: generate them, then import with "
+                f"python backend/manage.py import_embeddings --embedding-file embeddings_{type_}.json"
+            )
+        space = rows[0]
+        space["index_name"] = index["name"]
+        space["index_state"] = index["state"]
+        return space
+
+    # -- reads used by the search features -----------------------------------------------------------------------
+    def get_item(self, item_id: str) -> dict:
+        labels = " UNION ".join(f"MATCH (n:{label} {{id: $id}}) RETURN n" for label in TYPE_TO_LABEL.values())
+        rows = self.query(
+            f"CALL () {{ {labels} }} "
+            "RETURN n.id AS id, [l IN labels(n) WHERE l IN $labels][0] AS label, "
+            "coalesce(n.title, n.name) AS title, n.description AS description, n.text AS text, "
+            "n.url AS url, n.embedding_model AS embedding_model, n.embedding IS NOT NULL AS has_embedding, "
+            "COUNT { (n)--() } AS degree",
+            id=item_id, labels=list(TYPE_TO_LABEL.values()),
+        )
+        if not rows:
+            raise ItemNotFound(f"No item with id {item_id!r}")
+        row = rows[0]
+        row["type"] = LABEL_TO_TYPE[row.pop("label")]
+        return row
+
+    def vector_search(self, type_: str, vector: np.ndarray | list[float], k: int = 10,
+                      exclude_id: str | None = None) -> list[dict]:
+        space = self.embedding_space(type_)
+        vec = np.asarray(vector, dtype=np.float32).ravel()
+        if vec.size != space["dimensions"]:
+            raise DimensionMismatch(
+                f"The query vector has {vec.size} dimensions but the {type_} index {space['index_name']!r} "
+                f"has {space['dimensions']}"
+            )
+        fetch = k + (1 if exclude_id else 0)
+        rows = self.query(
+            "CALL db.index.vector.queryNodes($index, $fetch, $vector) YIELD node, score "
+            "WHERE node.id <> $exclude "
+            "RETURN node.id AS id, coalesce(node.title, node.name) AS title, score "
+            "ORDER BY score DESC LIMIT $k",
+            index=space["index_name"], fetch=fetch, vector=vec.tolist(), exclude=exclude_id or "", k=k,
+        )
+        for row in rows:
+            row["type"] = type_
+        return rows
+
+    def similar_items(self, item_id: str, k: int = 5) -> tuple[dict, list[dict]]:
+        item = self.get_item(item_id)
+        rows = self.query(
+            f"MATCH (n:{TYPE_TO_LABEL[item['type']]} {{id: $id}}) RETURN n.{EMBEDDING_PROPERTY} AS embedding",
+            id=item_id,
+        )
+        embedding = rows[0]["embedding"] if rows else None
+        if embedding is None:
+            raise NoEmbeddings(
+                f"Item {item_id!r} has no embedding yet: import the embeddings of type {item['type']!r} first"
+            )
+        return item, self.vector_search(item["type"], embedding, k, exclude_id=item_id)
+
+    def keyword_search(self, text: str, type_: str | None = None, k: int = 10) -> list[dict]:
+        labels = [label_for(type_)] if type_ else list(TYPE_TO_LABEL.values())
+        index = self.find_fulltext_index()
+        if index is None:
+            raise NoEmbeddings("The full-text index does not exist yet: run python backend/manage.py load_demo_data")
+        rows = self.query(
+            "CALL db.index.fulltext.queryNodes($index, $q) YIELD node, score "
+            "WITH node, score, [l IN labels(node) WHERE l IN $labels][0] AS label WHERE label IS NOT NULL "
+            "RETURN node.id AS id, label, coalesce(node.title, node.name) AS title, score "
+            "ORDER BY score DESC LIMIT $k",
+            index=index["name"], q=lucene_query(text), labels=labels, k=k,
+        )
+        for row in rows:
+            row["type"] = LABEL_TO_TYPE[row.pop("label")]
+        return rows
+
+
+_LUCENE_SPECIAL = set('+-&|!(){}[]^"~*?:\\/')
+
+
+def lucene_query(text: str) -> str:
+    """Escape Lucene syntax so that user text is searched as words (all terms optional, ranked by score)."""
+    escaped = "".join("\\" + ch if ch in _LUCENE_SPECIAL else ch for ch in text)
+    words = [w for w in escaped.split() if w.upper() not in {"AND", "OR", "NOT", "TO"}]
+    return " ".join(words) or '""'
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Vector writes
+# ---------------------------------------------------------------------------------------------------------------
+@dataclass
+class WriteReport:
+    written: int = 0
+    unchanged: int = 0
+    unknown_ids: list[str] = field(default_factory=list)
+    rejected: list[dict] = field(default_factory=list)
+    dry_run: bool = False
+    total: int = 0
+    indexes_created: list[str] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "written": self.written,
+            "unchanged": self.unchanged,
+            "unknown_ids": list(self.unknown_ids),
+            "rejected": list(self.rejected),
+            "dry_run": self.dry_run,
+            "total": self.total,
+            "indexes_created": list(self.indexes_created),
+            "elapsed_s": round(self.elapsed_s, 3),
+        }
+
+    def merge(self, other: "WriteReport") -> None:
+        self.written += other.written
+        self.unchanged += other.unchanged
+        self.unknown_ids.extend(other.unknown_ids)
+        self.rejected.extend(other.rejected)
+        self.total += other.total
+        self.indexes_created.extend(other.indexes_created)
+
+    def summary(self) -> str:
+        verb = "would write" if self.dry_run else "written"
+        return (
+            f"{self.total} vectors: {self.written} {verb}, {self.unchanged} unchanged, "
+            f"{len(self.unknown_ids)} unknown ids, {len(self.rejected)} rejected"
+        )
+
+
+def _field(item: Any, name: str) -> Any:
+    if isinstance(item, Mapping):
+        return item.get(name)
+    return getattr(item, name, None)
+
+
+def embedding_hash(model: str, vector: np.ndarray) -> str:
+    """Hash of the model name and the float32 bytes of a vector: equal hash = nothing to write."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(model.encode("utf-8"))
+    digest.update(b"\0")
+    digest.update(np.ascontiguousarray(vector, dtype="<f4").tobytes())
+    return digest.hexdigest()
+
+
+def _as_vector(value: Any) -> tuple[np.ndarray | None, str | None]:
+    if value is None:
+        return None, "missing 'embedding'"
+    if isinstance(value, (str, bytes, Mapping)):
+        return None, "'embedding' is not a list of numbers"
+    try:
+        vec = np.asarray(value, dtype=np.float32)
+    except (TypeError, ValueError):
+        return None, "'embedding' is not a list of numbers"
+    if vec.ndim != 1 or vec.size == 0:
+        return None, "'embedding' is not a flat, non-empty list of numbers"
+    if isinstance(value, list) and any(isinstance(v, bool) for v in value):
+        return None, "'embedding' is not a list of numbers"
+    finite = np.isfinite(vec)
+    if not finite.all():
+        pos = int(np.argmin(finite))
+        return None, f"'embedding' has a non-finite value (NaN or infinity) at position {pos}"
+    return vec, None
+
+
+class VectorWriter:
+    """Write embeddings onto existing nodes, batch by batch, each batch one transaction.
+
+    ``UNWIND $rows AS row MATCH (n:Label {id: row.id}) CALL db.create.setNodeVectorProperty(n, 'embedding', ...)``;
+    a row whose ``embedding_hash`` (model + vector bytes) is already on the node is counted as unchanged and not
+    sent again, so running an import twice changes nothing. Ids not in the graph are reported, bad vectors
+    rejected with a reason, never silently dropped. When a type has no vector index yet, the index is created
+    after the writes (faster than writing with the index online); when one exists with other dimensions,
+    :class:`DimensionMismatch` is raised before anything of that type is written.
+    """
+
+    def __init__(self, store: Neo4jStore, *, model: str, query_prompt: str | None = None,
+                 dimensions: int | None = None, source: str = "the input", create_index: bool = True):
+        if not model:
+            raise ValueError("VectorWriter needs the model name that produced the vectors")
+        self.store = store
+        self.model = model
+        self.query_prompt = query_prompt
+        self.declared_dimensions = dimensions
+        self.source = source
+        self.create_index = create_index
+
+    def write(self, items: Iterable[Any], *, batch_size: int = DEFAULT_BATCH_SIZE, dry_run: bool = False,
+              progress: Progress | None = None, total: int | None = None) -> WriteReport:
+        started = time.perf_counter()
+        report = WriteReport(dry_run=dry_run)
+        if total is None and hasattr(items, "__len__"):
+            total = len(items)  # type: ignore[arg-type]
+        dims: dict[str, int] = {}            # type -> dimensions of its vectors in this input
+        had_index: dict[str, bool] = {}
+        seen: set[str] = set()
+        if not dry_run:
+            self.store.ensure_schema()
+        done = 0
+        for batch in _batched(items, batch_size):
+            rows_by_type: dict[str, list[dict]] = {}
+            for item in batch:
+                row = self._check(item, dims, had_index, seen, report)
+                if row is not None:
+                    rows_by_type.setdefault(row.pop("type"), []).append(row)
+            for type_, rows in rows_by_type.items():
+                self._write_batch(type_, rows, dry_run, report)
+            done += len(batch)
+            report.total = done
+            if progress:
+                progress(done, total)
+        report.total = done
+        if not dry_run:
+            for type_, n_dims in dims.items():
+                index_name = vector_index_name(type_)
+                if not had_index[type_] and self.create_index:
+                    index_name = self.store.create_vector_index(type_, n_dims)
+                    report.indexes_created.append(index_name)
+                elif had_index[type_]:
+                    index_name = self.store.find_vector_index(type_)["name"]
+                self.store.record_embedding_space(
+                    type_, model=self.model, dimensions=n_dims, query_prompt=self.query_prompt,
+                    index_name=index_name,
+                )
+        report.elapsed_s = time.perf_counter() - started
+        return report
+
+    def _check(self, item, dims, had_index, seen, report) -> dict | None:
+        item_id = _field(item, "id")
+        if not isinstance(item_id, str) or not item_id:
+            report.rejected.append({"id": item_id, "reason": "missing 'id' (a non-empty string)"})
+            return None
+        type_ = _field(item, "type")
+        if type_ not in TYPE_TO_LABEL:
+            report.rejected.append({
+                "id": item_id,
+                "reason": f"unknown type {type_!r}: expected one of {', '.join(TYPE_TO_LABEL)}",
+            })
+            return None
+        vec, problem = _as_vector(_field(item, "embedding"))
+        if problem:
+            report.rejected.append({"id": item_id, "reason": problem})
+            return None
+        if self.declared_dimensions and vec.size != self.declared_dimensions:
+            report.rejected.append({
+                "id": item_id,
+                "reason": f"'embedding' has {vec.size} dimensions, expected {self.declared_dimensions} "
+                          f"(declared 'dimensions')",
+            })
+            return None
+        if type_ not in dims:
+            index = self.store.check_dimensions(type_, vec.size, self.source)
+            dims[type_] = vec.size
+            had_index[type_] = index is not None
+        elif vec.size != dims[type_]:
+            report.rejected.append({
+                "id": item_id,
+                "reason": f"'embedding' has {vec.size} dimensions, expected {dims[type_]} "
+                          f"(the first {type_} vector of {self.source})",
+            })
+            return None
+        key = f"{type_}\0{item_id}"
+        if key in seen:
+            report.rejected.append({"id": item_id, "reason": "duplicate id in the input (the first one is kept)"})
+            return None
+        seen.add(key)
+        return {"type": type_, "id": item_id, "vector": vec, "hash": embedding_hash(self.model, vec)}
+
+    def _write_batch(self, type_: str, rows: list[dict], dry_run: bool, report: WriteReport) -> None:
+        label = TYPE_TO_LABEL[type_]
+        lookup = f"UNWIND $ids AS id OPTIONAL MATCH (n:{label} {{id: id}}) RETURN id, n IS NOT NULL AS found, " \
+                 "n.embedding_hash AS hash"
+        write = (
+            f"UNWIND $rows AS row MATCH (n:{label} {{id: row.id}}) "
+            f"CALL db.create.setNodeVectorProperty(n, '{EMBEDDING_PROPERTY}', row.embedding) "
+            "SET n.embedding_model = $model, n.embedding_dimensions = $dims, "
+            "n.embedding_updated_at = datetime(), n.embedding_hash = row.hash "
+            "RETURN count(n) AS written"
+        )
+
+        def plan(tx) -> tuple[list[str], list[dict], int]:
+            state = {r["id"]: (r["found"], r["hash"]) for r in tx.run(lookup, ids=[r["id"] for r in rows])}
+            unknown, todo, unchanged = [], [], 0
+            for row in rows:
+                found, old_hash = state[row["id"]]
+                if not found:
+                    unknown.append(row["id"])
+                elif old_hash == row["hash"]:
+                    unchanged += 1
+                else:
+                    todo.append(row)
+            return unknown, todo, unchanged
+
+        def work(tx):
+            unknown, todo, unchanged = plan(tx)
+            written = 0
+            if todo and not dry_run:
+                payload = [{"id": r["id"], "embedding": r["vector"].tolist(), "hash": r["hash"]} for r in todo]
+                written = tx.run(write, rows=payload, model=self.model, dims=len(todo[0]["vector"])).single()[0]
+            elif dry_run:
+                written = len(todo)
+            return unknown, written, unchanged
+
+        if dry_run:
+            unknown, written, unchanged = self.store.read_tx(work)
+        else:
+            unknown, written, unchanged = self.store.write_tx(work)
+        report.unknown_ids.extend(unknown)
+        report.written += written
+        report.unchanged += unchanged
+
+
+def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    if size < 1:
+        raise ValueError("batch_size must be at least 1")
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -1,0 +1,147 @@
+"""Push embeddings into Neo4j, straight over Bolt or through the backend's import endpoint.
+
+Both functions take the same items (``EmbeddedItem`` objects or dicts with ``id``, ``type``, ``embedding``; or the
+path of an embedding file, read with :mod:`console.embfiles` and its ``.meta.json``) and return the same
+:class:`~console.neo4j_store.WriteReport` (written, unchanged, unknown_ids, rejected, dry_run), so a page or a
+CLI is one call. ``progress(done, total)`` is called after every batch. Both are safe to run twice: a vector that
+is already on its node is counted as unchanged and not written again.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from console.neo4j_store import (
+    DEFAULT_BATCH_SIZE,
+    Neo4jSettings,
+    Neo4jStore,
+    Neo4jStoreError,
+    Progress,
+    VectorWriter,
+    WriteReport,
+)
+
+
+class PushError(Neo4jStoreError):
+    """The backend refused or failed a push; the message says why and what to do."""
+
+
+def load_items(items: Any, model: str | None = None, query_prompt: str | None = None
+               ) -> tuple[Iterable[Any], str | None, str | None, int | None, str]:
+    """Items, model, query prompt, count and a source name; a path is read lazily with its metadata."""
+    if isinstance(items, (str, Path)):
+        from console.embfiles import read_embeddings, read_meta
+
+        path = Path(items)
+        meta = read_meta(path) or {}
+        model = model or meta.get("model")
+        query_prompt = query_prompt if query_prompt is not None else meta.get("query_prompt")
+        return read_embeddings(path), model, query_prompt, meta.get("count"), path.name
+    count = len(items) if hasattr(items, "__len__") else None
+    return items, model, query_prompt, count, "the input"
+
+
+def _settings(settings: Neo4jSettings | Mapping | None) -> Neo4jSettings:
+    if settings is None:
+        return Neo4jSettings.from_env()
+    if isinstance(settings, Neo4jSettings):
+        return settings
+    return Neo4jSettings.from_mapping(settings)
+
+
+def _need_model(model: str | None, source: str) -> str:
+    if not model:
+        raise PushError(
+            f"{source} does not say which model made the vectors (no .meta.json beside it): pass the model name, "
+            "so that semantic search embeds queries with the same model"
+        )
+    return model
+
+
+def push_to_neo4j(items: Any, settings: Neo4jSettings | Mapping | None = None, *, model: str | None = None,
+                  query_prompt: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE, dry_run: bool = False,
+                  progress: Progress | None = None) -> WriteReport:
+    """Write the vectors onto their nodes over Bolt (:class:`VectorWriter`); ``dry_run`` only counts."""
+    items, model, query_prompt, total, source = load_items(items, model, query_prompt)
+    model = _need_model(model, source)
+    with Neo4jStore(_settings(settings)) as store:
+        writer = VectorWriter(store, model=model, query_prompt=query_prompt, source=source)
+        return writer.write(items, batch_size=batch_size, dry_run=dry_run, progress=progress, total=total)
+
+
+def _item_payload(item: Any) -> dict:
+    get = item.get if isinstance(item, Mapping) else (lambda name: getattr(item, name, None))
+    embedding = get("embedding")
+    if isinstance(embedding, np.ndarray):
+        embedding = embedding.astype(np.float32).tolist()
+    return {"id": get("id"), "type": get("type"), "embedding": embedding}
+
+
+def _finite(value: Any) -> Any:
+    """NaN/infinity are not JSON: send them as null so that the backend rejects that item with its reason."""
+    if isinstance(value, list):
+        return [v if not isinstance(v, float) or np.isfinite(v) else None for v in value]
+    return value
+
+
+def push_to_backend(items: Any, url: str, token: str, *, model: str | None = None,
+                    query_prompt: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE, dry_run: bool = False,
+                    progress: Progress | None = None, timeout: float = 300) -> WriteReport:
+    """POST the vectors in batches to the backend's ``/api/embeddings/import/`` (``Authorization: Token ...``)."""
+    import requests
+
+    items, model, query_prompt, total, source = load_items(items, model, query_prompt)
+    model = _need_model(model, source)
+    report = WriteReport(dry_run=dry_run)
+    headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
+    done = 0
+    pending: list[dict] = []
+
+    def send(batch: list[dict], last: bool) -> None:
+        nonlocal done
+        dims = next((len(i["embedding"]) for i in batch if isinstance(i["embedding"], list)), None)
+        body = {
+            "model": model, "dimensions": dims, "query_prompt": query_prompt, "dry_run": dry_run,
+            # the vector index (when missing) is built once, after the last batch: faster than writing with it online
+            "create_index": last,
+            "items": [{**i, "embedding": _finite(i["embedding"])} for i in batch],
+        }
+        try:
+            response = requests.post(url, data=json.dumps(body), headers=headers, timeout=timeout)
+        except requests.ConnectionError:
+            raise PushError(f"Cannot reach the backend at {url}: is it running (python backend/manage.py "
+                            "runserver)? Check the URL") from None
+        except requests.Timeout:
+            raise PushError(f"The backend at {url} did not answer within {timeout:.0f} s") from None
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = {}
+        if response.status_code in (401, 403):
+            raise PushError(f"The backend at {url} refused the token (HTTP {response.status_code}): "
+                            "use the value of its EMBEDDINGS_IMPORT_TOKEN setting")
+        if response.status_code >= 400:
+            detail = answer.get("error") or answer.get("detail") or response.text[:300]
+            raise PushError(f"The backend at {url} answered HTTP {response.status_code}: {detail}")
+        part = WriteReport(
+            written=answer["written"], unchanged=answer["unchanged"], unknown_ids=answer["unknown_ids"],
+            rejected=answer["rejected"], total=len(batch), indexes_created=answer.get("indexes_created", []),
+        )
+        report.merge(part)
+        done += len(batch)
+        if progress:
+            progress(done, total)
+
+    iterator = iter(items)
+    current = next(iterator, None)
+    while current is not None:
+        pending.append(_item_payload(current))
+        current = next(iterator, None)
+        if len(pending) >= batch_size or current is None:
+            send(pending, last=current is None)
+            pending = []
+    report.total = done
+    return report

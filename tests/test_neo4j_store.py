@@ -1,0 +1,251 @@
+"""console.neo4j_store against the real test Neo4j: settings, errors, schema, vector writes and searches."""
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+import pytest
+
+from conftest import read_shared_recipes
+from console.neo4j_store import (
+    DimensionMismatch,
+    Neo4jAuthError,
+    Neo4jConfigError,
+    Neo4jSettings,
+    Neo4jStore,
+    Neo4jUnavailable,
+    NoEmbeddings,
+    UnknownType,
+    VectorWriter,
+    label_for,
+)
+
+DIMS = 16
+
+
+@pytest.fixture
+def neo4j_clean(neo4j_driver, neo4j_settings, monkeypatch):
+    """conftest's neo4j_clean, emptying the database in implicit transactions (CALL ... IN TRANSACTIONS cannot run
+    inside execute_query's explicit one on Neo4j 5.26). Remove once conftest.py has the same fix."""
+    db = neo4j_settings["database"]
+    with neo4j_driver.session(database=db) as session:
+        session.run("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS").consume()
+        for record in list(session.run("SHOW CONSTRAINTS YIELD name")):
+            session.run(f"DROP CONSTRAINT `{record['name']}` IF EXISTS").consume()
+        for record in list(session.run("SHOW INDEXES YIELD name, type WHERE type <> 'LOOKUP' RETURN name")):
+            session.run(f"DROP INDEX `{record['name']}` IF EXISTS").consume()
+    for key in ("uri", "user", "password", "database"):
+        monkeypatch.setenv(f"NEO4J_{key.upper()}", neo4j_settings[key])
+    return neo4j_driver
+
+
+@pytest.fixture
+def store(neo4j_clean, neo4j_settings):
+    with Neo4jStore(Neo4jSettings.from_mapping(neo4j_settings)) as s:
+        yield s
+
+
+@pytest.fixture
+def recipes(store):
+    """40 real recipe titles as :Recipe nodes (ids recipe-<number from the URL>)."""
+    rows = []
+    for row in read_shared_recipes("tempe", limit=40):
+        number = row["URL"].rsplit("/", 1)[-1].split("-", 1)[0]
+        rows.append({"id": f"recipe-{number}", "title": row["Title"]})
+    store.query("UNWIND $rows AS r CREATE (:Recipe {id: r.id, title: r.title})", rows=rows)
+    return rows
+
+
+def vectors(ids, dims=DIMS, seed=0):
+    rng = np.random.default_rng(seed)
+    return [{"id": i, "type": "recipe", "embedding": rng.standard_normal(dims).astype(np.float32)} for i in ids]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_settings_come_from_the_four_env_vars():
+    s = Neo4jSettings.from_env({"NEO4J_URI": "neo4j+s://x.databases.neo4j.io", "NEO4J_USER": "u",
+                                "NEO4J_PASSWORD": "p", "NEO4J_DATABASE": "db"})
+    assert (s.uri, s.user, s.password, s.database) == ("neo4j+s://x.databases.neo4j.io", "u", "p", "db")
+    assert "p" not in repr(s)
+
+
+def test_missing_password_says_how_to_set_it():
+    with pytest.raises(Neo4jConfigError) as err:
+        Neo4jSettings.from_env({"NEO4J_URI": "bolt://127.0.0.1:7687"})
+    assert str(err.value) == (
+        "NEO4J_PASSWORD is not set: for the local server run eval \"$(scripts/neo4j.sh env)\", "
+        "or set NEO4J_URI, NEO4J_USER and NEO4J_PASSWORD for your own Neo4j or Aura"
+    )
+
+
+def test_a_closed_port_gives_the_cannot_reach_message():
+    uri = f"bolt://127.0.0.1:{free_port()}"
+    with pytest.raises(Neo4jUnavailable) as err:
+        Neo4jStore(Neo4jSettings(uri=uri, password="x"))
+    assert str(err.value) == (
+        f"Cannot reach Neo4j at {uri}: is it running? Start it with scripts/neo4j.sh start or set NEO4J_URI"
+    )
+
+
+def test_a_wrong_password_gives_the_auth_message(neo4j_settings):
+    settings = Neo4jSettings(uri=neo4j_settings["uri"], user="neo4j", password="not-the-password")
+    with pytest.raises(Neo4jAuthError) as err:
+        Neo4jStore(settings)
+    assert str(err.value) == (
+        f"Neo4j at {neo4j_settings['uri']} refused user 'neo4j': check NEO4J_USER and NEO4J_PASSWORD"
+    )
+
+
+def test_types_outside_the_allow_list_never_become_labels():
+    with pytest.raises(UnknownType) as err:
+        label_for("Recipe) DETACH DELETE (n")
+    assert str(err.value) == (
+        "Unknown type 'Recipe) DETACH DELETE (n': expected one of recipe, ingredient, category"
+    )
+
+
+def test_ensure_schema_creates_constraints_and_fulltext_index_once(store):
+    created = store.ensure_schema()
+    assert created == ["recipe_id_unique", "ingredient_id_unique", "category_id_unique",
+                       "embeddingspace_type_unique", "item_fulltext"]
+    assert store.ensure_schema() == []
+    constraints = store.query("SHOW CONSTRAINTS YIELD labelsOrTypes, properties RETURN labelsOrTypes, properties")
+    assert {"labelsOrTypes": ["Recipe"], "properties": ["id"]} in constraints
+
+
+def test_ensure_schema_finds_existing_indexes_by_label_not_by_name(store):
+    store.query("CREATE CONSTRAINT my_recipe_key FOR (r:Recipe) REQUIRE r.id IS UNIQUE")
+    store.query("CREATE FULLTEXT INDEX my_search FOR (n:Recipe|Ingredient|Category) ON EACH [n.title, n.name]")
+    created = store.ensure_schema()
+    assert "recipe_id_unique" not in created and "item_fulltext" not in created
+    assert store.find_fulltext_index()["name"] == "my_search"
+
+
+def test_write_sets_vectors_and_creates_the_cosine_index_with_the_data_dimensions(store, recipes):
+    items = vectors([r["id"] for r in recipes])
+    report = VectorWriter(store, model="test-model", query_prompt="Query:").write(items, batch_size=7)
+    assert (report.written, report.unchanged, report.unknown_ids, report.rejected) == (40, 0, [], [])
+    assert report.indexes_created == ["recipe_embedding"]
+    index = store.find_vector_index("recipe")
+    assert (index["dimensions"], index["similarity"], index["state"]) == (DIMS, "COSINE", "ONLINE")
+    node = store.query("MATCH (n:Recipe {id: $id}) RETURN n.embedding AS e, n.embedding_model AS m, "
+                       "n.embedding_dimensions AS d, n.embedding_updated_at IS NOT NULL AS t", id=recipes[0]["id"])[0]
+    assert np.allclose(node["e"], items[0]["embedding"]) and (node["m"], node["d"], node["t"]) == ("test-model", DIMS,
+                                                                                                   True)
+    space = store.embedding_space("recipe")
+    assert (space["model"], space["dimensions"], space["query_prompt"]) == ("test-model", DIMS, "Query:")
+
+
+def test_dry_run_reports_and_writes_nothing(store, recipes):
+    items = vectors([r["id"] for r in recipes] + ["recipe-0"])
+    report = VectorWriter(store, model="m").write(items, dry_run=True)
+    assert (report.written, report.unchanged, report.unknown_ids, report.dry_run) == (40, 0, ["recipe-0"], True)
+    assert store.query("MATCH (n) WHERE n.embedding IS NOT NULL RETURN count(n) AS c")[0]["c"] == 0
+    assert store.find_vector_index("recipe") is None
+    assert store.query("MATCH (s:EmbeddingSpace) RETURN count(s) AS c")[0]["c"] == 0
+
+
+def test_writing_the_same_vectors_twice_changes_nothing(store, recipes):
+    items = vectors([r["id"] for r in recipes])
+    VectorWriter(store, model="m").write(items)
+    before = store.query("MATCH (n:Recipe) RETURN n.id AS id, n.embedding_updated_at AS t ORDER BY id")
+    again = VectorWriter(store, model="m").write(items)
+    assert (again.written, again.unchanged) == (0, 40)
+    assert store.query("MATCH (n:Recipe) RETURN n.id AS id, n.embedding_updated_at AS t ORDER BY id") == before
+
+
+def test_a_changed_vector_or_model_is_written_again(store, recipes):
+    items = vectors([r["id"] for r in recipes])
+    VectorWriter(store, model="m").write(items)
+    items[0]["embedding"] = items[0]["embedding"] * 2
+    assert VectorWriter(store, model="m").write(items).written == 1
+    assert VectorWriter(store, model="other-model").write(items).written == 40
+
+
+def test_unknown_ids_are_reported_not_dropped(store, recipes):
+    report = VectorWriter(store, model="m").write(vectors([recipes[0]["id"], "recipe-999", "recipe-998"]))
+    assert report.written == 1 and report.unknown_ids == ["recipe-999", "recipe-998"]
+
+
+def test_every_bad_vector_is_rejected_with_its_reason(store, recipes):
+    ids = [r["id"] for r in recipes[:6]]
+    good = vectors(ids)
+    items = [
+        good[0],
+        {"id": ids[1], "type": "recipe", "embedding": [float("nan")] * DIMS},
+        {"id": ids[2], "type": "recipe", "embedding": [0.1] * (DIMS - 1)},
+        {"id": "", "type": "recipe", "embedding": [0.1] * DIMS},
+        {"id": ids[3], "type": "dish", "embedding": [0.1] * DIMS},
+        {"id": ids[4], "type": "recipe"},
+        {"id": ids[5], "type": "recipe", "embedding": "0.1, 0.2"},
+        good[0],
+    ]
+    report = VectorWriter(store, model="m", source="embeddings_recipe.json").write(items)
+    assert report.written == 1
+    assert report.rejected == [
+        {"id": ids[1], "reason": "'embedding' has a non-finite value (NaN or infinity) at position 0"},
+        {"id": ids[2], "reason": f"'embedding' has {DIMS - 1} dimensions, expected {DIMS} "
+                                 "(the first recipe vector of embeddings_recipe.json)"},
+        {"id": "", "reason": "missing 'id' (a non-empty string)"},
+        {"id": ids[3], "reason": "unknown type 'dish': expected one of recipe, ingredient, category"},
+        {"id": ids[4], "reason": "missing 'embedding'"},
+        {"id": ids[5], "reason": "'embedding' is not a list of numbers"},
+        {"id": ids[0], "reason": "duplicate id in the input (the first one is kept)"},
+    ]
+
+
+def test_dimension_mismatch_with_an_existing_index_is_an_error_and_writes_nothing(store, recipes):
+    VectorWriter(store, model="m").write(vectors([r["id"] for r in recipes[:5]]))
+    with pytest.raises(DimensionMismatch) as err:
+        VectorWriter(store, model="big", source="embeddings_recipe.json").write(
+            vectors([r["id"] for r in recipes[5:10]], dims=32))
+    assert str(err.value) == (
+        f"The vector index 'recipe_embedding' on :Recipe(embedding) has {DIMS} dimensions but "
+        "embeddings_recipe.json has 32-dimensional recipe vectors. Use a model with 16 dimensions, or drop the "
+        "index (DROP INDEX recipe_embedding) to re-embed every recipe with the new model."
+    )
+    assert store.query("MATCH (n:Recipe) WHERE n.embedding_model = 'big' RETURN count(n) AS c")[0]["c"] == 0
+
+
+def test_progress_gets_done_and_total_after_each_batch(store, recipes):
+    calls = []
+    VectorWriter(store, model="m").write(vectors([r["id"] for r in recipes]), batch_size=15,
+                                         progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(15, 40), (30, 40), (40, 40)]
+
+
+def test_vector_search_and_similar_items_return_the_nearest_nodes(store, recipes):
+    ids = [r["id"] for r in recipes[:4]]
+    basis = np.eye(DIMS, dtype=np.float32)
+    items = [
+        {"id": ids[0], "type": "recipe", "embedding": basis[0]},
+        {"id": ids[1], "type": "recipe", "embedding": basis[0] + 0.1 * basis[1]},
+        {"id": ids[2], "type": "recipe", "embedding": 0.2 * basis[0] + basis[1]},
+        {"id": ids[3], "type": "recipe", "embedding": basis[2]},
+    ]
+    VectorWriter(store, model="m").write(items)
+    hits = store.vector_search("recipe", basis[0], k=2)
+    assert [h["id"] for h in hits] == [ids[0], ids[1]] and hits[0]["title"] == recipes[0]["title"]
+    item, similar = store.similar_items(ids[0], k=2)
+    assert item["id"] == ids[0] and [s["id"] for s in similar] == [ids[1], ids[2]]
+
+
+def test_a_type_without_embeddings_says_how_to_import_them(store, recipes):
+    with pytest.raises(NoEmbeddings) as err:
+        store.embedding_space("category")
+    assert str(err.value) == (
+        "No embeddings for type 'category' yet: generate them, then import with "
+        "python backend/manage.py import_embeddings --embedding-file embeddings_category.json"
+    )
+
+
+def test_keyword_search_escapes_lucene_syntax(store, recipes):
+    store.ensure_schema()
+    store.query("CALL db.awaitIndexes(60)")
+    hits = store.keyword_search("tempe (goreng", "recipe", k=5)
+    assert hits and all("tempe" in h["title"].lower() for h in hits)
