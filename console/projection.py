@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -146,7 +147,9 @@ def project(
             n_components=dims, n_neighbors=max(2, min(n_neighbors, n - 1)), min_dist=min_dist, metric="cosine",
             random_state=seed, init="spectral" if n > 3 * dims + 10 else "random",
         )
-        coords = reducer.fit_transform(x)
+        with warnings.catch_warnings():  # "n_jobs overridden by random_state": reproducible maps are the point
+            warnings.filterwarnings("ignore", message=".*n_jobs.*", category=UserWarning)
+            coords = reducer.fit_transform(x)
         method.append("umap")
     else:  # a handful of points: UMAP cannot embed them; PCA (or the raw coordinates) shows them anyway
         from sklearn.decomposition import PCA

@@ -1,0 +1,129 @@
+"""Export & push: download the embeddings, or push them into Neo4j (directly or through the backend)."""
+import os
+
+import streamlit as st
+
+from console.embfiles import output_path, read_embeddings, read_meta, write_embeddings
+from console.neo4j_store import Neo4jSettings, Neo4jStore, Neo4jStoreError
+from console.push import push_to_backend, push_to_neo4j
+from pages import common
+
+ws = common.workspace()
+st.title("Export & push")
+chosen = common.pick_output(ws, "Embeddings", key="push_file")
+if chosen is None:
+    st.stop()
+meta = read_meta(chosen.path) or {}
+st.caption(f"`{chosen.path}` · {meta.get('count', '?')} items · {meta.get('dimensions', '?')} dimensions · "
+           f"model `{meta.get('model', '?')}`")
+
+st.subheader("Download")
+
+
+def _file_for(fmt: str):
+    """The run's file in that format, converted once into the run's exports/ folder when the run did not write it."""
+    def data():
+        native = output_path(chosen.path.parent, chosen.type, fmt)
+        if native.exists():
+            return native.read_bytes()
+        folder = ws.export_dir(chosen.path)
+        target = output_path(folder, chosen.type, fmt)
+        if not target.exists() or target.stat().st_mtime < chosen.path.stat().st_mtime:
+            write_embeddings(folder, chosen.type, read_embeddings(chosen.path), formats=(fmt,), meta=meta)
+        return target.read_bytes()
+    return data
+
+
+mimes = {"json": "application/json", "jsonl": "application/jsonl", "parquet": "application/vnd.apache.parquet"}
+for col, fmt in zip(st.columns(3), mimes):
+    col.download_button(f"embeddings_{chosen.type}.{fmt}", data=_file_for(fmt), mime=mimes[fmt],
+                        file_name=f"embeddings_{chosen.type}.{fmt}", key=f"download-{fmt}", icon="⬇️")
+
+st.subheader("Push")
+target = st.radio("Into", ["Neo4j (Bolt)", "The backend's import endpoint"], horizontal=True)
+configured = common.secret("neo4j", None) or {}
+if target.startswith("Neo4j"):
+    env = {k: os.environ.get(f"NEO4J_{k.upper()}") for k in ("uri", "user", "password", "database")}
+    defaults = {k: env[k] or configured.get(k) for k in env}
+    c1, c2, c3, c4 = st.columns(4)
+    uri = c1.text_input("URI", value=defaults["uri"] or "bolt://127.0.0.1:7687")
+    user = c2.text_input("User", value=defaults["user"] or "neo4j")
+    password = c3.text_input("Password", type="password", placeholder="from settings" if defaults["password"] else "")
+    database = c4.text_input("Database", value=defaults["database"] or "neo4j")
+    settings = Neo4jSettings(uri=uri, user=user, password=password or defaults["password"] or "", database=database)
+    destination = f"{uri} ({database})"
+    if st.button("Test connection"):
+        try:
+            with Neo4jStore(settings) as store:
+                index = store.find_vector_index(chosen.type)
+        except Neo4jStoreError as exc:
+            st.error(str(exc))
+        else:
+            msg = f"Connected to {uri} as {user}."
+            if index is None:
+                st.success(f"{msg} No vector index for {chosen.type} yet: the first push creates it.")
+            elif index.get("dimensions") != meta.get("dimensions"):
+                st.warning(f"{msg} The index {index['name']} has {index['dimensions']} dimensions but this file "
+                           f"has {meta.get('dimensions')}: pushing it will be refused.")
+            else:
+                st.success(f"{msg} Index {index['name']}: {index['dimensions']} dimensions, like this file.")
+
+    def push(dry_run, progress):
+        return push_to_neo4j(chosen.path, settings, dry_run=dry_run, progress=progress)
+else:
+    url = st.text_input("Backend URL", value=os.environ.get("BACKEND_URL") or common.secret("backend_url", "")
+                        or "http://127.0.0.1:8000")
+    token = st.text_input("Import token", type="password",
+                          placeholder="from settings" if os.environ.get("EMBEDDINGS_IMPORT_TOKEN") else "")
+    token = token or os.environ.get("EMBEDDINGS_IMPORT_TOKEN") or common.secret("embeddings_import_token", "")
+    endpoint = url.rstrip("/") if url.rstrip("/").endswith("/api/embeddings/import") else \
+        url.rstrip("/") + "/api/embeddings/import"
+    destination = endpoint + "/"
+
+    def push(dry_run, progress):
+        return push_to_backend(chosen.path, destination, token, dry_run=dry_run, progress=progress)
+
+key = f"{chosen.path}|{destination}"
+previews = st.session_state.setdefault("push_previews", {})
+c1, c2 = st.columns(2)
+preview_clicked = c1.button("Preview (dry run)")
+write_clicked = c2.button("Push", type="primary", disabled=key not in previews,
+                          help="Run the preview first: it checks every vector and writes nothing.")
+
+
+def run(dry_run: bool):
+    bar = st.progress(0.0, text="Starting…")
+
+    def progress(done, total):
+        bar.progress(min(1.0, done / total) if total else 0.0, text=f"{done} / {total or '?'} vectors")
+    try:
+        report = push(dry_run, progress)
+    except Neo4jStoreError as exc:
+        bar.empty()
+        st.error(str(exc))
+        return None
+    bar.progress(1.0, text=f"{report.total} / {report.total} vectors")
+    return report
+
+
+report = None
+if preview_clicked:
+    report = run(dry_run=True)
+    if report is not None:
+        previews[key] = report
+        st.rerun()
+elif write_clicked:
+    report = run(dry_run=False)
+    if report is not None:
+        st.success(f"Pushed to {destination}: {report.summary()}. Pressing Push again is safe: unchanged vectors "
+                   "are not written twice.")
+if key in previews and report is None:
+    st.info(f"Preview for {destination}: {previews[key].summary()}.")
+    report = previews[key]
+if report is not None:
+    st.dataframe(common.report_table(report), hide_index=True)
+    if report.unknown_ids:
+        st.warning(f"{len(report.unknown_ids)} ids are not in the graph (first: {', '.join(report.unknown_ids[:5])}): "
+                   "load or export the data again so that ids match.")
+    if report.rejected:
+        st.warning("Rejected: " + "; ".join(f"{r['id']}: {r['reason']}" for r in report.rejected[:5]))
