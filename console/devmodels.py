@@ -50,7 +50,7 @@ def build_random_qwen3(directory: str | Path, size: str = "tiny", tokenizer_from
 
     import torch
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.models import Normalize, Pooling, Transformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
     from transformers import AutoTokenizer, Qwen3Config, Qwen3Model
 
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_from or minilm_path()))

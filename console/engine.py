@@ -1,0 +1,221 @@
+"""The embedding engine: any sentence-transformers model, batches we control, OOM halving, input order kept.
+
+`Embedder.encode(texts)` sorts the texts by length (longest first, so each batch pads little), encodes them
+batch by batch with `SentenceTransformer.encode`, and returns float32 vectors in input order. Around each batch it
+can call `on_batch(indices, vectors)` (the generator checkpoints there) and `progress(Progress)`.
+
+Prompts: documents are encoded with the model's document prompt ("document", "passage" or "corpus" in
+`model.prompts`) or with no prompt at all, never with the query instruction; `encode_queries` uses the query
+prompt ("query", "search_query", ...). Matryoshka `dimensions`: vectors are cut to the first N values, then
+re-normalised (when `normalize`). CUDA out of memory: the batch is halved (down to 1) and retried; nothing is lost.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from console.errors import ModelError, OptionError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "Qwen/Qwen3-Embedding-0.6B"
+DEVICES = ("auto", "cuda", "cpu")
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+QUERY_PROMPT_NAMES = ("query", "search_query", "retrieval.query", "query_prompt", "retrieval_query")
+DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus", "search_document", "retrieval.passage")
+
+
+def resolve_device(device: str = "auto") -> tuple[str, str | None]:
+    """(device, message): auto -> cuda when a CUDA GPU is visible, else cpu; cuda without a GPU -> cpu + message."""
+    import torch
+
+    if device not in DEVICES and not device.startswith("cuda:"):
+        raise OptionError(f"--device must be one of {', '.join(DEVICES)}, not {device!r}")
+    has_cuda = torch.cuda.is_available()
+    if device == "auto":
+        return ("cuda" if has_cuda else "cpu"), (None if has_cuda else "no CUDA GPU found; running on the CPU")
+    if device.startswith("cuda") and not has_cuda:
+        return "cpu", f"--device {device} asked for, but no CUDA GPU is visible; running on the CPU instead"
+    return device, None
+
+
+def resolve_dtype(dtype: str, device: str) -> str:
+    """auto -> bfloat16 on a GPU that supports it, else float16 on CUDA; float32 on the CPU."""
+    import torch
+
+    if dtype not in DTYPES:
+        raise OptionError(f"--dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
+    if dtype != "auto":
+        return dtype
+    if device.startswith("cuda"):
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    return "float32"
+
+
+def gpu_memory_mb() -> float | None:
+    """Peak CUDA memory allocated by this process (MB), or None on CPU."""
+    try:
+        import torch
+
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            return round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    except Exception:  # pragma: no cover
+        pass
+    return None
+
+
+def _is_oom(exc: BaseException) -> bool:
+    import torch
+
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower() and "cuda" in str(exc).lower()
+
+
+def truncate_and_normalize(vectors: np.ndarray, dimensions: int | None, normalize: bool) -> np.ndarray:
+    """Matryoshka: keep the first `dimensions` values; then scale each row to length 1 when `normalize`."""
+    out = np.asarray(vectors, dtype=np.float32)
+    if dimensions is not None:
+        out = out[:, :dimensions]
+    if normalize:
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        out = out / np.maximum(norms, 1e-12)
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def length_order(texts: Sequence[str]) -> np.ndarray:
+    """Indices of `texts`, longest first (stable), so that each batch holds texts of similar length."""
+    return np.argsort([-len(t) for t in texts], kind="stable")
+
+
+class Embedder:
+    """A sentence-transformers model with the console's options. See the module docstring."""
+
+    def __init__(self, model: str = DEFAULT_MODEL, *, device: str = "auto", dtype: str = "auto",
+                 dimensions: int | None = None, normalize: bool = True, max_length: int | None = None,
+                 local_files_only: bool | None = None):
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        self.model_name = str(model)
+        self.device, self.device_message = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        self.normalize = bool(normalize)
+        if local_files_only is None:
+            local_files_only = Path(self.model_name).exists() or os.environ.get("HF_HUB_OFFLINE") == "1"
+        torch_dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[self.dtype]
+        try:
+            self.model = SentenceTransformer(self.model_name, device=self.device, local_files_only=local_files_only,
+                                             model_kwargs={"dtype": torch_dtype})
+        except OSError as exc:
+            hint = ("it is not a local folder and the model hub cannot be reached (HF_HUB_OFFLINE=1 or no network)"
+                    if local_files_only else str(exc).splitlines()[0])
+            raise ModelError(f"cannot load model {self.model_name!r}: {hint} — pass --model with a local "
+                             f"sentence-transformers folder or a model id that can be downloaded") from exc
+        self.model.to(torch_dtype)
+        if max_length is not None:
+            if max_length < 1:
+                raise OptionError("--max-length must be at least 1")
+            self.model.max_seq_length = int(max_length)
+        self.max_length = self.model.max_seq_length
+        self.native_dimensions = int(self.model.get_embedding_dimension())
+        if dimensions is not None and not 1 <= dimensions <= self.native_dimensions:
+            raise OptionError(f"--dimensions {dimensions} is not possible: {self.model_name} gives "
+                              f"{self.native_dimensions}-d vectors (choose 1..{self.native_dimensions})")
+        self.dimensions = int(dimensions or self.native_dimensions)
+        self._truncate = dimensions if dimensions and dimensions < self.native_dimensions else None
+        prompts = dict(self.model.prompts or {})
+        self.query_prompt_name = next((n for n in QUERY_PROMPT_NAMES if prompts.get(n)), None)
+        self.query_prompt = prompts.get(self.query_prompt_name) if self.query_prompt_name else None
+        # The document prompt, if the model has a non-empty one; else no prompt (never the default/query one).
+        self.document_prompt_name = next((n for n in DOCUMENT_PROMPT_NAMES if prompts.get(n)), None)
+        self.document_prompt = prompts[self.document_prompt_name] if self.document_prompt_name else ""
+        self.batch_messages: list[str] = []
+
+    def describe(self) -> dict:
+        """Metadata written next to the vectors."""
+        return {"model": self.model_name, "dimensions": self.dimensions, "normalized": self.normalize,
+                "dtype": self.dtype, "device": self.device, "max_length": self.max_length,
+                "prompt": self.document_prompt_name, "query_prompt": self.query_prompt}
+
+    def _encode_batch(self, texts: list[str], prompt: str) -> np.ndarray:
+        out = self.model.encode(texts, prompt=prompt, batch_size=len(texts), convert_to_numpy=True,
+                                normalize_embeddings=False, show_progress_bar=False)
+        return truncate_and_normalize(out, self._truncate, self.normalize)
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 16, prompt_name: str | None = None,
+               prompt: str | None = None, progress: Callable | None = None,
+               on_batch: Callable[[np.ndarray, np.ndarray], None] | None = None,
+               label: str = "") -> np.ndarray:
+        """Vectors (float32, shape (len(texts), dimensions)) in input order.
+
+        `prompt_name` picks one of the model's prompts; by default texts are documents (the model's document
+        prompt, or none). `on_batch(indices, vectors)` is called after each batch with the input indices.
+        """
+        from console.generate import Progress
+
+        if batch_size < 1:
+            raise OptionError("--batch-size must be at least 1")
+        if prompt is None:
+            if prompt_name is not None:
+                if prompt_name not in self.model.prompts:
+                    raise OptionError(f"the model has no prompt named {prompt_name!r} "
+                                      f"(it has: {', '.join(self.model.prompts) or 'none'})")
+                prompt = self.model.prompts[prompt_name]
+            else:
+                prompt = self.document_prompt
+        texts = list(texts)
+        result = np.zeros((len(texts), self.dimensions), dtype=np.float32)
+        order = length_order(texts)
+        size = int(batch_size)
+        start = 0
+        done = 0
+        t0 = time.monotonic()
+        while start < len(order):
+            idx = order[start:start + size]
+            try:
+                vectors = self._encode_batch([texts[i] for i in idx], prompt)
+            except Exception as exc:  # noqa: BLE001 - only CUDA OOM is handled, the rest re-raised
+                if not _is_oom(exc):
+                    raise
+                import torch
+
+                torch.cuda.empty_cache()
+                if size == 1:
+                    raise ModelError("CUDA out of memory even with batch size 1 — use --max-length to cut long "
+                                     "texts, --dtype float16, or --device cpu") from exc
+                new = max(1, size // 2)
+                message = f"CUDA out of memory at batch size {size}; going on with batch size {new}"
+                log.warning(message)
+                self.batch_messages.append(message)
+                size = new
+                if progress:
+                    progress(Progress(done=done, total=len(texts), label=label, batch_size=size,
+                                      gpu_mem_mb=gpu_memory_mb(), message=message))
+                continue
+            result[idx] = vectors
+            if on_batch is not None:
+                on_batch(idx, vectors)
+            start += len(idx)
+            done += len(idx)
+            if progress:
+                elapsed = time.monotonic() - t0
+                rate = done / elapsed if elapsed > 0 else None
+                eta = (len(texts) - done) / rate if rate else None
+                progress(Progress(done=done, total=len(texts), label=label, rate=rate, eta_s=eta, batch_size=size,
+                                  gpu_mem_mb=gpu_memory_mb()))
+        self.last_batch_size = size
+        return result
+
+    def encode_queries(self, texts: Sequence[str], **kw) -> np.ndarray:
+        """Vectors for search queries, with the model's query prompt (e.g. Qwen3's "Instruct: ...\\nQuery:")."""
+        if self.query_prompt is not None:
+            kw.setdefault("prompt", self.query_prompt)
+        else:
+            kw.setdefault("prompt", "")
+        return self.encode(texts, **kw)

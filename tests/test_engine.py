@@ -1,0 +1,205 @@
+"""The engine: same vectors as a plain `SentenceTransformer.encode`, input order kept, the model's own prompts,
+Matryoshka truncation with re-normalisation, CUDA OOM halving, and the test models built without a hub."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from sentence_transformers import SentenceTransformer
+
+from conftest import read_shared_recipes
+from console.devmodels import QWEN3_PROMPTS, build_random_qwen3
+from console.engine import Embedder
+from console.errors import ModelError, OptionError
+
+
+def _cos(a, b):
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    return (a * b).sum(1)
+
+
+@pytest.fixture(scope="module")
+def texts():
+    rows = read_shared_recipes("tempe", limit=40)
+    out = [f"{r['Title']}. Bahan: {r['Ingredients'].replace('--', ', ')}" for r in rows]
+    return out + ["Tempe 😋", "Crème brûlée à la tempe", "x"]
+
+
+@pytest.fixture(scope="module")
+def minilm(minilm_path):
+    return Embedder(str(minilm_path), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def qwen3(tiny_qwen3_path):
+    return Embedder(str(tiny_qwen3_path), device="cpu")
+
+
+def test_tiny_qwen3_has_the_qwen3_embedding_layout(tiny_qwen3_path):
+    model = SentenceTransformer(str(tiny_qwen3_path), device="cpu", local_files_only=True)
+    assert type(model[0].model).__name__ == "Qwen3Model"
+    assert json.loads((tiny_qwen3_path / "1_Pooling" / "config.json").read_text())["pooling_mode"] == "lasttoken"
+    assert model.tokenizer.padding_side == "left"
+    assert model.prompts == QWEN3_PROMPTS
+    assert model.default_prompt_name is None
+
+
+def test_random_qwen3_is_deterministic_and_built_once(tmp_path, tiny_qwen3_path, texts):
+    other = build_random_qwen3(tmp_path / "again", size="tiny")
+    a = SentenceTransformer(str(tiny_qwen3_path), device="cpu").encode(texts[:4])
+    b = SentenceTransformer(str(other), device="cpu").encode(texts[:4])
+    np.testing.assert_allclose(a, b, atol=1e-6)
+    stamp = (other / "model.safetensors").stat().st_mtime_ns
+    assert build_random_qwen3(other, size="tiny") == other
+    assert (other / "model.safetensors").stat().st_mtime_ns == stamp
+
+
+def test_minilm_vectors_equal_a_plain_encode_in_input_order(minilm, minilm_path, texts):
+    plain = SentenceTransformer(str(minilm_path), device="cpu").encode(texts, batch_size=8)
+    ours = minilm.encode(texts, batch_size=8)
+    assert ours.shape == (len(texts), 384) and ours.dtype == np.float32
+    assert _cos(ours, plain).min() > 0.9999
+
+
+def test_qwen3_documents_are_encoded_without_the_query_instruction(qwen3, tiny_qwen3_path, texts):
+    model = SentenceTransformer(str(tiny_qwen3_path), device="cpu")
+    ours = qwen3.encode(texts, batch_size=8)
+    assert _cos(ours, model.encode_document(texts, batch_size=8)).min() > 0.9999
+    assert _cos(ours, model.encode(texts, batch_size=8)).min() > 0.9999
+
+
+def test_qwen3_queries_use_the_models_query_prompt(qwen3, tiny_qwen3_path, texts):
+    model = SentenceTransformer(str(tiny_qwen3_path), device="cpu")
+    assert qwen3.query_prompt == QWEN3_PROMPTS["query"]
+    queries = qwen3.encode_queries(texts[:6], batch_size=4)
+    assert _cos(queries, model.encode(texts[:6], prompt_name="query")).min() > 0.9999
+    assert _cos(queries, qwen3.encode(texts[:6])).max() < 0.999  # the instruction changes the vector
+
+
+def test_left_padding_makes_a_vector_independent_of_its_batch(qwen3, texts):
+    alone = np.vstack([qwen3.encode([t]) for t in texts[-3:]])
+    in_batch = qwen3.encode(texts, batch_size=len(texts))[-3:]  # padded to the longest recipe
+    assert _cos(alone, in_batch).min() > 0.9999
+
+
+def test_order_is_kept_whatever_the_length_sorting(minilm, texts):
+    shuffled = texts[::-1]
+    np.testing.assert_allclose(minilm.encode(shuffled, batch_size=5)[::-1], minilm.encode(texts, batch_size=7),
+                               atol=1e-5)
+
+
+def test_on_batch_sees_every_input_index_exactly_once(minilm, texts):
+    seen = []
+    out = minilm.encode(texts, batch_size=6, on_batch=lambda idx, vecs: seen.append((list(idx), vecs.copy())))
+    flat = [i for idx, _ in seen for i in idx]
+    assert sorted(flat) == list(range(len(texts)))
+    for idx, vecs in seen:
+        np.testing.assert_array_equal(out[idx], vecs)
+    assert [len(idx) for idx, _ in seen] == [6] * 7 + [1]
+
+
+def test_matryoshka_dimensions_truncate_then_renormalise(minilm_path, minilm, texts):
+    small = Embedder(str(minilm_path), device="cpu", dimensions=64)
+    out = small.encode(texts[:8])
+    full = minilm.encode(texts[:8])[:, :64]
+    assert out.shape == (8, 64) and small.dimensions == 64
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+    assert _cos(out, full).min() > 0.9999
+    plain = SentenceTransformer(str(minilm_path), device="cpu").encode(texts[:8], truncate_dim=64,
+                                                                       normalize_embeddings=True)
+    assert _cos(out, plain).min() > 0.9999
+
+
+def test_no_normalize_keeps_the_truncated_lengths(minilm_path, texts):
+    out = Embedder(str(minilm_path), device="cpu", dimensions=64, normalize=False).encode(texts[:8])
+    assert (np.linalg.norm(out, axis=1) < 0.99).all()
+
+
+def test_cuda_out_of_memory_halves_the_batch_and_loses_nothing(minilm_path, texts, monkeypatch):
+    """Fault injection: the real model runs, but a batch larger than 4 raises CUDA's OOM error first."""
+    embedder = Embedder(str(minilm_path), device="cpu")
+    real = embedder._encode_batch
+
+    def small_memory(batch, prompt):
+        if len(batch) > 4:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(batch, prompt)
+
+    monkeypatch.setattr(embedder, "_encode_batch", small_memory)
+    events = []
+    out = embedder.encode(texts, batch_size=16, progress=events.append)
+    assert [e.message for e in events if e.message] == [
+        "CUDA out of memory at batch size 16; going on with batch size 8",
+        "CUDA out of memory at batch size 8; going on with batch size 4"]
+    assert embedder.last_batch_size == 4
+    plain = SentenceTransformer(str(minilm_path), device="cpu").encode(texts)
+    assert _cos(out, plain).min() > 0.9999
+
+
+def test_cuda_out_of_memory_at_batch_size_one_says_what_to_do(minilm_path, monkeypatch):
+    embedder = Embedder(str(minilm_path), device="cpu")
+
+    def no_memory(batch, prompt):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(embedder, "_encode_batch", no_memory)
+    with pytest.raises(ModelError) as info:
+        embedder.encode(["a", "b"], batch_size=2)
+    assert str(info.value) == ("CUDA out of memory even with batch size 1 — use --max-length to cut long texts, "
+                               "--dtype float16, or --device cpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the fallback on a machine without a GPU")
+def test_without_a_gpu_auto_and_cuda_fall_back_to_the_cpu(minilm_path):
+    auto = Embedder(str(minilm_path))
+    assert (auto.device, auto.dtype, auto.device_message) == ("cpu", "float32", "no CUDA GPU found; running on the CPU")
+    cuda = Embedder(str(minilm_path), device="cuda")
+    assert cuda.device == "cpu"
+    assert cuda.device_message == "--device cuda asked for, but no CUDA GPU is visible; running on the CPU instead"
+
+
+def test_dimensions_larger_than_the_model_are_refused(minilm_path):
+    with pytest.raises(OptionError) as info:
+        Embedder(str(minilm_path), device="cpu", dimensions=1024)
+    assert str(info.value) == (f"--dimensions 1024 is not possible: {minilm_path} gives 384-d vectors "
+                               "(choose 1..384)")
+
+
+def test_a_model_that_is_neither_local_nor_reachable_is_explained(tmp_path):
+    with pytest.raises(ModelError) as info:
+        Embedder("no-such-org/no-such-model", device="cpu", local_files_only=True)
+    assert str(info.value).startswith("cannot load model 'no-such-org/no-such-model': it is not a local folder and "
+                                      "the model hub cannot be reached")
+
+
+def test_bfloat16_on_the_cpu_stays_close_to_float32(minilm_path, minilm, texts):
+    half = Embedder(str(minilm_path), device="cpu", dtype="bfloat16")
+    assert half.dtype == "bfloat16"
+    assert _cos(half.encode(texts[:8]), minilm.encode(texts[:8])).min() > 0.98
+
+
+@pytest.mark.gpu
+def test_on_a_gpu_auto_picks_a_half_dtype_and_matches_float32(minilm_path, texts):
+    gpu = Embedder(str(minilm_path), device="auto")
+    assert gpu.device == "cuda" and gpu.dtype in ("bfloat16", "float16")
+    cpu = Embedder(str(minilm_path), device="cpu")
+    assert _cos(gpu.encode(texts), cpu.encode(texts)).min() > 0.99
+
+
+@pytest.mark.gpu
+def test_a_real_cuda_oom_halves_the_batch(tmp_path, texts):
+    """A real OOM: the GPU is capped to a small share of its memory and the full-size Qwen3 gets a big batch."""
+    path = build_random_qwen3(tmp_path / "qwen3-full", size="full")
+    embedder = Embedder(str(path), device="cuda", dtype="float32")
+    torch.cuda.set_per_process_memory_fraction(4 * 2**30 / torch.cuda.get_device_properties(0).total_memory)
+    try:
+        long_texts = [t * 8 for t in texts] * 4
+        events = []
+        out = embedder.encode(long_texts, batch_size=256, progress=events.append)
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0)
+    assert any("CUDA out of memory at batch size 256" in (e.message or "") for e in events)
+    assert out.shape[0] == len(long_texts) and np.isfinite(out).all()
