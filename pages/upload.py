@@ -62,7 +62,8 @@ if paths:
     summary = common.inspect(paths)
 
     st.subheader("Files")
-    table = pd.DataFrame(summary.files).fillna(0)
+    table = pd.DataFrame(summary.files).drop(columns="error").fillna(0)
+    table[table.columns[1:]] = table[table.columns[1:]].astype(int)
     st.dataframe(table, hide_index=True, width="stretch")
     for row in summary.files:
         if row["error"]:
