@@ -1,0 +1,257 @@
+"""The JSON API: keyword and semantic search, items and their similar items, and the embeddings import endpoint.
+
+Errors are JSON ``{"error": "<what went wrong and what to do>"}`` with a 4xx status for a bad request (400), a bad
+token (401/403), an unknown item (404) or a type without embeddings / a dimension mismatch (409), and 503 when
+Neo4j (or the query model) is not available.
+"""
+from __future__ import annotations
+
+import hmac
+import logging
+
+from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.exceptions import APIException
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from console.neo4j_store import (
+    TYPE_TO_LABEL,
+    DimensionMismatch,
+    ItemNotFound,
+    Neo4jAuthError,
+    Neo4jConfigError,
+    Neo4jUnavailable,
+    NoEmbeddings,
+    UnknownType,
+    VectorWriter,
+)
+from recipes.graph import embed_query, get_store, item_neighbours
+
+log = logging.getLogger(__name__)
+
+STATUS_FOR = {
+    UnknownType: 400,
+    ItemNotFound: 404,
+    NoEmbeddings: 409,
+    DimensionMismatch: 409,
+    Neo4jUnavailable: 503,
+    Neo4jAuthError: 503,
+    Neo4jConfigError: 503,
+}
+
+
+class BadRequest(APIException):
+    status_code = 400
+
+
+class ModelUnavailable(APIException):
+    status_code = 503
+
+
+def exception_handler(exc, context):
+    for cls, code in STATUS_FOR.items():
+        if isinstance(exc, cls):
+            return Response({"error": str(exc)}, status=code)
+    response = drf_exception_handler(exc, context)
+    if response is not None:
+        detail = response.data.get("detail") if isinstance(response.data, dict) else response.data
+        response.data = {"error": str(detail)}
+    return response
+
+
+def _query_param(request, name: str) -> str:
+    value = (request.query_params.get(name) or "").strip()
+    if not value:
+        raise BadRequest(f"Missing query parameter '{name}': e.g. ?{name}=nasi goreng")
+    return value
+
+
+def _type_param(request, required: bool = True, default: str | None = "recipe") -> str | None:
+    type_ = request.query_params.get("type") or default
+    if type_ is None:
+        return None
+    if type_ not in TYPE_TO_LABEL:
+        raise BadRequest(f"Unknown type {type_!r}: expected one of {', '.join(TYPE_TO_LABEL)}")
+    return type_
+
+
+def _k_param(request, default: int) -> int:
+    raw = request.query_params.get("k")
+    if raw in (None, ""):
+        return default
+    try:
+        k = int(raw)
+    except ValueError:
+        raise BadRequest(f"'k' must be a whole number from 1 to 100, not {raw!r}") from None
+    if not 1 <= k <= 100:
+        raise BadRequest(f"'k' must be a whole number from 1 to 100, not {raw!r}")
+    return k
+
+
+class HitSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    type = serializers.CharField()
+    title = serializers.CharField()
+    score = serializers.FloatField()
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = serializers.CharField()
+
+
+def hits():
+    return HitSerializer(many=True)
+
+
+
+Error = ErrorSerializer
+Q = OpenApiParameter("q", OpenApiTypes.STR, description="the search text", required=True)
+TYPE = OpenApiParameter("type", OpenApiTypes.STR, enum=list(TYPE_TO_LABEL), description="item type (recipe)")
+K = OpenApiParameter("k", OpenApiTypes.INT, description="number of results, 1-100")
+
+
+def semantic_search(q: str, type_: str, k: int) -> dict:
+    store = get_store()
+    space = store.embedding_space(type_)
+    try:
+        vector = embed_query(space["model"], q)
+    except Exception as exc:  # a model that cannot be loaded here (offline, missing files)
+        log.exception("query model %s failed", space["model"])
+        raise ModelUnavailable(
+            f"The model {space['model']!r} that embedded the {type_} vectors cannot be loaded here: {exc}"
+        ) from None
+    return {"query": q, "type": type_, "model": space["model"], "k": k,
+            "results": store.vector_search(type_, vector, k)}
+
+
+class SemanticSearch(APIView):
+    @extend_schema(
+        summary="Semantic search over a type's vector index",
+        description="Embeds `q` with the model recorded for the type's index (query prompt applied) and returns "
+                    "the k nearest items by cosine similarity.",
+        parameters=[Q, TYPE, K],
+        responses={200: inline_serializer("SemanticResults", {
+            "query": serializers.CharField(), "type": serializers.CharField(), "model": serializers.CharField(),
+            "k": serializers.IntegerField(), "results": hits()}), 400: Error, 409: Error, 503: Error},
+    )
+    def get(self, request):
+        q = _query_param(request, "q")
+        type_ = _type_param(request)
+        return Response(semantic_search(q, type_, _k_param(request, 10)))
+
+
+class KeywordSearch(APIView):
+    @extend_schema(summary="Full-text search over titles, texts and names", parameters=[Q, TYPE, K],
+                   responses={200: inline_serializer("KeywordResults", {
+                       "query": serializers.CharField(), "type": serializers.CharField(allow_null=True),
+                       "results": hits()}), 400: Error, 503: Error})
+    def get(self, request):
+        q = _query_param(request, "q")
+        type_ = _type_param(request, default=None)
+        k = _k_param(request, 10)
+        return Response({"query": q, "type": type_, "results": get_store().keyword_search(q, type_, k)})
+
+
+class ItemDetail(APIView):
+    @extend_schema(summary="One item with its ingredients, categories or recipes",
+                   responses={200: OpenApiTypes.OBJECT, 404: Error, 503: Error})
+    def get(self, request, item_id: str):
+        store = get_store()
+        item = store.get_item(item_id)
+        item.update(item_neighbours(store, item_id))
+        return Response(item)
+
+
+class SimilarItems(APIView):
+    @extend_schema(summary="Items nearest to this one in its type's vector index", parameters=[K],
+                   responses={200: inline_serializer("SimilarResults", {
+                       "id": serializers.CharField(), "type": serializers.CharField(),
+                       "results": hits()}), 404: Error, 409: Error, 503: Error})
+    def get(self, request, item_id: str):
+        k = _k_param(request, 5)
+        item, similar = get_store().similar_items(item_id, k)
+        return Response({"id": item["id"], "type": item["type"], "title": item["title"], "results": similar})
+
+
+def check_import_token(request) -> None:
+    expected = settings.EMBEDDINGS_IMPORT_TOKEN
+    if not expected:
+        raise ImportDisabled()
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme != "Token" or not token.strip():
+        raise NotAuthenticated()
+    if not hmac.compare_digest(token.strip().encode(), expected.encode()):
+        raise BadToken()
+
+
+class ImportDisabled(APIException):
+    status_code = 503
+    default_detail = "The import endpoint is disabled: set EMBEDDINGS_IMPORT_TOKEN in the backend's environment"
+
+
+class NotAuthenticated(APIException):
+    status_code = 401
+    default_detail = "Missing header 'Authorization: Token <EMBEDDINGS_IMPORT_TOKEN>'"
+
+
+class BadToken(APIException):
+    status_code = 403
+    default_detail = "Invalid token: use the backend's EMBEDDINGS_IMPORT_TOKEN"
+
+
+ImportItem = inline_serializer("ImportItem", {"id": serializers.CharField(), "type": serializers.CharField(),
+                                              "embedding": serializers.ListField(child=serializers.FloatField())},
+                              many=True)
+
+
+class ImportEmbeddings(APIView):
+    @extend_schema(
+        summary="Import embeddings (the console's push)",
+        description="Header `Authorization: Token <EMBEDDINGS_IMPORT_TOKEN>`. Writes each vector onto the node "
+                    "with that id (idempotent: unchanged vectors are skipped); unknown ids and bad vectors are "
+                    "reported. `create_index` (default true) builds a missing vector index after the writes.",
+        request=inline_serializer("ImportRequest", {
+            "model": serializers.CharField(), "dimensions": serializers.IntegerField(required=False),
+            "query_prompt": serializers.CharField(required=False, allow_null=True),
+            "dry_run": serializers.BooleanField(default=False),
+            "create_index": serializers.BooleanField(default=True), "items": ImportItem}),
+        responses={200: inline_serializer("ImportReport", {
+            "written": serializers.IntegerField(), "unchanged": serializers.IntegerField(),
+            "unknown_ids": serializers.ListField(child=serializers.CharField()),
+            "rejected": serializers.ListField(child=serializers.DictField()),
+            "dry_run": serializers.BooleanField()}), 400: Error, 401: Error, 403: Error, 409: Error, 503: Error},
+    )
+    def post(self, request):
+        check_import_token(request)
+        body = request.data
+        if not isinstance(body, dict):
+            raise BadRequest("The body must be a JSON object with 'model' and 'items'")
+        model = body.get("model")
+        if not isinstance(model, str) or not model.strip():
+            raise BadRequest("'model' is required: the name of the model that made the vectors")
+        items = body.get("items")
+        if not isinstance(items, list):
+            raise BadRequest("'items' is required: a list of {\"id\", \"type\", \"embedding\"}")
+        dimensions = body.get("dimensions")
+        if dimensions is not None and (isinstance(dimensions, bool) or not isinstance(dimensions, int)
+                                       or dimensions < 1):
+            raise BadRequest(f"'dimensions' must be a positive whole number, not {dimensions!r}")
+        flags = {}
+        for name, default in (("dry_run", False), ("create_index", True)):
+            value = body.get(name, default)
+            if not isinstance(value, bool):
+                raise BadRequest(f"'{name}' must be true or false, not {value!r}")
+            flags[name] = value
+        query_prompt = body.get("query_prompt")
+        if query_prompt is not None and not isinstance(query_prompt, str):
+            raise BadRequest("'query_prompt' must be a string or null")
+        items = [item if isinstance(item, dict) else {"id": None} for item in items]
+        writer = VectorWriter(get_store(), model=model.strip(), query_prompt=query_prompt, dimensions=dimensions,
+                              source="the request", create_index=flags["create_index"])
+        report = writer.write(items, batch_size=settings.IMPORT_BATCH_SIZE, dry_run=flags["dry_run"])
+        return Response(report.to_dict(), status=status.HTTP_200_OK)

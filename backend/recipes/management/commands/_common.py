@@ -1,0 +1,15 @@
+"""Shared bits of the management commands: the store with user-facing errors, and tqdm progress."""
+from __future__ import annotations
+
+from django.core.management.base import CommandError
+
+from console.neo4j_store import Neo4jStoreError
+
+
+def open_store():
+    from recipes.graph import get_store
+
+    try:
+        return get_store()
+    except Neo4jStoreError as exc:
+        raise CommandError(str(exc)) from None

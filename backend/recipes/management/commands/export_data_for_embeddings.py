@@ -1,0 +1,46 @@
+"""python manage.py export_data_for_embeddings [--limit N] [--format json|jsonl|csv] [--output-dir DIR] [--type T]"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from console.neo4j_store import Neo4jStoreError
+from recipes.export import FORMATS, count, iter_records, output_file, write_records
+
+from ._common import open_store
+
+TYPES = ("recipe", "ingredient", "category")
+
+
+class Command(BaseCommand):
+    help = ("Export recipes, ingredients and categories for the embedding console: recipes.json, ingredients.json, "
+            "categories.json with id, type, text (\"Title. Description. Ingredients: a, b. Categories: x, y.\") "
+            "and metadata. Streams page by page: constant memory for large graphs.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--limit", type=int, default=None, help="at most N items per type")
+        parser.add_argument("--format", choices=FORMATS, default="json", help="json (default), jsonl or csv")
+        parser.add_argument("--output-dir", type=Path, default=Path("embedding_data"),
+                            help="folder for the files (default: embedding_data)")
+        parser.add_argument("--type", choices=TYPES, action="append", dest="types",
+                            help="export only this type (repeatable; default: all three)")
+        parser.add_argument("--page-size", type=int, default=1000, help="items read per query (1000)")
+
+    def handle(self, *args, limit=None, format="json", output_dir=Path("embedding_data"), types=None,
+               page_size=1000, **options):
+        if limit is not None and limit < 1:
+            raise CommandError("--limit must be at least 1")
+        store = open_store()
+        for type_ in types or TYPES:
+            path = output_file(output_dir, type_, format)
+            try:
+                total = count(store, type_)
+                total = min(total, limit) if limit else total
+                with tqdm(total=total, unit=type_, desc=path.name, disable=options.get("verbosity", 1) == 0) as bar:
+                    n = write_records(iter_records(store, type_, limit=limit, page_size=page_size), path, format,
+                                      progress=lambda done: bar.update(done - bar.n))
+            except Neo4jStoreError as exc:
+                raise CommandError(str(exc)) from None
+            self.stdout.write(f"Wrote {n} {type_} records to {path}")

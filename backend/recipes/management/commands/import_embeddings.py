@@ -1,0 +1,76 @@
+"""python manage.py import_embeddings --embedding-file embeddings_recipes.json [--dry-run] [--batch-size N]"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from console.errors import InputError
+from console.neo4j_store import DEFAULT_BATCH_SIZE, Neo4jStoreError, VectorWriter
+
+from ._common import open_store
+
+SHOWN = 20
+
+
+class Command(BaseCommand):
+    help = ("Import embeddings (the console's JSON, JSON Lines or Parquet output) onto the graph's nodes: every "
+            "vector is checked first (finite, one dimension for the file and the index, known ids), then written "
+            "in batches with UNWIND and db.create.setNodeVectorProperty. Idempotent; --dry-run only reports.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--embedding-file", type=Path, action="append", required=True, dest="files",
+                            help="embeddings_<type>.json|.jsonl|.parquet (repeatable)")
+        parser.add_argument("--dry-run", action="store_true", help="check and report, write nothing")
+        parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
+                            help=f"vectors per transaction ({DEFAULT_BATCH_SIZE})")
+        parser.add_argument("--model", default=None,
+                            help="model that made the vectors, when no .meta.json lies beside the file")
+
+    def handle(self, *args, files, dry_run=False, batch_size=DEFAULT_BATCH_SIZE, model=None, **options):
+        from console.embfiles import read_embeddings, read_meta
+
+        if batch_size < 1:
+            raise CommandError("--batch-size must be at least 1")
+        quiet = options.get("verbosity", 1) == 0
+        store = None
+        for path in files:
+            meta = read_meta(path) or {}
+            file_model = model or meta.get("model")
+            if not file_model:
+                raise CommandError(
+                    f"{path.name}: no .meta.json beside it says which model made the vectors: pass --model NAME "
+                    "(semantic search embeds queries with that model)"
+                )
+            # First pass: read the whole file, so that a broken line stops the import before anything is written.
+            try:
+                total = sum(1 for _ in read_embeddings(path))
+            except InputError as exc:
+                raise CommandError(f"{exc} (nothing was imported)") from None
+            store = store or open_store()
+            writer = VectorWriter(store, model=file_model, query_prompt=meta.get("query_prompt"), source=path.name)
+            try:
+                with tqdm(total=total, unit="vec", desc=path.name, disable=quiet) as bar:
+                    report = writer.write(read_embeddings(path), batch_size=batch_size, dry_run=dry_run,
+                                          progress=lambda done, _total: bar.update(done - bar.n), total=total)
+            except InputError as exc:
+                raise CommandError(f"{exc} (batches before it were written; fix the file and run again: written "
+                                   "vectors are skipped)") from None
+            except Neo4jStoreError as exc:
+                raise CommandError(str(exc)) from None
+            self._report(path, file_model, report)
+
+    def _report(self, path, model, report) -> None:
+        prefix = "Dry run, nothing written: " if report.dry_run else ""
+        self.stdout.write(f"{prefix}{path.name} ({model}): {report.summary()} in {report.elapsed_s:.1f} s")
+        for name in report.indexes_created:
+            self.stdout.write(f"Created vector index {name}")
+        if report.unknown_ids:
+            more = len(report.unknown_ids) - SHOWN
+            self.stderr.write(f"{len(report.unknown_ids)} ids are not in the graph (not written): "
+                              + ", ".join(report.unknown_ids[:SHOWN]) + (f" and {more} more" if more > 0 else ""))
+        for reject in report.rejected[:SHOWN]:
+            self.stderr.write(f"rejected {reject['id']}: {reject['reason']}")
+        if len(report.rejected) > SHOWN:
+            self.stderr.write(f"... and {len(report.rejected) - SHOWN} more rejected")
