@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -58,7 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"embedding-console {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="{generate,validate}")
 
-    gen = sub.add_parser("generate", help="validate, embed (resumable) and write embedding files")
+    gen = sub.add_parser("generate", help="validate, embed (resumable) and write embedding files",
+                         description="Validate the exported records, embed them in checkpointed batches (a re-run "
+                                     "resumes), and write embeddings_<type>.* files. Other command: "
+                                     "`embedding-console validate` (no model).")
     _add_input_options(gen)
     gen.add_argument("--output-dir", type=Path, default=Path("embeddings_output"),
                      help="where embeddings_<type>.* go (and .checkpoints/, rejects.jsonl); default embeddings_output")
@@ -177,15 +181,23 @@ def cmd_validate(args) -> int:
     return 0 if report.ok else 1
 
 
+def _stop_on_sigterm(signum, frame):  # SIGTERM (the web console's Stop) ends a run like Ctrl-C does
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     from console.errors import ConsoleError
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version"):
+    if not argv or argv[0] not in COMMANDS and argv[0] != "--version":
         argv.insert(0, "generate")  # `external_embedding_generator.py --input-dir ...` means generate
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # our own bar is the one that counts items
     args = build_parser().parse_args(argv)
+    try:
+        previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    except ValueError:  # not the main thread: leave signals alone
+        previous = None
     try:
         return {"generate": cmd_generate, "validate": cmd_validate}[args.command](args)
     except ConsoleError as exc:
@@ -195,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: finished batches are in the checkpoint; run the same command again to go on",
               file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

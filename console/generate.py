@@ -131,6 +131,10 @@ def generate(opts: GenerateOptions, *, progress: Callable[[Progress], None] | No
     status = StatusFile(opts.progress_file)
     try:
         result = _generate(opts, progress, embedder, status)
+    except KeyboardInterrupt:
+        status.update(state="stopped", message="stopped: finished batches are kept in the checkpoint; "
+                                               "run the same command again to go on")
+        raise
     except BaseException as exc:
         status.update(state="failed", message=str(exc) or type(exc).__name__)
         raise
