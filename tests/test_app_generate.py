@@ -1,0 +1,113 @@
+"""The Generate page: options with the seed's batch-size guidance, a background run with progress bars that a
+reloaded page reattaches to, clear failures, stop and resume. Real CLI subprocess, real MiniLM."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from conftest import read_shared_recipes
+from console import jobs
+from console.workspace import Workspace
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+
+
+@pytest.fixture
+def ws(tmp_path, monkeypatch):
+    monkeypatch.setenv("CONSOLE_WORKDIR", str(tmp_path / "work"))
+    monkeypatch.delenv("CONSOLE_PASSWORD", raising=False)
+    yield Workspace()
+    for job in jobs.list_jobs(tmp_path / "work" / "runs"):
+        job.stop()
+
+
+def _upload(ws: Workspace, n: int):
+    records = [{"id": f"recipe-{r['URL'].rstrip('/').split('/')[-1].split('-')[0]}", "type": "recipe",
+                "title": r["Title"], "text": f"{r['Title']}. Ingredients: {r['Ingredients'].replace('--', ', ')}"}
+               for r in read_shared_recipes("tahu", n)]
+    ws.save_upload("recipes.jsonl", "\n".join(json.dumps(r, ensure_ascii=False) for r in records).encode())
+
+
+def _page() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    return at.switch_page("pages/generate.py").run()
+
+
+def _start(at: AppTest, model: str, batch_size: int = 8) -> AppTest:
+    at.text_input[0].input(model)
+    at.number_input[0].set_value(batch_size)
+    return at.button[0].click().run()
+
+
+def _poll(at: AppTest, until, timeout: float = 120) -> AppTest:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        at.run()
+        if until(at):
+            return at
+        time.sleep(0.2)
+    raise AssertionError(f"timed out: {[m.value for m in at.markdown]} {[e.value for e in at.error]}")
+
+
+def _state(at: AppTest) -> str:
+    return next((m.value for m in at.markdown if m.value.startswith("**")), "")
+
+
+def test_the_batch_size_guidance_of_the_seed_is_shown(ws):
+    _upload(ws, 5)
+    at = _page()
+    assert at.number_input[0].value == 16
+    assert "Guidance: CPU 8-16, 8 GB GPU 32-64, 16 GB+ GPU 64-128." in at.caption[-1].value
+
+
+def test_without_inputs_start_is_disabled(ws):
+    at = _page()
+    assert [i.value for i in at.info][-1] == "Upload export files first (Upload page)."
+    assert at.button[0].disabled
+
+
+def test_a_run_shows_progress_and_ends_with_its_output_files(ws, minilm_path):
+    _upload(ws, 30)
+    at = _start(_page(), str(minilm_path))
+    [run] = ws.run_dirs()
+    at = _poll(at, lambda a: any(s.value.startswith("Done") for s in a.success))
+    assert [s.value for s in at.success] == [
+        f"Done: 30 items embedded. Files in `{run}`: embeddings_recipe.json, embeddings_recipe.meta.json, "
+        "embeddings_recipe.parquet. Next: Explore, or Export & push."]
+    bars = at.get("progress")
+    assert [b.proto.text for b in bars] == [bars[0].proto.text, "recipe: 30 / 30"]
+    assert bars[0].proto.text.startswith("Overall: 30 / 30 · ") and " items/s · ETA " in bars[0].proto.text
+
+
+def test_a_reloaded_page_reattaches_to_the_running_job(ws, minilm_path):
+    _upload(ws, 200)
+    _start(_page(), str(minilm_path), batch_size=2)
+    reloaded = _page()  # a new browser session: nothing in session state
+    [run] = ws.run_dirs()
+    assert reloaded.selectbox(key="shown_run").value == run.name
+    assert _state(reloaded).split(" ")[1] in ("Starting**", "Running**")
+    assert [b.label for b in reloaded.button if b.label in ("Stop", "Resume")] == ["Stop"]
+
+
+def test_stop_then_resume_finishes_the_run(ws, minilm_path):
+    _upload(ws, 200)
+    at = _start(_page(), str(minilm_path), batch_size=2)
+    at = _poll(at, lambda a: "Running" in _state(a) and not a.get("progress")[0].proto.text.startswith("Overall: 0 /"))
+    at.button(key="stop").click().run()
+    assert "Stopped" in _state(at)
+    assert [i.value for i in at.info][-1] == "Stopped. Resume to finish: batches already done are kept."
+    at.button(key="resume").click().run()
+    at = _poll(at, lambda a: any(s.value.startswith("Done: 200 items embedded.") for s in a.success))
+
+
+def test_a_model_that_cannot_be_loaded_shows_the_reason_not_a_traceback(ws):
+    _upload(ws, 5)
+    at = _poll(_start(_page(), "no-such/model"), lambda a: bool(a.error))
+    assert at.error[0].value.startswith(
+        "cannot load model 'no-such/model': it is not a local folder and the model hub cannot be reached")
+    assert not at.exception
+    assert [b.label for b in at.button if b.label == "Resume"] == ["Resume"]
