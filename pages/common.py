@@ -81,11 +81,11 @@ def pick_output(ws: Workspace, label: str, key: str) -> EmbeddingFile | None:
 
 
 @st.cache_resource(show_spinner="Loading the model (once per server process)…", max_entries=2)
-def embedder(model: str, device: str = "auto"):
+def embedder(model: str, dimensions: int | None = None, device: str = "auto"):
     """The model, loaded once per process and shared by every session (for query search)."""
     from console.engine import Embedder
 
-    return Embedder(model, device=device)
+    return Embedder(model, device=device, dimensions=dimensions)
 
 
 @st.cache_data(show_spinner="Reading and validating the files…", max_entries=8)

@@ -3,6 +3,7 @@ import pandas as pd
 import streamlit as st
 
 from console.embfiles import read_meta
+from console.errors import ConsoleError
 from console.projection import COLOR_FIELDS, load_embedding_set, nearest, project, scatter_figure
 from pages import common
 
@@ -64,7 +65,9 @@ hits, selected, target = [], None, None
 if query.strip():
     model = meta.get("model")
     try:
-        vector = common.embedder(model).encode_queries([query.strip()])[0]
+        vector = common.embedder(model, meta.get("dimensions")).encode_queries([query.strip()])[0]
+    except ConsoleError as exc:  # e.g. the model cannot be loaded offline
+        st.error(str(exc))
     except Exception as exc:  # noqa: BLE001 - shown to the user, no traceback
         st.error(f"Cannot embed the query with {model!r}: {exc}")
     else:

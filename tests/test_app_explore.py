@@ -1,0 +1,89 @@
+"""The Explore page: a UMAP map of a run's embeddings (2D/3D, coloured by type or category, sampled when large)
+and the similarity preview for a chosen item or a typed query. Real MiniLM vectors of real recipes."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from conftest import read_shared_recipes
+from console.cli import main as cli
+from console.workspace import Workspace
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory, minilm_path):
+    """A work folder with one finished run: 60 tempe and 60 chicken (ayam) recipes embedded with MiniLM."""
+    ws = Workspace(tmp_path_factory.mktemp("explore") / "work")
+    records = [{"id": f"recipe-{kind}-{n}", "type": "recipe", "title": r["Title"],
+                "text": f"{r['Title']}. Ingredients: {r['Ingredients'][:300].replace('--', ', ')}. Categories: {kind.title()}."}
+               for kind in ("tempe", "ayam") for n, r in enumerate(read_shared_recipes(kind, 60))]
+    upload = ws.save_upload("recipes.json", json.dumps(records).encode())
+    run = ws.new_run_dir("minilm")
+    assert cli(["generate", "--input", str(upload), "--output-dir", str(run), "--model", str(minilm_path),
+                "--format", "parquet", "--quiet"]) == 0
+    return ws.root
+
+
+@pytest.fixture
+def at(workdir, monkeypatch):
+    monkeypatch.setenv("CONSOLE_WORKDIR", str(workdir))
+    monkeypatch.delenv("CONSOLE_PASSWORD", raising=False)
+    app = AppTest.from_file(APP, default_timeout=120).run()
+    return app.switch_page("pages/explore.py").run()
+
+
+def _spec(at) -> dict:
+    return json.loads(at.get("plotly_chart")[0].proto.spec)
+
+
+def test_the_map_shows_every_item_of_a_small_set(at, minilm_path):
+    assert not at.exception
+    assert at.caption[0].value.startswith(f"120 of 120 items · 384 dimensions · model `{minilm_path}` · PCA+UMAP")
+    assert sum(len(trace["customdata"]) for trace in _spec(at)["data"]) == 120
+
+
+def test_a_large_set_is_sampled_and_the_sample_size_shown(at):
+    at.number_input[0].set_value(100).run()
+    assert at.caption[0].value.startswith("100 of 120 items (a random sample) · ")
+
+
+def test_points_are_coloured_by_category_with_title_and_text_on_hover(at):
+    at.selectbox[1].set_value("category").run()
+    traces = _spec(at)["data"]
+    assert [t["name"] for t in traces] == ["Ayam", "Tempe"]
+    assert traces[0]["hovertemplate"].startswith("<b>%{customdata[1]}</b>")
+
+
+def test_a_3d_map_can_be_chosen(at):
+    at.radio[0].set_value("3D").run()
+    assert {t["type"] for t in _spec(at)["data"]} == {"scatter3d"}
+
+
+def test_choosing_an_item_lists_its_neighbours_and_highlights_them(at):
+    at.selectbox(key="explore_item").set_value("recipe-tempe-0").run()
+    table = at.dataframe[0].value
+    assert at.subheader[0].value == f"Nearest to {read_shared_recipes('tempe', 1)[0]['Title']}"
+    assert len(table) == 10 and "recipe-tempe-0" not in table["id"].tolist()
+    assert table["score"].tolist() == sorted(table["score"].tolist(), reverse=True)
+    assert [t["name"] for t in _spec(at)["data"]][-2:] == ["neighbours", "selected"]
+
+
+def test_a_typed_query_finds_tempe_recipes(at):
+    at.text_input(key="explore_query").input("tempe").run()
+    assert at.subheader[0].value == "Nearest to the query “tempe”"
+    top = at.dataframe[0].value["id"].tolist()[:5]
+    assert sum(i.startswith("recipe-tempe-") for i in top) >= 4, top
+
+
+def test_a_projection_is_kept_on_disk_so_a_restarted_server_reads_it_back(at, workdir):
+    import streamlit as st
+
+    assert len(list((workdir / "cache" / "projections").glob("*.npz"))) >= 1
+    st.cache_data.clear()  # what a server restart does to the in-memory cache
+    at.run()
+    assert at.caption[0].value.endswith(" · PCA+UMAP · from cache")
