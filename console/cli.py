@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--dry-run", action="store_true", help="validate only; load no model, write nothing")
     gen.add_argument("--progress-file", type=Path, default=None,
                      help="write a JSON status after each batch (read by the web console)")
+    gen.add_argument("--reuse", type=Path, action="append", default=[], metavar="DIR",
+                     help="output folder of an earlier run: its vectors for unchanged texts are reused (repeatable)")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
 
     val = sub.add_parser("validate", help="check the input files and report bad records (no model needed)")
@@ -136,7 +138,7 @@ def _options(args):
         max_length=getattr(args, "max_length", None), limit=args.limit,
         dry_run=getattr(args, "dry_run", False) or args.command == "validate", on_invalid=args.on_invalid,
         encoding_errors=args.encoding_errors, formats=getattr(args, "format", ["json"]),
-        progress_file=getattr(args, "progress_file", None))
+        progress_file=getattr(args, "progress_file", None), reuse=getattr(args, "reuse", []))
 
 
 def _print_report(report, files) -> None:

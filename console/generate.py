@@ -61,6 +61,7 @@ class GenerateOptions:
     encoding_errors: str = "strict"
     formats: Sequence[str] = ("json",)
     progress_file: Path | None = None
+    reuse: Sequence[Path] = ()  # output folders of earlier runs whose checkpoints may hold finished vectors
 
 
 @dataclass
@@ -171,9 +172,14 @@ def _generate(opts, progress, embedder, status: StatusFile) -> GenerateResult:
     if opts.dry_run or not report.good:
         return result
 
+    for stale in out_dir.glob(".embeddings_*.tmp"):  # left by a run killed while writing its outputs
+        stale.unlink(missing_ok=True)
+    for stale in out_dir.glob(".embeddings_*.raw"):
+        stale.unlink(missing_ok=True)
     if embedder is None:
         from console.engine import Embedder
 
+        say(f"loading model {opts.model} (device {opts.device}, dtype {opts.dtype})")
         embedder = Embedder(opts.model, device=opts.device, dtype=opts.dtype, dimensions=opts.dimensions,
                             normalize=opts.normalize, max_length=opts.max_length)
     if embedder.device_message:
@@ -192,6 +198,17 @@ def _generate(opts, progress, embedder, status: StatusFile) -> GenerateResult:
             if loaded.repaired:
                 say(loaded.repaired)
             vectors = loaded.vectors
+            for folder in opts.reuse:  # incremental: vectors of an earlier run with the same settings
+                missing = set(hashes) - set(vectors)
+                if not missing or Path(folder).resolve() == out_dir.resolve():
+                    continue
+                earlier = Checkpoint(folder, type_, key).load(wanted=missing)
+                if earlier.vectors:
+                    found = list(earlier.vectors)
+                    ids = {h: r.id for r, h in zip(records, hashes)}
+                    cp.append([ids[h] for h in found], found, np.vstack([earlier.vectors[h] for h in found]))
+                    vectors.update(earlier.vectors)
+                    say(f"{type_}: {len(found)} vectors taken from {folder}")
             todo: dict[str, int] = {}  # hash -> index of its first record
             for i, h in enumerate(hashes):
                 if h not in vectors and h not in todo:

@@ -192,3 +192,17 @@ def test_qwen3_run_records_the_query_prompt_in_the_metadata(tmp_path, export, ti
     meta = read_meta(tmp_path / "out" / "embeddings_recipe.json")
     assert meta["query_prompt"].startswith("Instruct: Given a web search query")
     assert (meta["prompt"], meta["dimensions"]) == (None, 64)
+
+
+def test_reuse_takes_unchanged_vectors_from_an_earlier_runs_folder(tmp_path, export, minilm_path):
+    input_dir, recipes, _ = export
+    generate(opts(tmp_path, input_dir, minilm_path))
+    recipes[0]["text"] = "Ayam goreng kremes"
+    write_json(input_dir / "recipes.json", recipes)
+    later = GenerateOptions(input_dir=input_dir, output_dir=tmp_path / "run2", model=str(minilm_path), batch_size=5,
+                            device="cpu", reuse=[tmp_path / "out"])
+    result = generate(later)
+    assert (result.embedded, result.reused) == (1, 27)
+    assert "recipe: 23 vectors taken from " + str(tmp_path / "out") in result.messages
+    again = generate(later)  # the new folder now holds every vector itself
+    assert (again.embedded, again.reused) == (0, 28)
