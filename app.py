@@ -18,16 +18,16 @@ import streamlit as st  # noqa: E402
 
 from pages import common  # noqa: E402
 
-st.set_page_config(page_title="Embedding console", page_icon="🧭", layout="wide")
+st.set_page_config(page_title="Embedding console", page_icon=":material/hub:", layout="wide")
 
 if not common.password_gate():
     st.stop()
 
 common.sidebar(common.workspace())
 page = st.navigation([
-    st.Page(str(ROOT / "pages" / "upload.py"), title="Upload", icon="📤", default=True),
-    st.Page(str(ROOT / "pages" / "generate.py"), title="Generate", icon="⚙️"),
-    st.Page(str(ROOT / "pages" / "explore.py"), title="Explore", icon="🗺️"),
-    st.Page(str(ROOT / "pages" / "export_push.py"), title="Export & push", icon="🚀"),
+    st.Page(str(ROOT / "pages" / "upload.py"), title="Upload", icon=":material/upload_file:", default=True),
+    st.Page(str(ROOT / "pages" / "generate.py"), title="Generate", icon=":material/memory:"),
+    st.Page(str(ROOT / "pages" / "explore.py"), title="Explore", icon=":material/scatter_plot:"),
+    st.Page(str(ROOT / "pages" / "export_push.py"), title="Export & push", icon=":material/cloud_upload:"),
 ])
 page.run()

@@ -10,7 +10,8 @@ import streamlit as st
 from console.jobs import Job, list_jobs
 from console.workspace import EmbeddingFile, InputSummary, Workspace, human_size, inspect_inputs
 
-STATE_ICONS = {"running": "🟢", "starting": "🟡", "done": "✅", "failed": "❌", "stopped": "⏸️", "interrupted": "⚠️"}
+STATE_ICONS = {"running": ":material/autorenew:", "starting": ":material/hourglass_top:", "done": ":material/check_circle:",
+               "failed": ":material/error:", "stopped": ":material/pause_circle:", "interrupted": ":material/warning:"}
 FORMAT_PREFERENCE = ("npy", "parquet", "jsonl", "json")  # fastest to read first
 
 

@@ -35,7 +35,7 @@ if len(data) == 0:
 with st.expander("Map settings", expanded=False):
     c1, c2, c3, c4, c5 = st.columns(5)
     dims = 3 if c1.radio("Map", ["2D", "3D"], horizontal=True) == "3D" else 2
-    color_by = c2.selectbox("Colour by", COLOR_FIELDS)
+    color_by = c2.selectbox("Colour by", COLOR_FIELDS, index=1 if len(set(data.types)) == 1 else 0)
     sample = c3.number_input("Sample size", min_value=100, max_value=200_000, value=5_000, step=1_000)
     n_neighbors = c4.slider("UMAP neighbours", 2, 100, 15)
     pca_dims = c5.slider("PCA dimensions before UMAP", 10, 200, 50)

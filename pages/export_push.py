@@ -4,6 +4,7 @@ import os
 import streamlit as st
 
 from console.embfiles import output_path, read_embeddings, read_meta, write_embeddings
+from console.errors import ConsoleError
 from console.neo4j_store import Neo4jSettings, Neo4jStore, Neo4jStoreError
 from console.push import push_to_backend, push_to_neo4j
 from pages import common
@@ -98,9 +99,14 @@ def run(dry_run: bool):
         bar.progress(min(1.0, done / total) if total else 0.0, text=f"{done} / {total or '?'} vectors")
     try:
         report = push(dry_run, progress)
-    except Neo4jStoreError as exc:
+    except (Neo4jStoreError, ConsoleError) as exc:  # unreachable, refused, dimension mismatch, unreadable file
         bar.empty()
         st.error(str(exc))
+        return None
+    except Exception as exc:  # noqa: BLE001 - a message, not a traceback
+        bar.empty()
+        st.error(f"The push stopped: {type(exc).__name__}: {exc}. Vectors written so far are kept; press again "
+                 "to go on (unchanged vectors are skipped).")
         return None
     bar.progress(1.0, text=f"{report.total} / {report.total} vectors")
     return report

@@ -47,7 +47,7 @@ if start:
         st.error("Choose at least one output format.")
     else:
         ws.remember("model", model.strip())
-        run_dir = ws.new_run_dir(model.strip())
+        run_dir = ws.new_run_dir("-".join(Path(model.strip()).parts[-2:]))
         spec = JobSpec(output_dir=str(run_dir), inputs=inputs, input_dir=input_dir, model=model.strip(),
                        device=device, dtype=dtype, batch_size=int(batch_size), dimensions=int(dimensions) or None,
                        formats=formats, on_invalid=on_invalid)

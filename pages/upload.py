@@ -43,7 +43,7 @@ if source == "Uploaded files":
         st.info("No files uploaded yet.")
     for f in files:
         left, right = st.columns([6, 1])
-        left.write(f"📄 **{f.name}** · {common.human_size(f.size)} · uploaded {f.modified:%Y-%m-%d %H:%M} UTC")
+        left.write(f":material/description: **{f.name}** · {common.human_size(f.size)} · uploaded {f.modified:%Y-%m-%d %H:%M} UTC")
         if right.button("Remove", key=f"remove-{f.name}"):
             ws.remove_upload(f.name)
             st.rerun()

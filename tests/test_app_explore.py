@@ -52,11 +52,15 @@ def test_a_large_set_is_sampled_and_the_sample_size_shown(at):
     assert at.caption[0].value.startswith("100 of 120 items (a random sample) · ")
 
 
-def test_points_are_coloured_by_category_with_title_and_text_on_hover(at):
-    at.selectbox[1].set_value("category").run()
+def test_one_type_is_coloured_by_category_with_title_and_text_on_hover(at):
     traces = _spec(at)["data"]
     assert [t["name"] for t in traces] == ["Ayam", "Tempe"]
     assert traces[0]["hovertemplate"].startswith("<b>%{customdata[1]}</b>")
+
+
+def test_points_can_be_coloured_by_type(at):
+    at.selectbox[1].set_value("type").run()
+    assert [t["name"] for t in _spec(at)["data"]] == ["recipe"]
 
 
 def test_a_3d_map_can_be_chosen(at):

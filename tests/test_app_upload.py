@@ -79,7 +79,7 @@ def test_a_file_that_cannot_be_read_is_named_with_what_to_do(workdir):
 def test_uploads_are_still_listed_after_a_reload(workdir):
     _upload(_open(), ("recipes.csv", b"id,type,text\nrecipe-1,recipe,Tempe goreng\n", "text/csv"))
     reloaded = _open()  # a new browser session
-    assert any(m.value.startswith("📄 **recipes.csv**") for m in reloaded.markdown)
+    assert any(m.value.startswith(":material/description: **recipes.csv**") for m in reloaded.markdown)
     assert reloaded.dataframe[0].value["recipe"].tolist() == [1]
 
 

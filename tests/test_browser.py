@@ -1,0 +1,170 @@
+"""End to end in a real headless Chromium against `streamlit run app.py`: upload a real export file, generate
+with MiniLM, see the map and the neighbours of a query, push into the real test Neo4j, and check the vectors
+there. Screenshots of each page go to test-output/screenshots/ (and docs/screenshots/ for the README)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import read_shared_recipes
+from console.embfiles import read_embeddings
+
+pytestmark = pytest.mark.browser
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+SHOTS = ROOT / "test-output" / "screenshots"
+DOC_SHOTS = ROOT / "docs" / "screenshots"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def graph(neo4j_driver, neo4j_settings):
+    """The real test Neo4j, emptied (auto-commit session: CALL {...} IN TRANSACTIONS needs one)."""
+    with neo4j_driver.session(database=neo4j_settings["database"]) as session:
+        session.run("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS").consume()
+        for name in session.run("SHOW CONSTRAINTS YIELD name").value():
+            session.run(f"DROP CONSTRAINT `{name}` IF EXISTS").consume()
+        for name in session.run("SHOW INDEXES YIELD name, type WHERE type <> 'LOOKUP' RETURN name").value():
+            session.run(f"DROP INDEX `{name}` IF EXISTS").consume()
+    return neo4j_driver
+
+
+@pytest.fixture
+def export_file(tmp_path):
+    """A real export file: 50 chicken and 50 tempeh recipes from the shared data, in the export format."""
+    records = [{"id": f"recipe-{r['URL'].rstrip('/').split('/')[-1].split('-')[0]}", "type": "recipe",
+                "title": r["Title"], "categories": [kind.title()],
+                "text": f"{r['Title']}. Ingredients: {r['Ingredients'].strip('-').replace('--', ', ')}. "
+                        f"Categories: {kind.title()}."}
+               for kind in ("ayam", "tempe") for r in read_shared_recipes(kind, 50)]
+    path = tmp_path / "recipes.json"
+    path.write_text(json.dumps(records, ensure_ascii=False, indent=1), encoding="utf-8")
+    return path, records
+
+
+@pytest.fixture
+def console_url(tmp_path, neo4j_settings):
+    """`streamlit run app.py` on a free port, with its own work folder and the test Neo4j's settings."""
+    port = _free_port()
+    env = dict(os.environ, CONSOLE_WORKDIR=str(tmp_path / "work"), HF_HUB_OFFLINE="1",
+               NEO4J_URI=neo4j_settings["uri"], NEO4J_USER=neo4j_settings["user"],
+               NEO4J_PASSWORD=neo4j_settings["password"], NEO4J_DATABASE=neo4j_settings["database"])
+    env.pop("CONSOLE_PASSWORD", None)
+    log = open(tmp_path / "streamlit.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true",
+         "--browser.gatherUsageStats", "false"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("streamlit did not start:\n" + (tmp_path / "streamlit.log").read_text())
+        time.sleep(0.3)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture
+def page():
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (scripts/setup.sh --browser)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1600})
+        page.set_default_timeout(60_000)
+        yield page
+        browser.close()
+
+
+def _shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    DOC_SHOTS.mkdir(parents=True, exist_ok=True)
+    page.mouse.move(5, 5)  # no tooltip over the picture
+    page.wait_for_timeout(500)  # let the last rerun paint
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    shutil.copyfile(SHOTS / f"{name}.png", DOC_SHOTS / f"{name}.png")
+
+
+def _go(page, title: str) -> None:
+    page.get_by_role("link", name=title).click()
+
+
+@pytest.mark.timeout(300)
+def test_upload_generate_explore_and_push_in_a_real_browser(console_url, page, export_file, graph, minilm_path,
+                                                            neo4j_settings, tmp_path):
+    path, records = export_file
+    ids = [r["id"] for r in records]
+    graph.execute_query("UNWIND $rows AS row MERGE (n:Recipe {id: row.id}) SET n.title = row.title",
+                        rows=[{"id": r["id"], "title": r["title"]} for r in records])
+
+    page.goto(console_url)
+    page.get_by_text("Upload export files").wait_for()
+    page.locator("input[type=file]").set_input_files(str(path))
+    page.get_by_text("All 100 records are valid (100 recipe). Next: the Generate page.").wait_for()
+    _shot(page, "upload")
+
+    _go(page, "Generate")
+    page.get_by_role("textbox", name="Model", exact=True).fill(str(minilm_path))
+    page.get_by_role("button", name="Start").click()
+    page.get_by_text("Done: 100 items embedded.").wait_for(timeout=180_000)
+    _shot(page, "generate")
+
+    _go(page, "Explore")
+    page.get_by_text("100 of 100 items").wait_for(timeout=120_000)
+    page.locator(".js-plotly-plot").first.wait_for()
+    query = page.get_by_role("textbox", name="Query (embedded with the run's model and its query prompt)")
+    query.fill("tempe goreng")
+    query.press("Enter")
+    page.get_by_text("Nearest to the query “tempe goreng”").wait_for(timeout=120_000)
+    _shot(page, "explore")
+
+    _go(page, "Export & push")
+    page.get_by_role("button", name="Test connection").click()
+    page.get_by_text(f"Connected to {neo4j_settings['uri']}").wait_for()
+    page.get_by_role("button", name="Preview (dry run)").click()
+    page.get_by_text("100 vectors: 100 would write, 0 unchanged, 0 unknown ids, 0 rejected.").wait_for()
+    page.get_by_role("button", name="Push", exact=True).click()
+    page.get_by_text("100 vectors: 100 written, 0 unchanged, 0 unknown ids, 0 rejected.").wait_for(timeout=120_000)
+    _shot(page, "push")
+
+    [output] = (tmp_path / "work" / "runs").glob("*/embeddings_recipe.json")
+    expected = {item.id: item.embedding for item in read_embeddings(output)}
+    stored = {r["id"]: np.array(r["v"], dtype=np.float32) for r in graph.execute_query(
+        "MATCH (n:Recipe) WHERE n.id IN $ids RETURN n.id AS id, n.embedding AS v", ids=ids).records}
+    assert sorted(stored) == sorted(ids)
+    for item_id, vector in expected.items():
+        assert vector.shape == (384,) and np.allclose(stored[item_id], vector, atol=1e-6)
+    index = graph.execute_query(
+        "SHOW VECTOR INDEXES YIELD name, labelsOrTypes, options WHERE name = 'recipe_embedding' "
+        "RETURN options.indexConfig.`vector.dimensions` AS dims").records
+    assert [r["dims"] for r in index] == [384]
