@@ -154,10 +154,24 @@ class Workspace:
                     found.append(EmbeddingFile(path, run.name, m["type"], m["fmt"]))
         return found
 
-    def export_dir(self, embedding_file: Path) -> Path:
-        folder = Path(embedding_file).parent / "exports"
-        folder.mkdir(exist_ok=True)
-        return folder
+    def export_file(self, embedding_file: str | os.PathLike, fmt: str) -> Path:
+        """The run's ``embeddings_<type>.<fmt>`` for download: the run's own file when it wrote that format, else
+        a conversion into the run's ``exports/`` folder (made once, redone when the source is newer)."""
+        from console.embfiles import output_path, read_embeddings, read_meta, write_embeddings
+
+        source = Path(embedding_file)
+        m = _EMBEDDING_NAME.match(source.name)
+        if not m:
+            raise ValueError(f"{source.name} is not an embeddings_<type>.<format> file")
+        native = output_path(source.parent, m["type"], fmt)
+        if native.exists():
+            return native
+        folder = source.parent / "exports"
+        target = output_path(folder, m["type"], fmt)
+        if not target.exists() or target.stat().st_mtime_ns < source.stat().st_mtime_ns:
+            write_embeddings(folder, m["type"], read_embeddings(source), formats=(fmt,),
+                             meta=read_meta(source) or {})
+        return target
 
     def projection_cache(self) -> Path:
         folder = self.cache / "projections"

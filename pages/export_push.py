@@ -3,7 +3,7 @@ import os
 
 import streamlit as st
 
-from console.embfiles import output_path, read_embeddings, read_meta, write_embeddings
+from console.embfiles import read_meta
 from console.errors import ConsoleError
 from console.neo4j_store import Neo4jSettings, Neo4jStore, Neo4jStoreError
 from console.push import push_to_backend, push_to_neo4j
@@ -22,17 +22,8 @@ st.subheader("Download")
 
 
 def _file_for(fmt: str):
-    """The run's file in that format, converted once into the run's exports/ folder when the run did not write it."""
-    def data():
-        native = output_path(chosen.path.parent, chosen.type, fmt)
-        if native.exists():
-            return native.read_bytes()
-        folder = ws.export_dir(chosen.path)
-        target = output_path(folder, chosen.type, fmt)
-        if not target.exists() or target.stat().st_mtime < chosen.path.stat().st_mtime:
-            write_embeddings(folder, chosen.type, read_embeddings(chosen.path), formats=(fmt,), meta=meta)
-        return target.read_bytes()
-    return data
+    """Read (or convert, once) only when the button is pressed."""
+    return lambda: ws.export_file(chosen.path, fmt).read_bytes()
 
 
 mimes = {"json": "application/json", "jsonl": "application/jsonl", "parquet": "application/vnd.apache.parquet"}

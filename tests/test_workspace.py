@@ -1,0 +1,85 @@
+"""The console's work folder: uploads, runs and their outputs, downloads in every format, state kept across
+reloads, and the input summary the Upload page shows."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from console.embfiles import EmbeddedItem, read_embeddings, read_meta, write_embeddings
+from console.workspace import Workspace, inspect_inputs, safe_filename
+
+
+@pytest.fixture
+def ws(tmp_path):
+    return Workspace(tmp_path / "work")
+
+
+def test_the_work_folder_comes_from_console_workdir(tmp_path, monkeypatch):
+    monkeypatch.setenv("CONSOLE_WORKDIR", str(tmp_path / "elsewhere"))
+    ws = Workspace()
+    assert ws.root == tmp_path / "elsewhere"
+    assert sorted(p.name for p in ws.root.iterdir()) == ["cache", "runs", "uploads"]
+
+
+def test_an_upload_name_never_escapes_the_uploads_folder(ws):
+    path = ws.save_upload("../../etc/recipes.json", b"[]")
+    assert path == ws.uploads / "recipes.json"
+    assert safe_filename("C:\\exports\\my recipes.csv") == "my recipes.csv"
+
+
+def test_only_export_files_are_accepted(ws):
+    with pytest.raises(ValueError, match=r"^model.bin: not an export file \(expected .json, .jsonl or .csv\)"):
+        ws.save_upload("model.bin", b"x")
+
+
+def test_uploading_the_same_name_again_replaces_the_file(ws):
+    ws.save_upload("recipes.csv", b"id,type,text\n")
+    ws.save_upload("recipes.csv", b"id,type,text\nrecipe-1,recipe,Tempe\n")
+    assert [f.name for f in ws.list_uploads()] == ["recipes.csv"]
+    assert ws.list_uploads()[0].size == len(b"id,type,text\nrecipe-1,recipe,Tempe\n")
+
+
+def test_choices_are_remembered_across_reloads(ws):
+    ws.remember("input_dir", "/data/export")
+    assert Workspace(ws.root).state() == {"input_dir": "/data/export"}
+
+
+def _run_with_output(ws, fmt="json"):
+    run = ws.new_run_dir("minilm")
+    items = [EmbeddedItem(f"recipe-{i}", "recipe", f"text {i}", np.full(4, i, dtype=np.float32), f"T{i}")
+             for i in range(3)]
+    write_embeddings(run, "recipe", items, formats=(fmt,), meta={"model": "m", "dimensions": 4})
+    return run
+
+
+def test_outputs_of_every_run_are_listed_newest_first(ws):
+    first = _run_with_output(ws)
+    second = _run_with_output(ws, "parquet")
+    found = [(f.run_id, f.type, f.format) for f in ws.embedding_files()]
+    assert found == [(second.name, "recipe", "parquet"), (first.name, "recipe", "json")]
+
+
+def test_a_download_in_another_format_is_converted_once_into_exports(ws):
+    run = _run_with_output(ws, "json")
+    parquet = ws.export_file(run / "embeddings_recipe.json", "parquet")
+    assert parquet == run / "exports" / "embeddings_recipe.parquet"
+    assert [i.id for i in read_embeddings(parquet)] == ["recipe-0", "recipe-1", "recipe-2"]
+    assert read_meta(parquet)["model"] == "m"
+    stamp = parquet.stat().st_mtime_ns
+    assert ws.export_file(run / "embeddings_recipe.json", "parquet").stat().st_mtime_ns == stamp
+    assert ws.export_file(run / "embeddings_recipe.json", "json") == run / "embeddings_recipe.json"
+
+
+def test_the_input_summary_counts_types_across_files_and_names_unreadable_ones(tmp_path):
+    (tmp_path / "a.jsonl").write_text("\n".join(json.dumps(r) for r in [
+        {"id": "recipe-1", "type": "recipe", "text": "Tempe goreng"},
+        {"id": "ingredient-tempe", "type": "ingredient", "text": "tempe"}]), encoding="utf-8")
+    (tmp_path / "b.json").write_text(json.dumps([{"id": "recipe-1", "type": "recipe", "text": "again"}]))
+    (tmp_path / "c.json").write_bytes(b'[{"id": "x", "text": "caf\xe9"}]')
+    summary = inspect_inputs([tmp_path / "a.jsonl", tmp_path / "b.json", tmp_path / "c.json"])
+    assert summary.counts == {"recipe": 1, "ingredient": 1}
+    assert summary.problems == {"duplicates": 1, "empty text": 0, "bad rows": 0, "unreadable files": 1}
+    assert summary.files[2]["error"] == (
+        "c.json: invalid UTF-8 at byte 25 (line 1) — re-save the file as UTF-8 or pass --encoding-errors replace")
