@@ -337,7 +337,9 @@ class Neo4jStore:
                 f"The query vector has {vec.size} dimensions but the {type_} index {space['index_name']!r} "
                 f"has {space['dimensions']}"
             )
-        fetch = k + (1 if exclude_id else 0)
+        # The index is approximate (HNSW): asking it for more candidates than k, then keeping the best k, makes the
+        # top k stable and closer to the exact nearest neighbours.
+        fetch = max(4 * k, 50) + (1 if exclude_id else 0)
         rows = self.query(
             "CALL db.index.vector.queryNodes($index, $fetch, $vector) YIELD node, score "
             "WHERE node.id <> $exclude "
