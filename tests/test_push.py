@@ -6,7 +6,7 @@ import pytest
 
 from conftest import read_shared_recipes
 from console.neo4j_store import Neo4jSettings, Neo4jUnavailable
-from console.push import PushError, push_to_neo4j
+from console.push import PushError, push_to_backend, push_to_neo4j
 
 DIMS = 8
 
@@ -72,3 +72,77 @@ def test_push_to_an_unreachable_neo4j_says_so():
     with pytest.raises(Neo4jUnavailable) as err:
         push_to_neo4j(items_for(["recipe-1"]), Neo4jSettings(uri="bolt://127.0.0.1:9", password="x"), model="m")
     assert str(err.value).startswith("Cannot reach Neo4j at bolt://127.0.0.1:9: is it running?")
+
+
+# -- through the backend's import endpoint (a real runserver) ----------------------------------------------------
+TOKEN = "push-test-token"
+
+
+@pytest.fixture(scope="module")
+def backend_url(neo4j_env, tmp_path_factory):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "backend"))
+    from recipes.testing import run_backend
+
+    log = tmp_path_factory.mktemp("push-backend") / "runserver.log"
+    with run_backend({**neo4j_env, "EMBEDDINGS_IMPORT_TOKEN": TOKEN}, log_path=log) as url:
+        yield url + "/api/embeddings/import/"
+
+
+def test_push_to_backend_writes_in_batches_then_counts_unchanged(recipe_ids, backend_url, neo4j_clean):
+    calls = []
+    first = push_to_backend(items_for(recipe_ids), backend_url, TOKEN, model="m", batch_size=10,
+                            progress=lambda d, t: calls.append((d, t)))
+    assert (first.written, first.unchanged, first.unknown_ids, first.rejected) == (25, 0, [], [])
+    assert calls == [(10, 25), (20, 25), (25, 25)]
+    assert first.indexes_created == ["recipe_embedding"]  # built once, after the last batch
+    second = push_to_backend(items_for(recipe_ids), backend_url, TOKEN, model="m", batch_size=10)
+    assert (second.written, second.unchanged) == (0, 25)
+
+
+def test_push_to_backend_dry_run_and_bad_vectors(recipe_ids, backend_url, neo4j_clean):
+    items = items_for(recipe_ids[:3] + ["recipe-1"])
+    items[1]["embedding"] = items[1]["embedding"].copy()
+    items[1]["embedding"][2] = np.nan
+    report = push_to_backend(items, backend_url, TOKEN, model="m", dry_run=True)
+    assert (report.written, report.unknown_ids, report.dry_run) == (2, ["recipe-1"], True)
+    assert report.rejected == [
+        {"id": recipe_ids[1], "reason": "'embedding' has a non-finite value (NaN or infinity) at position 2"}]
+    count = neo4j_clean.execute_query("MATCH (n) WHERE n.embedding IS NOT NULL RETURN count(n) AS c").records[0]["c"]
+    assert count == 0
+
+
+def test_push_to_backend_with_a_wrong_token_says_which_setting(recipe_ids, backend_url):
+    with pytest.raises(PushError) as err:
+        push_to_backend(items_for(recipe_ids), backend_url, "wrong", model="m")
+    assert str(err.value) == (f"The backend at {backend_url} refused the token (HTTP 403): use the value of its "
+                              "EMBEDDINGS_IMPORT_TOKEN setting")
+
+
+def test_push_to_an_unreachable_backend_says_so():
+    url = "http://127.0.0.1:9/api/embeddings/import/"
+    with pytest.raises(PushError) as err:
+        push_to_backend(items_for(["recipe-1"]), url, "t", model="m")
+    assert str(err.value) == (f"Cannot reach the backend at {url}: is it running (python backend/manage.py "
+                              "runserver)? Check the URL")
+
+
+def test_push_from_an_embedding_file_takes_the_model_from_its_metadata(recipe_ids, backend_url, neo4j_settings,
+                                                                       neo4j_clean, tmp_path):
+    from console.embfiles import EmbeddedItem, make_meta, write_embeddings
+
+    items = [EmbeddedItem(id=i["id"], type="recipe", text="t", embedding=i["embedding"]) for i in
+             items_for(recipe_ids)]
+    meta = make_meta(model="sentence-transformers/all-MiniLM-L6-v2", dimensions=DIMS, normalized=True,
+                     dtype="float32", count=len(items), type_="recipe", query_prompt="Query: ")
+    path = [p for p in write_embeddings(tmp_path, "recipe", items, formats=("jsonl",), meta=meta)
+            if p.suffix == ".jsonl"][0]
+    report = push_to_backend(path, backend_url, TOKEN, batch_size=10)
+    assert report.written == 25
+    again = push_to_neo4j(path, neo4j_settings)
+    assert again.unchanged == 25  # same model, same vectors: the two routes agree on what is already there
+    space = neo4j_clean.execute_query("MATCH (s:EmbeddingSpace {type: 'recipe'}) RETURN s.model AS m, "
+                                      "s.query_prompt AS p").records[0]
+    assert (space["m"], space["p"]) == ("sentence-transformers/all-MiniLM-L6-v2", "Query: ")
