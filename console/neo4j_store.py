@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
@@ -480,7 +482,8 @@ class VectorWriter:
     """
 
     def __init__(self, store: Neo4jStore, *, model: str, query_prompt: str | None = None,
-                 dimensions: int | None = None, source: str = "the input", create_index: bool = True):
+                 dimensions: int | None = None, source: str = "the input", create_index: bool = True,
+                 workers: int = 2):
         if not model:
             raise ValueError("VectorWriter needs the model name that produced the vectors")
         self.store = store
@@ -489,6 +492,7 @@ class VectorWriter:
         self.declared_dimensions = dimensions
         self.source = source
         self.create_index = create_index
+        self.workers = max(1, workers)
 
     def write(self, items: Iterable[Any], *, batch_size: int = DEFAULT_BATCH_SIZE, dry_run: bool = False,
               progress: Progress | None = None, total: int | None = None) -> WriteReport:
@@ -502,18 +506,31 @@ class VectorWriter:
         if not dry_run:
             self.store.ensure_schema()
         done = 0
-        for batch in _batched(items, batch_size):
-            rows_by_type: dict[str, list[dict]] = {}
-            for item in batch:
-                row = self._check(item, dims, had_index, seen, report)
-                if row is not None:
-                    rows_by_type.setdefault(row.pop("type"), []).append(row)
-            for type_, rows in rows_by_type.items():
-                self._write_batch(type_, rows, dry_run, report)
-            done += len(batch)
-            report.total = done
-            if progress:
-                progress(done, total)
+        # Batches are checked here, in input order, and written by up to `workers` sessions at once (each batch
+        # one transaction); at most `workers` batches are in flight, so memory stays bounded.
+        pending: deque = deque()
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            def finish_one() -> None:
+                nonlocal done
+                future, size = pending.popleft()
+                for part in future.result():
+                    report.merge(part)
+                done += size
+                report.total = done
+                if progress:
+                    progress(done, total)
+
+            for batch in _batched(items, batch_size):
+                rows_by_type: dict[str, list[dict]] = {}
+                for item in batch:
+                    row = self._check(item, dims, had_index, seen, report)
+                    if row is not None:
+                        rows_by_type.setdefault(row.pop("type"), []).append(row)
+                pending.append((pool.submit(self._write_batches, rows_by_type, dry_run), len(batch)))
+                while len(pending) >= self.workers:
+                    finish_one()
+            while pending:
+                finish_one()
         report.total = done
         if not dry_run:
             for type_, n_dims in dims.items():
@@ -570,6 +587,15 @@ class VectorWriter:
             return None
         seen.add(key)
         return {"type": type_, "id": item_id, "vector": vec, "hash": embedding_hash(self.model, vec)}
+
+    def _write_batches(self, rows_by_type: dict[str, list[dict]], dry_run: bool) -> list[WriteReport]:
+        parts = []
+        for type_, rows in rows_by_type.items():
+            part = WriteReport(dry_run=dry_run)
+            self._write_batch(type_, rows, dry_run, part)
+            part.total = 0
+            parts.append(part)
+        return parts
 
     def _write_batch(self, type_: str, rows: list[dict], dry_run: bool, report: WriteReport) -> None:
         label = TYPE_TO_LABEL[type_]
