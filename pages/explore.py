@@ -55,11 +55,17 @@ def _on_select():
         st.session_state["explore_query"] = ""
 
 
+def _forget(key: str):
+    def clear():
+        st.session_state[key] = "" if key == "explore_query" else None
+    return clear
+
+
 titles = dict(zip(data.ids, data.titles))
 query = st.text_input("Query (embedded with the run's model and its query prompt)", key="explore_query",
-                      placeholder="e.g. sambal tempe pedas")
+                      placeholder="e.g. sambal tempe pedas", on_change=_forget("explore_item"))
 item = st.selectbox("…or an item (or click a point on the map)", data.ids, index=None, key="explore_item",
-                    format_func=lambda i: f"{titles.get(i, i)} ({i})")
+                    format_func=lambda i: f"{titles.get(i, i)} ({i})", on_change=_forget("explore_query"))
 
 hits, selected, target = [], None, None
 if query.strip():
@@ -80,9 +86,10 @@ fig = scatter_figure(data, proj, color_by=color_by, highlight=[i for i, _ in hit
 st.plotly_chart(fig, key="map", on_select=_on_select, selection_mode="points")
 
 if hits:
+    shown = set(proj.index.tolist())
     st.subheader(f"Nearest to {target}")
     st.dataframe(pd.DataFrame([
         {"rank": n, "score": round(score, 4), "id": data.ids[i], "title": data.titles[i], "type": data.types[i],
-         "on the map": "yes" if i in set(proj.index.tolist()) else "not in the sample"}
+         "on the map": "yes" if i in shown else "not in the sample"}
         for n, (i, score) in enumerate(hits, start=1)
     ]), hide_index=True, width="stretch")

@@ -91,3 +91,10 @@ def test_a_projection_is_kept_on_disk_so_a_restarted_server_reads_it_back(at, wo
     st.cache_data.clear()  # what a server restart does to the in-memory cache
     at.run()
     assert at.caption[0].value.endswith(" · PCA+UMAP · from cache")
+
+
+def test_typing_a_query_replaces_the_chosen_item(at):
+    at.selectbox(key="explore_item").set_value("recipe-tempe-0").run()
+    at.text_input(key="explore_query").input("ayam").run()
+    assert at.selectbox(key="explore_item").value is None
+    assert at.subheader[0].value == "Nearest to the query “ayam”"

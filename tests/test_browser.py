@@ -106,11 +106,20 @@ def page():
         browser.close()
 
 
+def _settle(page) -> None:
+    """Wait until the script run is over and no element is stale (greyed out, from the run before)."""
+    page.wait_for_timeout(300)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidgetRunningIcon\"]')"
+        " && !document.querySelector('[data-stale=\"true\"]')")
+    page.wait_for_timeout(300)
+
+
 def _shot(page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     DOC_SHOTS.mkdir(parents=True, exist_ok=True)
     page.mouse.move(5, 5)  # no tooltip over the picture
-    page.wait_for_timeout(500)  # let the last rerun paint
+    _settle(page)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
     shutil.copyfile(SHOTS / f"{name}.png", DOC_SHOTS / f"{name}.png")
 
@@ -142,6 +151,9 @@ def test_upload_generate_explore_and_push_in_a_real_browser(console_url, page, e
     _go(page, "Explore")
     page.get_by_text("100 of 100 items").wait_for(timeout=120_000)
     page.locator(".js-plotly-plot").first.wait_for()
+    page.locator(".js-plotly-plot .scatterlayer path.point").nth(3).click(force=True)  # a plotly selection event
+    page.get_by_role("heading", name="Nearest to").wait_for()
+    page.get_by_text("selected", exact=True).wait_for()  # the legend entry of the highlighted point
     query = page.get_by_role("textbox", name="Query (embedded with the run's model and its query prompt)")
     query.fill("tempe goreng")
     query.press("Enter")
@@ -149,6 +161,10 @@ def test_upload_generate_explore_and_push_in_a_real_browser(console_url, page, e
     _shot(page, "explore")
 
     _go(page, "Export & push")
+    with page.expect_download() as download:  # JSON Lines was not generated: converted on the click
+        page.get_by_role("button", name="embeddings_recipe.jsonl").click()
+    lines = Path(download.value.path()).read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 100 and set(json.loads(lines[0])) >= {"id", "type", "text", "embedding"}
     page.get_by_role("button", name="Test connection").click()
     page.get_by_text(f"Connected to {neo4j_settings['uri']}").wait_for()
     page.get_by_role("button", name="Preview (dry run)").click()
