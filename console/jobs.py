@@ -259,7 +259,7 @@ class Job:
         code = self.returncode()
         if reported == "done" and code in (None, 0):
             return JobStatus(state="done", **base)
-        if attempt.get("stop_requested"):
+        if attempt.get("stop_requested") or reported == "stopped":
             base["message"] = "Stopped. Resume to finish: batches already done are kept."
             return JobStatus(state="stopped", **base)
         if reported == "failed" or (code not in (None, 0)):
