@@ -1,0 +1,190 @@
+"""Search benchmark: p50/p95 latency of ``GET /api/semantic-search/`` over 1,000 queries on loopback, with the query
+embedding time shown apart from the Neo4j time.
+
+    python bench/search.py                       # 3,000 demo recipes, 1,000 queries (setup ~5-10 min on 2 cores)
+    python bench/search.py --recipes 11751 --queries 1000 --work-dir /tmp/bench-search   # keep the data for re-runs
+
+Setup, all with the project's own commands against a private Neo4j (own NEO4J_HOME and port): ``load_demo_data``,
+``export_data_for_embeddings --type recipe``, the console's generator with the shipped MiniLM, ``import_embeddings``.
+Then the real backend (``manage.py runserver --noreload``, DJANGO_DEBUG=0) answers 1,000 distinct queries (titles
+of shared recipes, lower-cased), one client, one request at a time.
+
+The API returns no timing fields, so the two parts are timed in-process on the same 1,000 queries:
+- ``embed``: ``Embedder.encode_queries([q])`` with the same model (what ``recipes.graph.embed_query`` does);
+- ``neo4j``: what ``recipes.api.semantic_search`` asks Neo4j per request (``embedding_space`` then
+  ``vector_search``, which looks the space up again), and ``vector_query`` alone (the bare
+  ``db.index.vector.queryNodes`` call) as the plain baseline.
+HTTP minus (embed + neo4j) is Django/DRF and loopback overhead. Writes bench/results/search.json; one-line summary.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "backend"))
+from bench.common import (  # noqa: E402
+    log,
+    percentile,
+    private_neo4j,
+    run_stage,
+    shared_rows,
+    summary,
+    write_result,
+)
+
+ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def stats(values: list[float]) -> dict:
+    ms = [v * 1000 for v in values]
+    return {"n": len(ms), "p50_ms": round(percentile(ms, 50), 2), "p95_ms": round(percentile(ms, 95), 2),
+            "mean_ms": round(sum(ms) / len(ms), 2), "max_ms": round(max(ms), 2)}
+
+
+def queries(n: int, skip: int) -> list[str]:
+    """Distinct search texts: lower-cased titles of the shared recipes after the first `skip` rows."""
+    out, seen = [], set()
+    for i, row in enumerate(shared_rows()):
+        title = " ".join((row["Title"] or "").split()).lower()
+        if i < skip or not title or title in seen:
+            continue
+        seen.add(title)
+        out.append(title)
+        if len(out) == n:
+            break
+    return out
+
+
+def manage(*args: str, env: dict) -> str:
+    result = run_stage([sys.executable, str(ROOT / "backend" / "manage.py"), *args], env={**ENV, **env}, cwd=ROOT)
+    result.check("manage.py " + " ".join(args))
+    return result.stdout
+
+
+def setup(env: dict, work: Path, recipes: int) -> dict:
+    """Load, export, embed, import (skipped when the graph already holds embedded recipes)."""
+    import neo4j
+
+    from console.devmodels import minilm_path
+
+    with neo4j.GraphDatabase.driver(env["NEO4J_URI"], auth=(env["NEO4J_USER"], env["NEO4J_PASSWORD"])) as driver:
+        have = driver.execute_query("MATCH (r:Recipe) WHERE r.embedding IS NOT NULL RETURN count(r) AS c"
+                                    ).records[0]["c"]
+    timings = {}
+    if have >= recipes:
+        log(f"reusing {have} embedded recipes in {work}")
+        return {"reused": have}
+    t0 = time.perf_counter()
+    manage("load_demo_data", "--limit", str(recipes), "--verbosity", "0", env=env)
+    timings["load_demo_data_s"] = round(time.perf_counter() - t0, 1)
+    manage("export_data_for_embeddings", "--type", "recipe", "--format", "jsonl", "--output-dir",
+           str(work / "export"), "--verbosity", "0", env=env)
+    t0 = time.perf_counter()
+    run_stage([sys.executable, str(ROOT / "external_embedding_generator.py"), "--input-dir", str(work / "export"),
+               "--output-dir", str(work / "embeddings"), "--model", str(minilm_path()), "--batch-size", "32",
+               "--format", "jsonl", "--device", "cpu", "--quiet"], env=ENV, cwd=ROOT).check("generate")
+    timings["generate_s"] = round(time.perf_counter() - t0, 1)
+    t0 = time.perf_counter()
+    timings["import"] = manage("import_embeddings", "--embedding-file",
+                               str(work / "embeddings" / "embeddings_recipe.jsonl"), "--verbosity", "0",
+                               env=env).strip().splitlines()[0]
+    timings["import_s"] = round(time.perf_counter() - t0, 1)
+    log(f"setup: {timings}")
+    return timings
+
+
+def http_latencies(url: str, texts: list[str], k: int) -> tuple[list[float], list[str]]:
+    times, problems = [], []
+    for q in texts:
+        path = f"{url}/api/semantic-search/?q={urllib.parse.quote(q)}&type=recipe&k={k}"
+        t0 = time.perf_counter()
+        try:
+            with urllib.request.urlopen(path, timeout=60) as response:
+                body = json.loads(response.read())
+            if len(body["results"]) != k:
+                problems.append(f"{q}: {len(body['results'])} results")
+        except Exception as exc:  # noqa: BLE001 - reported, not fatal
+            problems.append(f"{q}: {exc}")
+            continue
+        times.append(time.perf_counter() - t0)
+    return times, problems
+
+
+def in_process(env: dict, texts: list[str], k: int) -> dict:
+    from console.engine import Embedder
+    from console.neo4j_store import Neo4jSettings, Neo4jStore
+
+    with Neo4jStore(Neo4jSettings.from_env(env)) as store:
+        space = store.embedding_space("recipe")
+        embedder = Embedder(space["model"], device="cpu")
+        embedder.encode_queries(texts[:5])  # warm-up
+        embed, api_neo4j, bare = [], [], []
+        bare_query = ("CALL db.index.vector.queryNodes($index, $k, $vector) YIELD node, score "
+                      "RETURN node.id AS id, coalesce(node.title, node.name) AS title, score")
+        for q in texts:
+            t0 = time.perf_counter()
+            vec = embedder.encode_queries([q])[0]
+            t1 = time.perf_counter()
+            store.embedding_space("recipe")
+            store.vector_search("recipe", vec, k)
+            t2 = time.perf_counter()
+            store.query(bare_query, index=space["index_name"], k=k, vector=vec.tolist())
+            t3 = time.perf_counter()
+            embed.append(t1 - t0)
+            api_neo4j.append(t2 - t1)
+            bare.append(t3 - t2)
+    return {"embed": stats(embed), "neo4j_as_the_api_does": stats(api_neo4j), "vector_query_only": stats(bare),
+            "model": space["model"]}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--recipes", type=int, default=3000, help="demo recipes loaded and embedded (3000)")
+    parser.add_argument("--queries", type=int, default=1000, help="queries sent (1000)")
+    parser.add_argument("--k", type=int, default=10, help="results per query (10)")
+    parser.add_argument("--work-dir", type=Path, default=None,
+                        help="keep the Neo4j data and files here for re-runs (default: a temporary folder)")
+    args = parser.parse_args(argv)
+    from recipes.testing import run_backend
+
+    work = args.work_dir or Path(tempfile.mkdtemp(prefix="bench-search-"))
+    texts = queries(args.queries, skip=args.recipes + 2000)
+    try:
+        with private_neo4j(work / "neo4j") as env:
+            setup_info = setup(env, work, args.recipes)
+            with run_backend({**ENV, **env}, log_path=work / "runserver.log", wait_s=120) as url:
+                http_latencies(url, texts[:10], args.k)  # warm-up: loads the query model
+                log(f"sending {len(texts)} queries to {url}/api/semantic-search/")
+                http, problems = http_latencies(url, texts, args.k)
+            log("timing the two parts in-process")
+            parts = in_process(env, texts, args.k)
+    finally:
+        if args.work_dir is None:
+            shutil.rmtree(work, ignore_errors=True)
+    result = {
+        "what": "GET /api/semantic-search/ (k results, one client, sequential) on loopback; in-process split of "
+                "the same queries into query embedding (MiniLM, CPU) and Neo4j time",
+        "recipes_in_graph": args.recipes, "queries": len(texts), "k": args.k, "setup": setup_info,
+        "http": stats(http), "errors": len(problems), "error_examples": problems[:5], **parts,
+    }
+    e, n, h = result["embed"], result["neo4j_as_the_api_does"], result["http"]
+    result["http_minus_parts_p50_ms"] = round(h["p50_ms"] - e["p50_ms"] - n["p50_ms"], 2)
+    write_result("search", result)
+    summary(f"search ({args.recipes} recipes, {len(http)} queries, {len(problems)} errors): HTTP p50 "
+            f"{h['p50_ms']:.0f} ms / p95 {h['p95_ms']:.0f} ms; query embedding p50 {e['p50_ms']:.0f} ms; Neo4j as "
+            f"the API asks it p50 {n['p50_ms']:.1f} ms (bare vector query p50 "
+            f"{result['vector_query_only']['p50_ms']:.1f} ms)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
