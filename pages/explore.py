@@ -26,7 +26,11 @@ def _project(path: str, mtime_ns: int, **params):
 
 
 mtime = chosen.path.stat().st_mtime_ns
-data = _load(str(chosen.path), mtime)
+try:
+    data = _load(str(chosen.path), mtime)
+except ConsoleError as exc:  # a damaged or truncated file: named, with what to do
+    st.error(str(exc))
+    st.stop()
 meta = read_meta(chosen.path) or {}
 if len(data) == 0:
     st.warning(f"{chosen.path.name} holds no items.")

@@ -98,3 +98,16 @@ def test_typing_a_query_replaces_the_chosen_item(at):
     at.text_input(key="explore_query").input("ayam").run()
     assert at.selectbox(key="explore_item").value is None
     assert at.subheader[0].value == "Nearest to the query “ayam”"
+
+
+def test_a_damaged_embedding_file_is_named_not_a_traceback(tmp_path, monkeypatch):
+    ws = Workspace(tmp_path / "work")
+    run = ws.new_run_dir("broken")
+    (run / "embeddings_recipe.jsonl").write_text('{"id": "recipe-1", "type": "recipe", "text": "x", "embedding": [0.1,\n')
+    monkeypatch.setenv("CONSOLE_WORKDIR", str(ws.root))
+    monkeypatch.delenv("CONSOLE_PASSWORD", raising=False)
+    at = AppTest.from_file(APP, default_timeout=60).run().switch_page("pages/explore.py").run()
+    assert not at.exception
+    assert [e.value for e in at.error] == [
+        "embeddings_recipe.jsonl, line 1: not valid JSON at column 1: Expecting value — re-create the file with "
+        "`embedding-console generate`"]

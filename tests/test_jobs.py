@@ -120,3 +120,13 @@ def test_cpu_advice_names_the_guidance():
         "No CUDA GPU here: runs on the CPU; suggested batch size 16. "
         "Guidance: CPU 8-16, 8 GB GPU 32-64, 16 GB+ GPU 64-128."
     )
+
+
+@pytest.mark.gpu
+def test_gpu_advice_names_the_card_and_suggests_from_its_free_memory():
+    import torch
+
+    advice = batch_size_advice("auto")
+    assert advice.gpu_name == torch.cuda.get_device_name()
+    assert advice.suggested == suggest_batch_size(advice.free_mb)
+    assert advice.text.startswith(f"{advice.gpu_name}: ") and "GB free of" in advice.text
