@@ -118,7 +118,7 @@ def semantic_search(q: str, type_: str, k: int) -> dict:
     store = get_store()
     space = store.embedding_space(type_)
     try:
-        vector = embed_query(space["model"], q)
+        vector = embed_query(space["model"], q, space["dimensions"])
     except Exception as exc:  # a model that cannot be loaded here (offline, missing files)
         log.exception("query model %s failed", space["model"])
         raise ModelUnavailable(

@@ -41,16 +41,16 @@ def reset_store() -> None:
 
 
 @functools.lru_cache(maxsize=4)
-def get_embedder(model: str):
-    """A sentence-transformers model per model name, loaded once per process (queries are embedded on the CPU
-    unless a GPU is there)."""
+def get_embedder(model: str, dimensions: int | None = None):
+    """A sentence-transformers model per (model, dimensions), loaded once per process; ``dimensions`` cuts
+    Matryoshka vectors to the index's size, as the console did for the documents."""
     from console.engine import Embedder
 
-    return Embedder(model)
+    return Embedder(model, dimensions=dimensions)
 
 
-def embed_query(model: str, text: str):
-    return get_embedder(model).encode_queries([text])[0]
+def embed_query(model: str, text: str, dimensions: int | None = None):
+    return get_embedder(model, dimensions).encode_queries([text])[0]
 
 
 def item_neighbours(store: Neo4jStore, item_id: str, limit: int = 50) -> dict:
