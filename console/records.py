@@ -148,16 +148,32 @@ def _read_jsonl(path: Path, text: str) -> Iterator[Record]:
         yield record_from_object(item, source=path.name, line=number)
 
 
+CSV_QUOTE_HINT = 'quote whole cells ("like this") and double the quotes inside them ("")'
+
+
 def _read_csv(path: Path, text: str) -> Iterator[Record]:
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = reader.fieldnames or []
+    # strict: a quote that is never closed is an error, not a cell that swallows the rest of the file
+    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = reader.fieldnames or []
+    except csv.Error as exc:
+        raise InputError(f"not valid CSV: {exc}", file=path, line=1, hint=CSV_QUOTE_HINT) from None
     missing = [c for c in REQUIRED_FIELDS if c not in header]
     if missing:
         names = ", ".join(f'"{c}"' for c in missing)
         raise InputError(f"no {names} column (the header has: {', '.join(header) or 'nothing'})", file=path, line=1,
                          hint='the first row must name the columns, at least "id", "type" and "text"')
     start = reader.line_num + 1
-    for row in reader:
+    rows = iter(reader)
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            reason = ("a quoted cell is never closed" if "unexpected end of data" in str(exc)
+                      else f"not valid CSV: {exc}")
+            raise InputError(reason, file=path, line=start, hint=CSV_QUOTE_HINT) from None
         if None in row:  # more cells than header names
             row = dict(row)
             row.pop(None)
@@ -174,10 +190,16 @@ def read_records(path: str | Path, *, encoding_errors: str = "strict") -> list[R
                          hint="use .json (array), .jsonl or .csv")
     text = read_text(path, encoding_errors=encoding_errors)
     if suffix == ".json":
-        return list(_read_json(path, text))
-    if suffix in (".jsonl", ".ndjson"):
-        return list(_read_jsonl(path, text))
-    return list(_read_csv(path, text))
+        records = list(_read_json(path, text))
+    elif suffix in (".jsonl", ".ndjson"):
+        records = list(_read_jsonl(path, text))
+    else:
+        records = list(_read_csv(path, text))
+    if not records:
+        what = "only a header row" if suffix == ".csv" and text.strip() else "no records"
+        raise InputError(f"the file has {what}", file=path,
+                         hint="export the records again, or leave this file out")
+    return records
 
 
 def is_output_file(path: Path) -> bool:

@@ -134,3 +134,27 @@ def test_find_input_files_in_an_empty_folder_says_what_to_do(tmp_path):
         find_input_files(folder)
     assert str(info.value) == ("embedding_data: no input files (*.json, *.jsonl, *.csv) in the folder — "
                                "export the records first, or pass --input FILE")
+
+
+def test_an_unclosed_quote_in_a_csv_is_an_error_not_a_cell_that_swallows_the_file(tmp_path):
+    path = tmp_path / "recipes.csv"
+    path.write_text('id,type,text\nr1,recipe,"Soto ayam\nr2,recipe,Rawon\n')
+    with pytest.raises(InputError) as info:
+        read_records(path)
+    assert str(info.value) == ('recipes.csv, line 2: a quoted cell is never closed — quote whole cells ("like this") '
+                               'and double the quotes inside them ("")')
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("recipes.jsonl", "\n\n", "recipes.jsonl: the file has no records — export the records again, or leave this "
+                              "file out"),
+    ("recipes.json", "[]", "recipes.json: the file has no records — export the records again, or leave this file out"),
+    ("recipes.csv", "id,type,text\n", "recipes.csv: the file has only a header row — export the records again, or "
+                                      "leave this file out"),
+])
+def test_a_file_without_records_is_an_error(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(InputError) as info:
+        read_records(path)
+    assert str(info.value) == message
