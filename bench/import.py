@@ -47,11 +47,16 @@ def recipe_ids(n: int) -> list[str]:
     return [f"{base[i % len(base)]}-{i // len(base)}" for i in range(n)]
 
 
-def start_own_server() -> Neo4jSettings:
-    env = dict(os.environ, NEO4J_HOME=str(BENCH_HOME), NEO4J_BOLT_PORT=os.environ.get("BENCH_NEO4J_PORT", "7699"), NEO4J_HEAP="1g",
-               NEO4J_PAGECACHE="1g")
+def bench_env() -> dict:
+    env = dict(os.environ, NEO4J_HOME=str(BENCH_HOME), NEO4J_BOLT_PORT=os.environ.get("BENCH_NEO4J_PORT", "7699"),
+               NEO4J_HEAP="1g", NEO4J_PAGECACHE="1g")
     env.pop("NEO4J_PASSWORD", None)
-    subprocess.run([str(ROOT / "scripts" / "neo4j.sh"), "start"], env=env, check=True)
+    return env
+
+
+def start_own_server() -> Neo4jSettings:
+    """Start the bench server (unless it runs already); credentials from its folder."""
+    subprocess.run([str(ROOT / "scripts" / "neo4j.sh"), "start"], env=bench_env(), check=True)
     values = {}
     for line in (BENCH_HOME / "credentials.env").read_text().splitlines():
         key, _, value = line.removeprefix("export ").partition("=")
@@ -112,6 +117,8 @@ def main(argv=None) -> int:
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "import.json")
     args = parser.parse_args(argv)
 
+    started_here = not args.use_env and subprocess.run(
+        [str(ROOT / "scripts" / "neo4j.sh"), "status"], env=bench_env(), capture_output=True).returncode != 0
     settings = Neo4jSettings.from_env() if args.use_env else start_own_server()
     store = Neo4jStore(settings)
     if args.use_env and store.query("MATCH (n) RETURN count(n) AS n")[0]["n"]:
@@ -169,6 +176,8 @@ def main(argv=None) -> int:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
     store.close()
+    if started_here:
+        subprocess.run([str(ROOT / "scripts" / "neo4j.sh"), "stop"], env=bench_env(), check=False)
     print(f"import: VectorWriter {result['write_vps']['vector_writer']:.0f} vectors/s written vs "
           f"{result['write_vps']['baseline_merge_per_item']:.0f}/s one MERGE per item ({result['speedup_write']}x); "
           f"searchable (incl. vector index) {result['searchable_vps']['vector_writer_then_index']:.0f}/s vs "
