@@ -54,7 +54,13 @@ def machine_info(device: str) -> dict:
     import torch
     import transformers
 
-    info = {"python": platform.python_version(), "platform": platform.platform(), "cpu_count": os.cpu_count(),
+    try:
+        from bench.common import machine_info as shared_info  # the team's common fields (memory, CPU model, ...)
+
+        info = shared_info()
+    except Exception:  # noqa: BLE001 - run standalone (e.g. copied to a GPU box without bench/common.py)
+        info = {}
+    info |= {"python": platform.python_version(), "platform": platform.platform(), "cpu_count": os.cpu_count(),
             "processor": platform.processor() or platform.machine(), "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(), "sentence_transformers": sentence_transformers.__version__,
             "transformers": transformers.__version__, "device": device,

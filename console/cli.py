@@ -105,8 +105,8 @@ class _Bar:
 
         if p.message:
             (tqdm.write if self.bar is not None else print)(p.message, file=sys.stderr)
-        if self.disable or not p.total:
-            return
+        if self.disable or not p.total or (p.message and self.bar is None):
+            return  # the bar starts with the first batch event (after the model has loaded)
         if self.bar is None:
             # initial: items reused from a checkpoint count as done but not towards the rate
             self.bar = tqdm(total=p.total, initial=p.done, unit="item", dynamic_ncols=True, smoothing=0.1,
