@@ -52,7 +52,7 @@ if start:
                        device=device, dtype=dtype, batch_size=int(batch_size), dimensions=int(dimensions) or None,
                        formats=formats, on_invalid=on_invalid)
         Job.start(spec)
-        st.session_state["run_id"] = run_dir.name
+        st.session_state["shown_run"] = run_dir.name  # show the new run, whatever was shown before
 
 jobs = list_jobs(ws.runs)
 if not jobs:
@@ -60,8 +60,9 @@ if not jobs:
 st.divider()
 ids = [j.id for j in jobs]
 running = [j.id for j in jobs if j.is_running()]
-default = st.session_state.get("run_id") or (running[0] if running else ids[0])
-run_id = st.selectbox("Run", ids, index=ids.index(default) if default in ids else 0, key="shown_run")
+if st.session_state.get("shown_run") not in ids:
+    st.session_state["shown_run"] = running[0] if running else ids[0]
+run_id = st.selectbox("Run", ids, key="shown_run")
 job = common.job_for(ws, run_id)
 
 

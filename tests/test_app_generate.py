@@ -27,7 +27,7 @@ def ws(tmp_path, monkeypatch):
 
 def _upload(ws: Workspace, n: int):
     records = [{"id": f"recipe-{r['URL'].rstrip('/').split('/')[-1].split('-')[0]}", "type": "recipe",
-                "title": r["Title"], "text": f"{r['Title']}. Ingredients: {r['Ingredients'].replace('--', ', ')}"}
+                "title": r["Title"], "text": f"{r['Title']}. Ingredients: {r['Ingredients'][:200].replace('--', ', ')}"}
                for r in read_shared_recipes("tahu", n)]
     ws.save_upload("recipes.jsonl", "\n".join(json.dumps(r, ensure_ascii=False) for r in records).encode())
 
@@ -43,7 +43,7 @@ def _start(at: AppTest, model: str, batch_size: int = 8) -> AppTest:
     return at.button[0].click().run()
 
 
-def _poll(at: AppTest, until, timeout: float = 120) -> AppTest:
+def _poll(at: AppTest, until, timeout: float = 300) -> AppTest:  # a limit for a loaded machine
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         at.run()
@@ -84,7 +84,7 @@ def test_a_run_shows_progress_and_ends_with_its_output_files(ws, minilm_path):
 
 
 def test_a_reloaded_page_reattaches_to_the_running_job(ws, minilm_path):
-    _upload(ws, 200)
+    _upload(ws, 60)
     _start(_page(), str(minilm_path), batch_size=2)
     reloaded = _page()  # a new browser session: nothing in session state
     [run] = ws.run_dirs()
@@ -94,14 +94,23 @@ def test_a_reloaded_page_reattaches_to_the_running_job(ws, minilm_path):
 
 
 def test_stop_then_resume_finishes_the_run(ws, minilm_path):
-    _upload(ws, 200)
+    _upload(ws, 60)
     at = _start(_page(), str(minilm_path), batch_size=2)
     at = _poll(at, lambda a: "Running" in _state(a) and not a.get("progress")[0].proto.text.startswith("Overall: 0 /"))
     at.button(key="stop").click().run()
     assert "Stopped" in _state(at)
     assert [i.value for i in at.info][-1] == "Stopped. Resume to finish: batches already done are kept."
     at.button(key="resume").click().run()
-    at = _poll(at, lambda a: any(s.value.startswith("Done: 200 items embedded.") for s in a.success))
+    at = _poll(at, lambda a: any(s.value.startswith("Done: 60 items embedded.") for s in a.success))
+
+
+def test_a_new_run_is_shown_as_soon_as_it_starts(ws):
+    _upload(ws, 5)
+    at = _start(_page(), "no-such/model")
+    first = at.selectbox(key="shown_run").value
+    at = _start(at, "no-such/other-model")
+    [newest, older] = [p.name for p in ws.run_dirs()]
+    assert (older, at.selectbox(key="shown_run").value) == (first, newest)
 
 
 def test_a_model_that_cannot_be_loaded_shows_the_reason_not_a_traceback(ws):

@@ -18,12 +18,12 @@ from console.workspace import Workspace
 def _export(ws: Workspace, n: int, name: str = "recipes.jsonl"):
     rows = read_shared_recipes("tempe", n)
     records = [{"id": f"recipe-{r['URL'].rstrip('/').split('/')[-1].split('-')[0]}", "type": "recipe",
-                "title": r["Title"], "text": f"{r['Title']}. Ingredients: {r['Ingredients'].replace('--', ', ')}"}
+                "title": r["Title"], "text": f"{r['Title']}. Ingredients: {r['Ingredients'][:200].replace('--', ', ')}"}
                for r in rows]
     return ws.save_upload(name, "\n".join(json.dumps(r, ensure_ascii=False) for r in records).encode())
 
 
-def _wait(job: Job, until, timeout: float = 120):
+def _wait(job: Job, until, timeout: float = 300):  # a limit for a loaded machine, not a speed claim
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status = job.status()
@@ -77,18 +77,18 @@ def test_a_reloaded_page_reattaches_to_a_running_job_the_server_forgot(ws, minil
 
 
 def test_a_stopped_job_resumes_from_its_checkpoint_without_redoing_batches(ws, minilm_path):
-    upload = _export(ws, 200)
+    upload = _export(ws, 60)
     job = Job.start(JobSpec(output_dir=str(ws.new_run_dir("m")), inputs=[str(upload)], model=str(minilm_path),
                             batch_size=2, formats=["jsonl"]))
-    _wait(job, lambda s: s.done >= 10 or _finished(s))
+    _wait(job, lambda s: s.done >= 4 or _finished(s))
     assert job.stop() is True
     stopped = job.status()
-    assert stopped.state == "stopped" and 0 < stopped.done < 200
+    assert stopped.state == "stopped" and 0 < stopped.done < 60
     assert stopped.message == "Stopped. Resume to finish: batches already done are kept."
     job.resume()
     assert _wait(job, _finished).state == "done"
     ids = [item.id for item in read_embeddings(job.run_dir / "embeddings_recipe.jsonl")]
-    assert len(ids) == len(set(ids)) == 200
+    assert len(ids) == len(set(ids)) == 60
     reused = [line for line in job.log_tail(200).splitlines() if "reused from the checkpoint" in line][-1]
     assert " 0 reused" not in reused, reused
 
