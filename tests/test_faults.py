@@ -354,8 +354,7 @@ def test_duplicate_ids_across_files_stop_the_run_naming_both_places(tmp_path, ca
 
 
 def test_an_unclosed_quote_in_a_csv_is_an_error_not_a_swallowed_record(tmp_path, capsys):
-    """KNOWN BUG (console/records.py, _read_csv): csv.DictReader without strict=True reads an unclosed quote up to the
-    end of the file, so record r2 silently becomes part of r1's text and "1 valid record" is reported."""
+    """An unbalanced quote must not swallow the following rows into one record's text."""
     code = cli(["validate", "--input", str(BAD / "records" / "unclosed_quote.csv")])
     err = capsys.readouterr().err.strip()
     assert code == 1
@@ -364,9 +363,7 @@ def test_an_unclosed_quote_in_a_csv_is_an_error_not_a_swallowed_record(tmp_path,
 
 @pytest.mark.parametrize("name", ["empty.jsonl", "header_only.csv"])
 def test_an_input_file_without_records_is_an_error(name, tmp_path, capsys):
-    """KNOWN BUG (console/records.py read_records / console/generate.py load_and_validate): an empty .jsonl or a CSV
-    with only its header gives "0 valid records" and exit status 0 (generate writes nothing and says nothing), while
-    an empty .json is an error. The user should be told which file has no records."""
+    """Like an empty .json: an empty .jsonl or a header-only CSV is named, not read as "0 valid records"."""
     code = cli(["generate", "--input", str(BAD / "records" / name), "--output-dir", str(tmp_path / "out"),
                 "--model", str(tmp_path / "no-model-needed")])
     assert code == 1
