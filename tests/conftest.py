@@ -114,7 +114,8 @@ def neo4j_driver(neo4j_settings):
 def neo4j_clean(neo4j_driver, neo4j_settings, monkeypatch):
     """An empty test database (no nodes, indexes or constraints), with NEO4J_* set for the code under test."""
     db = neo4j_settings["database"]
-    neo4j_driver.execute_query("MATCH (n) CALL { WITH n DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS", database_=db)
+    with neo4j_driver.session(database=db) as session:  # CALL IN TRANSACTIONS needs an auto-commit transaction
+        session.run("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS").consume()
     for record in neo4j_driver.execute_query("SHOW CONSTRAINTS YIELD name", database_=db).records:
         neo4j_driver.execute_query(f"DROP CONSTRAINT `{record['name']}` IF EXISTS", database_=db)
     for record in neo4j_driver.execute_query(
