@@ -484,8 +484,7 @@ def test_an_embedding_of_booleans_or_quoted_numbers_is_refused(name, two_recipes
 
 
 def test_an_embedding_file_without_items_is_an_error(two_recipes, neo4j_env):
-    """KNOWN BUG (backend import_embeddings / console.embfiles.read_embeddings): an empty .jsonl imports "0 vectors"
-    with exit status 0, while an empty .json is an error; the user should hear that the file holds no items."""
+    """Like an empty .json: an empty .jsonl of embeddings is an error naming the file, not "0 vectors"."""
     proc = manage("import_embeddings", "--embedding-file", str(BAD / "embeddings" / "empty.jsonl"), "--model", "m",
                   env=neo4j_env, check=False)
     assert proc.returncode == 1
