@@ -10,6 +10,7 @@ come only from :data:`TYPE_TO_LABEL` and constants, never from input.
 from __future__ import annotations
 
 import hashlib
+import numbers
 import os
 import time
 from collections import deque
@@ -455,14 +456,19 @@ def _as_vector(value: Any) -> tuple[np.ndarray | None, str | None]:
         return None, "missing 'embedding'"
     if isinstance(value, (str, bytes, Mapping)):
         return None, "'embedding' is not a list of numbers"
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "fiu":  # booleans, strings, objects
+            return None, "'embedding' is not a list of numbers"
+    elif isinstance(value, (list, tuple)):
+        # numpy would turn true/false and "0.1" into numbers: only real numbers (or null, reported as NaN) pass
+        if any(isinstance(v, (bool, np.bool_)) or not (v is None or isinstance(v, numbers.Real)) for v in value):
+            return None, "'embedding' is not a list of numbers"
     try:
         vec = np.asarray(value, dtype=np.float32)
     except (TypeError, ValueError):
         return None, "'embedding' is not a list of numbers"
     if vec.ndim != 1 or vec.size == 0:
         return None, "'embedding' is not a flat, non-empty list of numbers"
-    if isinstance(value, list) and any(isinstance(v, bool) for v in value):
-        return None, "'embedding' is not a list of numbers"
     finite = np.isfinite(vec)
     if not finite.all():
         pos = int(np.argmin(finite))
@@ -509,12 +515,14 @@ class VectorWriter:
         # Batches are checked here, in input order, and written by up to `workers` sessions at once (each batch
         # one transaction); at most `workers` batches are in flight, so memory stays bounded.
         pending: deque = deque()
+        landed: dict[str, int] = {}          # type -> vectors now on their nodes (written or unchanged)
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             def finish_one() -> None:
                 nonlocal done
                 future, size = pending.popleft()
-                for part in future.result():
+                for type_, part in future.result():
                     report.merge(part)
+                    landed[type_] = landed.get(type_, 0) + part.written + part.unchanged
                 done += size
                 report.total = done
                 if progress:
@@ -534,6 +542,8 @@ class VectorWriter:
         report.total = done
         if not dry_run:
             for type_, n_dims in dims.items():
+                if not landed.get(type_):
+                    continue  # nothing of this type reached a node (all ids unknown): no index, no space
                 index_name = vector_index_name(type_)
                 if not had_index[type_] and self.create_index:
                     index_name = self.store.create_vector_index(type_, n_dims)
@@ -588,13 +598,12 @@ class VectorWriter:
         seen.add(key)
         return {"type": type_, "id": item_id, "vector": vec, "hash": embedding_hash(self.model, vec)}
 
-    def _write_batches(self, rows_by_type: dict[str, list[dict]], dry_run: bool) -> list[WriteReport]:
+    def _write_batches(self, rows_by_type: dict[str, list[dict]], dry_run: bool) -> list[tuple[str, WriteReport]]:
         parts = []
         for type_, rows in rows_by_type.items():
             part = WriteReport(dry_run=dry_run)
             self._write_batch(type_, rows, dry_run, part)
-            part.total = 0
-            parts.append(part)
+            parts.append((type_, part))
         return parts
 
     def _write_batch(self, type_: str, rows: list[dict], dry_run: bool, report: WriteReport) -> None:

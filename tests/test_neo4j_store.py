@@ -167,6 +167,13 @@ def test_a_changed_vector_or_model_is_written_again(store, recipes):
     assert VectorWriter(store, model="other-model").write(items).written == 40
 
 
+def test_a_type_whose_ids_are_all_unknown_gets_no_index_and_no_embedding_space(store, recipes):
+    report = VectorWriter(store, model="m").write(vectors(["recipe-999", "recipe-998"], dims=4))
+    assert report.unknown_ids == ["recipe-999", "recipe-998"] and report.indexes_created == []
+    assert store.find_vector_index("recipe") is None
+    assert store.query("MATCH (s:EmbeddingSpace) RETURN count(s) AS c")[0]["c"] == 0
+
+
 def test_unknown_ids_are_reported_not_dropped(store, recipes):
     report = VectorWriter(store, model="m").write(vectors([recipes[0]["id"], "recipe-999", "recipe-998"]))
     assert report.written == 1 and report.unknown_ids == ["recipe-999", "recipe-998"]
@@ -184,6 +191,8 @@ def test_every_bad_vector_is_rejected_with_its_reason(store, recipes):
         {"id": ids[4], "type": "recipe"},
         {"id": ids[5], "type": "recipe", "embedding": "0.1, 0.2"},
         good[0],
+        {"id": ids[5], "type": "recipe", "embedding": [True, False] * (DIMS // 2)},
+        {"id": ids[5], "type": "recipe", "embedding": ["0.1"] * DIMS},
     ]
     report = VectorWriter(store, model="m", source="embeddings_recipe.json").write(items)
     assert report.written == 1
@@ -196,6 +205,8 @@ def test_every_bad_vector_is_rejected_with_its_reason(store, recipes):
         {"id": ids[4], "reason": "missing 'embedding'"},
         {"id": ids[5], "reason": "'embedding' is not a list of numbers"},
         {"id": ids[0], "reason": "duplicate id in the input (the first one is kept)"},
+        {"id": ids[5], "reason": "'embedding' is not a list of numbers"},
+        {"id": ids[5], "reason": "'embedding' is not a list of numbers"},
     ]
 
 

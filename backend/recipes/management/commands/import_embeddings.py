@@ -48,6 +48,9 @@ class Command(BaseCommand):
                 total = sum(1 for _ in read_embeddings(path))
             except InputError as exc:
                 raise CommandError(f"{exc} (nothing was imported)") from None
+            if total == 0:
+                raise CommandError(f"{path.name}: the file holds no embeddings — re-create it with "
+                                   "`embedding-console generate` (nothing was imported)")
             store = store or open_store()
             writer = VectorWriter(store, model=file_model, query_prompt=meta.get("query_prompt"), source=path.name)
             try:
