@@ -224,15 +224,26 @@ def run(sizes: list[int], generate_sizes: list[int], work: Path, neo4j_home: Pat
         finally:
             driver.close()
 
-    flat = {}
+    return {"stages": stages, "memory": memory_verdict(stages)}
+
+
+def memory_verdict(stages: dict) -> dict:
+    """Per stage: peak RSS growth per item between the smallest and largest size, what that means at 1M items, and
+    whether memory is flat (< 0.1 KB per item, i.e. < 100 MB more for a million items). A ratio alone misleads when
+    a large fixed part (torch and the model: ~1.1 GB) hides a growing one."""
+    verdict = {}
     for stage, per_size in stages.items():
         ns = sorted(per_size, key=int)
-        if len(ns) > 1:
-            small, large = per_size[ns[0]]["peak_rss_mb"], per_size[ns[-1]]["peak_rss_mb"]
-            flat[stage] = {"rss_ratio_largest_vs_smallest": round(large / small, 2),
-                           "input_ratio": int(ns[-1]) // int(ns[0]),
-                           "flat": large / small < 1.5}
-    return {"stages": stages, "memory": flat}
+        if len(ns) < 2:
+            continue
+        small, large = per_size[ns[0]]["peak_rss_mb"], per_size[ns[-1]]["peak_rss_mb"]
+        per_item_kb = (large - small) * 1024 / (int(ns[-1]) - int(ns[0]))
+        verdict[stage] = {"rss_ratio_largest_vs_smallest": round(large / small, 2),
+                          "input_ratio": int(ns[-1]) // int(ns[0]),
+                          "growth_kb_per_item": round(per_item_kb, 3),
+                          "projected_extra_mb_at_1m": round(per_item_kb * (1_000_000 - int(ns[0])) / 1024),
+                          "flat": per_item_kb < 0.1}
+    return verdict
 
 
 def main(argv=None) -> int:
