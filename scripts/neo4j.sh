@@ -95,6 +95,10 @@ ENV
 
 start() {
   if pid="$(running_pid)" && bolt_up; then log "already running (pid $pid, bolt://127.0.0.1:$PORT)"; return; fi
+  if bolt_up; then
+    log "port $PORT is taken by a process that is not this server (home $HOME_DIR); stop it or set NEO4J_BOLT_PORT"
+    exit 1
+  fi
   need_java; fetch_jars; write_conf; ensure_password
   log "starting Neo4j $VERSION on bolt://127.0.0.1:$PORT (home $HOME_DIR)"
   NEO4J_HOME="$HOME_DIR" NEO4J_CONF="$HOME_DIR/conf" nohup java -Xms"$HEAP" -Xmx"$HEAP" -XX:+UseG1GC \
@@ -120,7 +124,7 @@ stop() {
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
-  status) if bolt_up; then echo "running on bolt://127.0.0.1:$PORT"; else echo "not running"; exit 1; fi ;;
+  status) if running_pid >/dev/null && bolt_up; then echo "running on bolt://127.0.0.1:$PORT"; else echo "not running"; exit 1; fi ;;
   env) [ -f "$CREDS" ] && cat "$CREDS" || { log "no credentials yet: run '$0 start'"; exit 1; } ;;
   reset) stop; rm -rf "$HOME_DIR" ;;
   *) echo "usage: $0 start|stop|status|env|reset" >&2; exit 2 ;;
