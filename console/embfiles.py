@@ -234,6 +234,10 @@ def _item_from_obj(obj, path: Path, line: int, default_type: str | None = None) 
     emb = obj.get("embedding")
     if not isinstance(emb, list) or not emb:
         raise InputError(f'item "{obj["id"]}" has no "embedding" list', file=path, line=line, hint=READ_HINT)
+    # numpy would turn true/false and "0.1" into floats: only real JSON numbers make a vector.
+    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in emb):
+        raise InputError(f'item "{obj["id"]}": "embedding" must be a list of numbers', file=path, line=line,
+                         hint=READ_HINT)
     try:
         vec = np.asarray(emb, dtype=np.float32)
     except (TypeError, ValueError):
