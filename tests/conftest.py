@@ -9,7 +9,9 @@ import csv
 import fcntl
 import gzip
 import os
+import socket
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -46,6 +48,12 @@ def _read_env_file(path: Path) -> dict[str, str]:
     return values
 
 
+def _port_answers(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 @pytest.fixture(scope="session")
 def neo4j_settings():
     """Connection settings (dict with uri, user, password, database) of the real test Neo4j."""
@@ -57,23 +65,25 @@ def neo4j_settings():
             "database": os.environ.get("TEST_NEO4J_DATABASE", "neo4j"),
         }
         return
-    # Each pytest session holds a lock on its server, so that two sessions at once (two developers' shells on one
-    # machine) never empty each other's database: the second one gets the next port and a folder of its own.
+    # Each pytest session holds a machine-wide lock on its port, so that two sessions at once (two shells, two
+    # checkouts) never empty each other's database: the next one takes the next free port and a folder of its own.
     script = str(ROOT / "scripts" / "neo4j.sh")
     for port in range(TEST_NEO4J_FIRST_PORT, TEST_NEO4J_FIRST_PORT + 10):
-        home = ROOT / (".neo4j-test" if port == 7688 else f".neo4j-test-{port}")
-        home.mkdir(exist_ok=True)
-        lock = open(home / "pytest.lock", "w")
+        lock = open(Path(tempfile.gettempdir()) / f"embedding-console-test-neo4j-{port}.lock", "w")
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
         except BlockingIOError:
             lock.close()
+            continue
+        home = ROOT / (".neo4j-test" if port == 7688 else f".neo4j-test-{port}")
+        env = dict(os.environ, NEO4J_HOME=str(home), NEO4J_BOLT_PORT=str(port))
+        env.pop("NEO4J_PASSWORD", None)
+        was_running = subprocess.run([script, "status"], env=env, capture_output=True).returncode == 0
+        if was_running or not _port_answers(port):
+            break
+        lock.close()  # something else (not a server of this checkout) holds the port
     else:
-        pytest.fail("ten pytest sessions already hold the test Neo4j servers on ports 7688-7697")
-    env = dict(os.environ, NEO4J_HOME=str(home), NEO4J_BOLT_PORT=str(port))
-    env.pop("NEO4J_PASSWORD", None)
-    was_running = subprocess.run([script, "status"], env=env, capture_output=True).returncode == 0
+        pytest.fail("no free port for a test Neo4j in 7688-7697 (other pytest sessions or servers hold them)")
     subprocess.run([script, "start"], env=env, check=True)
     creds = _read_env_file(home / "credentials.env")
     yield {
