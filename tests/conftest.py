@@ -120,22 +120,22 @@ def neo4j_driver(neo4j_settings):
     driver.close()
 
 
+def empty_database(driver, database: str = "neo4j") -> None:
+    """Delete every node, constraint and index (but the lookup indexes) of a test database."""
+    with driver.session(database=database) as session:  # CALL IN TRANSACTIONS needs an auto-commit transaction
+        session.run("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS").consume()
+        for name in session.run("SHOW CONSTRAINTS YIELD name").value():
+            session.run(f"DROP CONSTRAINT `{name}` IF EXISTS").consume()
+        for name in session.run("SHOW INDEXES YIELD name, type WHERE type <> 'LOOKUP' RETURN name").value():
+            session.run(f"DROP INDEX `{name}` IF EXISTS").consume()
+
+
 @pytest.fixture
 def neo4j_clean(neo4j_driver, neo4j_settings, monkeypatch):
     """An empty test database (no nodes, indexes or constraints), with NEO4J_* set for the code under test."""
-    db = neo4j_settings["database"]
-    with neo4j_driver.session(database=db) as session:  # CALL IN TRANSACTIONS needs an auto-commit transaction
-        session.run("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS").consume()
-    for record in neo4j_driver.execute_query("SHOW CONSTRAINTS YIELD name", database_=db).records:
-        neo4j_driver.execute_query(f"DROP CONSTRAINT `{record['name']}` IF EXISTS", database_=db)
-    for record in neo4j_driver.execute_query(
-        "SHOW INDEXES YIELD name, type WHERE type <> 'LOOKUP' RETURN name", database_=db
-    ).records:
-        neo4j_driver.execute_query(f"DROP INDEX `{record['name']}` IF EXISTS", database_=db)
-    monkeypatch.setenv("NEO4J_URI", neo4j_settings["uri"])
-    monkeypatch.setenv("NEO4J_USER", neo4j_settings["user"])
-    monkeypatch.setenv("NEO4J_PASSWORD", neo4j_settings["password"])
-    monkeypatch.setenv("NEO4J_DATABASE", db)
+    empty_database(neo4j_driver, neo4j_settings["database"])
+    for key in ("uri", "user", "password", "database"):
+        monkeypatch.setenv(f"NEO4J_{key.upper()}", neo4j_settings[key])
     return neo4j_driver
 
 

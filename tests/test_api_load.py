@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import read_shared_recipes
+from conftest import empty_database, read_shared_recipes
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "backend"))
-from recipes.testing import empty_database, run_backend  # noqa: E402
+from recipes.testing import run_backend  # noqa: E402
 
 CLIENTS = 50
 REQUESTS_PER_CLIENT = 8

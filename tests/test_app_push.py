@@ -37,20 +37,9 @@ def ids(run_dir):
 
 
 @pytest.fixture
-def graph(neo4j_driver, neo4j_settings, monkeypatch):
-    """An empty test database with NEO4J_* set. (The shared `graph` fixture sends `CALL {...} IN
-    TRANSACTIONS` through execute_query, an explicit transaction, which Neo4j refuses; this one uses an
-    auto-commit session.)"""
-    db = neo4j_settings["database"]
-    with neo4j_driver.session(database=db) as session:
-        session.run("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS").consume()
-        for name in session.run("SHOW CONSTRAINTS YIELD name").value():
-            session.run(f"DROP CONSTRAINT `{name}` IF EXISTS").consume()
-        for name in session.run("SHOW INDEXES YIELD name, type WHERE type <> 'LOOKUP' RETURN name").value():
-            session.run(f"DROP INDEX `{name}` IF EXISTS").consume()
-    for key in ("uri", "user", "password", "database"):
-        monkeypatch.setenv(f"NEO4J_{key.upper()}", neo4j_settings[key])
-    return neo4j_driver
+def graph(neo4j_clean):
+    """An empty test database with NEO4J_* set."""
+    return neo4j_clean
 
 
 @pytest.fixture

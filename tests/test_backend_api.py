@@ -14,7 +14,8 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "backend"))
-from recipes.testing import empty_database, free_port, manage, run_backend  # noqa: E402
+from conftest import empty_database  # noqa: E402
+from recipes.testing import free_port, manage, run_backend  # noqa: E402
 
 TOKEN = "test-import-token"
 

@@ -13,7 +13,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "backend"))
-from recipes.testing import empty_database, free_port, manage  # noqa: E402
+from conftest import empty_database  # noqa: E402
+from recipes.testing import free_port, manage  # noqa: E402
 
 ORIGINAL_ID = "recipe-4474061"  # "Orek tempe manis pedas super simple", first row of tempe.csv.gz
 

@@ -8,7 +8,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "backend"))
-from recipes.testing import empty_database, manage  # noqa: E402
+from conftest import empty_database  # noqa: E402
+from recipes.testing import manage  # noqa: E402
 
 
 @pytest.mark.slow

@@ -33,15 +33,9 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def graph(neo4j_driver, neo4j_settings):
-    """The real test Neo4j, emptied (auto-commit session: CALL {...} IN TRANSACTIONS needs one)."""
-    with neo4j_driver.session(database=neo4j_settings["database"]) as session:
-        session.run("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS").consume()
-        for name in session.run("SHOW CONSTRAINTS YIELD name").value():
-            session.run(f"DROP CONSTRAINT `{name}` IF EXISTS").consume()
-        for name in session.run("SHOW INDEXES YIELD name, type WHERE type <> 'LOOKUP' RETURN name").value():
-            session.run(f"DROP INDEX `{name}` IF EXISTS").consume()
-    return neo4j_driver
+def graph(neo4j_clean):
+    """The real test Neo4j, emptied."""
+    return neo4j_clean
 
 
 @pytest.fixture

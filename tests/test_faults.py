@@ -21,14 +21,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import read_shared_recipes
+from conftest import empty_database, read_shared_recipes
 from console.cli import main as cli
 from console.embfiles import make_meta, read_embeddings, write_embeddings, EmbeddedItem
 
 ROOT = Path(__file__).resolve().parent.parent
 BAD = Path(__file__).resolve().parent / "data" / "bad"
 sys.path.insert(0, str(ROOT / "backend"))
-from recipes.testing import empty_database, free_port, manage  # noqa: E402
+from recipes.testing import free_port, manage  # noqa: E402
 
 N = 96
 BATCH = 4

@@ -12,22 +12,6 @@ DIMS = 8
 
 
 @pytest.fixture
-def neo4j_clean(neo4j_driver, neo4j_settings, monkeypatch):
-    """conftest's neo4j_clean, emptying the database in implicit transactions (CALL ... IN TRANSACTIONS cannot run
-    inside execute_query's explicit one on Neo4j 5.26). Remove once conftest.py has the same fix."""
-    db = neo4j_settings["database"]
-    with neo4j_driver.session(database=db) as session:
-        session.run("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS").consume()
-        for record in list(session.run("SHOW CONSTRAINTS YIELD name")):
-            session.run(f"DROP CONSTRAINT `{record['name']}` IF EXISTS").consume()
-        for record in list(session.run("SHOW INDEXES YIELD name, type WHERE type <> 'LOOKUP' RETURN name")):
-            session.run(f"DROP INDEX `{record['name']}` IF EXISTS").consume()
-    for key in ("uri", "user", "password", "database"):
-        monkeypatch.setenv(f"NEO4J_{key.upper()}", neo4j_settings[key])
-    return neo4j_driver
-
-
-@pytest.fixture
 def recipe_ids(neo4j_clean):
     ids = [f"recipe-{r['URL'].rsplit('/', 1)[-1].split('-', 1)[0]}" for r in read_shared_recipes("ikan", limit=25)]
     neo4j_clean.execute_query("UNWIND $ids AS id CREATE (:Recipe {id: id})", ids=ids)

@@ -65,13 +65,3 @@ def run_backend(env: dict, *, log_path: Path | None = None, wait_s: float = 60):
             proc.kill()
         if log_path:
             log.close()
-
-
-def empty_database(driver, database: str = "neo4j") -> None:
-    """Delete every node, constraint and index (but the lookup indexes) of a test database."""
-    with driver.session(database=database) as session:
-        session.run("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS").consume()
-        for record in list(session.run("SHOW CONSTRAINTS YIELD name")):
-            session.run(f"DROP CONSTRAINT `{record['name']}` IF EXISTS").consume()
-        for record in list(session.run("SHOW INDEXES YIELD name, type WHERE type <> 'LOOKUP' RETURN name")):
-            session.run(f"DROP INDEX `{record['name']}` IF EXISTS").consume()
