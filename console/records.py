@@ -7,12 +7,13 @@ needed columns, an unknown file type.
 """
 from __future__ import annotations
 
+import codecs
 import csv
-import io
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from console.errors import InputError
 
@@ -33,84 +34,187 @@ class Record:
     line: int = 0  # 1-based line (JSONL/CSV row line, JSON array: line of the object's start)
 
 
-def read_text(path: str | Path, *, encoding_errors: str = "strict") -> str:
-    """The file's text: UTF-8, a leading BOM dropped. Invalid bytes raise InputError with the byte offset,
-    unless `encoding_errors="replace"` (each bad byte becomes U+FFFD)."""
-    path = Path(path)
+def _encoding_error(path: Path, offset: int, line: int, utf16: bool) -> InputError:
+    what = "invalid UTF-8 (the file looks like UTF-16)" if utf16 else "invalid UTF-8"
+    return InputError(f"{what} at byte {offset} (line {line})", file=path, hint=ENCODING_HINT)
+
+
+def _check_errors(encoding_errors: str) -> None:
     if encoding_errors not in ("strict", "replace"):
         raise ValueError("encoding_errors must be 'strict' or 'replace'")
-    data = path.read_bytes()
-    bom = 3 if data.startswith(b"\xef\xbb\xbf") else 0
-    try:
-        return data[bom:].decode("utf-8", errors=encoding_errors)
-    except UnicodeDecodeError as exc:
-        offset = bom + exc.start
-        line = data.count(b"\n", 0, offset) + 1
-        what = "invalid UTF-8"
-        if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-            what = "invalid UTF-8 (the file looks like UTF-16)"
-        raise InputError(f"{what} at byte {offset} (line {line})", file=path, hint=ENCODING_HINT) from None
 
 
-def _line_counter(text: str):
-    """Return f(pos) -> 1-based line number; positions must be asked in increasing order (linear overall)."""
-    state = {"pos": 0, "line": 1}
+def iter_text_lines(path: str | Path, *, encoding_errors: str = "strict") -> Iterator[str]:
+    """The file's lines (split on "\\n", kept), decoded one at a time: memory stays flat whatever the file size.
 
-    def line_at(pos: int) -> int:
-        state["line"] += text.count("\n", state["pos"], pos)
-        state["pos"] = pos
-        return state["line"]
+    Same rules as `read_text`: a leading BOM is dropped; an invalid byte raises InputError with its byte offset
+    from the start of the file and its line, unless `encoding_errors="replace"`. A line never splits a UTF-8
+    sequence ("\\n" is never part of one), so decoding line by line equals decoding the whole file.
+    """
+    path = Path(path)
+    _check_errors(encoding_errors)
+    with open(path, "rb") as fh:
+        offset = 0
+        utf16 = False
+        for number, raw in enumerate(fh, start=1):
+            start = 0
+            if number == 1:
+                utf16 = raw.startswith((b"\xff\xfe", b"\xfe\xff"))
+                if raw.startswith(b"\xef\xbb\xbf"):
+                    start = 3
+            try:
+                yield raw[start:].decode("utf-8", errors=encoding_errors) if start else \
+                    raw.decode("utf-8", errors=encoding_errors)
+            except UnicodeDecodeError as exc:
+                raise _encoding_error(path, offset + start + exc.start, number, utf16) from None
+            offset += len(raw)
 
-    return line_at
+
+def iter_text_chunks(path: str | Path, *, encoding_errors: str = "strict", size: int = 1 << 20) -> Iterator[str]:
+    """The file's text in decoded blocks of about `size` bytes (for files that may be one long line, such as a
+    minified JSON array); same BOM and error rules as `iter_text_lines`."""
+    path = Path(path)
+    _check_errors(encoding_errors)
+    decoder = codecs.getincrementaldecoder("utf-8")(errors=encoding_errors)
+    offset = 0  # bytes handed to the decoder so far
+    newlines = 0  # b"\n" in them
+    utf16 = False
+    with open(path, "rb") as fh:
+        first = True
+        while True:
+            block = fh.read(max(size, 4) if first else size)  # the BOM check needs the first bytes
+            final = not block
+            if first:
+                utf16 = block.startswith((b"\xff\xfe", b"\xfe\xff"))
+                if block.startswith(b"\xef\xbb\xbf"):
+                    block = block[3:]
+                    offset = 3
+                first = False
+            pending = decoder.getstate()[0]
+            try:
+                text = decoder.decode(block, final=final)
+            except UnicodeDecodeError as exc:
+                data = pending + block
+                at = offset - len(pending) + exc.start
+                raise _encoding_error(path, at, newlines + data[: exc.start].count(b"\n") + 1, utf16) from None
+            offset += len(block)
+            newlines += block.count(b"\n")
+            if text:
+                yield text
+            if final:
+                return
 
 
-def iter_json_array(text: str, path: str | Path) -> Iterator[tuple[int, Any]]:
+def read_text(path: str | Path, *, encoding_errors: str = "strict") -> str:
+    """The file's text: UTF-8, a leading BOM dropped. Invalid bytes raise InputError with the byte offset,
+    unless `encoding_errors="replace"` (each bad byte becomes U+FFFD). Holds the whole file: for small files
+    (metadata); inputs are read with `iter_text_lines` / `iter_text_chunks`."""
+    return "".join(iter_text_chunks(path, encoding_errors=encoding_errors))
+
+
+JSON_MARGIN = 64  # a decode that fails or ends this close to the end of the window may only lack data
+JSON_WINDOW = 1 << 20
+
+
+def iter_json_array(text: str | Iterable[str], path: str | Path) -> Iterator[tuple[int, Any]]:
     """Yield (line, item) for each item of a JSON array, the line being where the item starts.
 
+    `text` is the whole text or an iterable of text chunks (`iter_text_chunks`): the array is decoded item by
+    item over a window of about 1 MB (`json.JSONDecoder.raw_decode`), so memory does not grow with the file.
     Syntax errors raise InputError naming the file, line and column.
     """
     decoder = json.JSONDecoder()
-    n = len(text)
-    line_at = _line_counter(text)
+    chunks = iter([text]) if isinstance(text, str) else iter(text)
+    buf = ""  # the window; it always starts at the beginning of a line
+    lines_before = 0  # newlines before the window
+    eof = False
+    counted = {"pos": 0, "line": 1}  # incremental line counter inside the window
+
+    def more() -> bool:
+        nonlocal buf, eof
+        if eof:
+            return False
+        for chunk in chunks:
+            if chunk:
+                buf += chunk
+                return True
+        eof = True
+        return False
+
+    def line_at(pos: int) -> int:
+        if pos < counted["pos"]:
+            counted["pos"], counted["line"] = 0, 1
+        counted["line"] += buf.count("\n", counted["pos"], pos)
+        counted["pos"] = pos
+        return lines_before + counted["line"]
+
+    def compact(i: int) -> int:
+        """Drop the window up to the line holding position i; return i in the new window."""
+        nonlocal buf, lines_before
+        cut = buf.rfind("\n", 0, i) + 1
+        if cut <= 0:
+            return i
+        lines_before += buf.count("\n", 0, cut)
+        buf = buf[cut:]
+        counted["pos"], counted["line"] = 0, 1
+        return i - cut
 
     def skip_ws(i: int) -> int:
-        while i < n and text[i] in " \t\r\n":
-            i += 1
-        return i
+        while True:
+            n = len(buf)
+            while i < n and buf[i] in " \t\r\n":
+                i += 1
+            if i < n or not more():
+                return i
 
     def syntax_error(msg: str, pos: int) -> InputError:
         line = line_at(pos)
-        col = pos - text.rfind("\n", 0, pos)
+        col = pos - buf.rfind("\n", 0, pos)
         return InputError(f"not valid JSON at column {col}: {msg}", file=path, line=line,
                           hint="fix the JSON syntax (a JSON array of objects is expected)")
 
+    more()
     i = skip_ws(0)
-    if i >= n:
+    if i >= len(buf):
         raise InputError("the file is empty", file=path, hint="export the records again (a JSON array of objects)")
-    if text[i] != "[":
+    if buf[i] != "[":
         raise InputError("expected a JSON array of records ([{...}, ...])", file=path, line=line_at(i),
                          hint="wrap the records in [ ] or save them as JSON Lines (.jsonl)")
     i = skip_ws(i + 1)
-    if i < n and text[i] == "]":
+    if i < len(buf) and buf[i] == "]":
         return
     while True:
-        try:
-            item, end = decoder.raw_decode(text, i)
-        except json.JSONDecodeError as exc:
-            raise syntax_error(exc.msg, exc.pos) from None
+        if i > JSON_WINDOW:
+            i = compact(i)
+        while True:
+            try:
+                item, end = decoder.raw_decode(buf, i)
+            except json.JSONDecodeError as exc:
+                if not eof and (exc.pos >= len(buf) - JSON_MARGIN or exc.msg.startswith("Unterminated string")) \
+                        and more():
+                    continue
+                raise syntax_error(exc.msg, exc.pos) from None
+            if not eof and end >= len(buf) - JSON_MARGIN and more():
+                continue  # a number or word at the end of the window may go on in the next chunk
+            break
         yield line_at(i), item
         i = skip_ws(end)
-        if i >= n:
-            raise syntax_error("the array is not closed (missing ']')", n)
-        if text[i] == ",":
+        if i >= len(buf):
+            raise syntax_error("the array is not closed (missing ']')", len(buf))
+        if buf[i] == ",":
             i = skip_ws(i + 1)
             continue
-        if text[i] == "]":
+        if buf[i] == "]":
             rest = skip_ws(i + 1)
-            if rest < n:
+            if rest < len(buf):
                 raise syntax_error("extra data after the array", rest)
             return
         raise syntax_error("expected ',' or ']' after a record", i)
+
+
+def iter_json_file(path: str | Path, *, encoding_errors: str = "strict") -> Iterator[tuple[int, Any]]:
+    """(line, item) for each item of a JSON array file, streaming (see `iter_json_array`)."""
+    return iter_json_array(iter_text_chunks(path, encoding_errors=encoding_errors), path)
 
 
 def _text_or_none(value: Any) -> str | None:
@@ -130,13 +234,13 @@ def record_from_object(obj: Any, *, source: str, line: int) -> Record:
                   source=source, line=line)
 
 
-def _read_json(path: Path, text: str) -> Iterator[Record]:
-    for line, item in iter_json_array(text, path):
+def _read_json(path: Path, encoding_errors: str) -> Iterator[Record]:
+    for line, item in iter_json_file(path, encoding_errors=encoding_errors):
         yield record_from_object(item, source=path.name, line=line)
 
 
-def _read_jsonl(path: Path, text: str) -> Iterator[Record]:
-    for number, raw in enumerate(io.StringIO(text), start=1):
+def _read_jsonl(path: Path, encoding_errors: str) -> Iterator[Record]:
+    for number, raw in enumerate(iter_text_lines(path, encoding_errors=encoding_errors), start=1):
         if not raw.strip():
             continue
         try:
@@ -149,11 +253,21 @@ def _read_jsonl(path: Path, text: str) -> Iterator[Record]:
 
 
 CSV_QUOTE_HINT = 'quote whole cells ("like this") and double the quotes inside them ("")'
+_BARE_CR = re.compile(r"(?<=\r)(?!\n)")
 
 
-def _read_csv(path: Path, text: str) -> Iterator[Record]:
+def _csv_lines(path: Path, encoding_errors: str) -> Iterator[str]:
+    """Lines as csv wants them (newline=""): split on \n, \r\n and a bare \r, line ends kept."""
+    for line in iter_text_lines(path, encoding_errors=encoding_errors):
+        if "\r" in line[:-2]:
+            yield from (part for part in _BARE_CR.split(line) if part)
+        else:
+            yield line
+
+
+def _read_csv(path: Path, encoding_errors: str) -> Iterator[Record]:
     # strict: a quote that is never closed is an error, not a cell that swallows the rest of the file
-    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
+    reader = csv.DictReader(_csv_lines(path, encoding_errors), strict=True)
     try:
         header = reader.fieldnames or []
     except csv.Error as exc:
@@ -181,25 +295,37 @@ def _read_csv(path: Path, text: str) -> Iterator[Record]:
         start = reader.line_num + 1
 
 
-def read_records(path: str | Path, *, encoding_errors: str = "strict") -> list[Record]:
-    """All records of one export file (.json array, .jsonl/.ndjson, .csv), in file order."""
+def iter_records(path: str | Path, *, encoding_errors: str = "strict") -> Iterator[Record]:
+    """The records of one export file (.json array, .jsonl/.ndjson, .csv), in file order, one at a time: the
+    file is never held whole (JSON arrays are decoded item by item), so memory does not grow with its size.
+    Raises InputError as `read_records` does (a file without records: once the end is reached)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in INPUT_SUFFIXES:
         raise InputError(f"unknown file type {suffix or '(none)'}", file=path,
                          hint="use .json (array), .jsonl or .csv")
-    text = read_text(path, encoding_errors=encoding_errors)
+    _check_errors(encoding_errors)
     if suffix == ".json":
-        records = list(_read_json(path, text))
+        records = _read_json(path, encoding_errors)
     elif suffix in (".jsonl", ".ndjson"):
-        records = list(_read_jsonl(path, text))
+        records = _read_jsonl(path, encoding_errors)
     else:
-        records = list(_read_csv(path, text))
-    if not records:
-        what = "only a header row" if suffix == ".csv" and text.strip() else "no records"
+        records = _read_csv(path, encoding_errors)
+    found = False
+    for record in records:
+        found = True
+        yield record
+    if not found:
+        # a CSV that got this far has a header row (else its columns were missing)
+        what = "only a header row" if suffix == ".csv" else "no records"
         raise InputError(f"the file has {what}", file=path,
                          hint="export the records again, or leave this file out")
-    return records
+
+
+def read_records(path: str | Path, *, encoding_errors: str = "strict") -> list[Record]:
+    """All records of one export file (.json array, .jsonl/.ndjson, .csv), in file order (a list: for small
+    files and previews; the generator streams with `iter_records`)."""
+    return list(iter_records(path, encoding_errors=encoding_errors))
 
 
 def is_output_file(path: Path) -> bool:
