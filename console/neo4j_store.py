@@ -332,8 +332,10 @@ class Neo4jStore:
         return row
 
     def vector_search(self, type_: str, vector: np.ndarray | list[float], k: int = 10,
-                      exclude_id: str | None = None) -> list[dict]:
-        space = self.embedding_space(type_)
+                      exclude_id: str | None = None, *, space: dict | None = None) -> list[dict]:
+        """The k nearest ``type_`` nodes by cosine. ``space``: the type's :meth:`embedding_space` when the caller
+        already looked it up (semantic search does, to pick the query model), so a search asks for it once."""
+        space = space if space is not None else self.embedding_space(type_)
         vec = np.asarray(vector, dtype=np.float32).ravel()
         if vec.size != space["dimensions"]:
             raise DimensionMismatch(

@@ -230,6 +230,23 @@ def test_vector_search_and_similar_items_return_the_nearest_nodes(store, recipes
     assert item["id"] == ids[0] and [s["id"] for s in similar] == [ids[1], ids[2]]
 
 
+class CountingStore(Neo4jStore):
+    """The real store, counting how often it lists the indexes (SHOW INDEXES)."""
+    index_lookups = 0
+
+    def indexes(self):
+        self.index_lookups += 1
+        return super().indexes()
+
+
+def test_vector_search_given_the_embedding_space_does_not_look_it_up_again(store, recipes, neo4j_settings):
+    VectorWriter(store, model="m").write(vectors([r["id"] for r in recipes]))
+    with CountingStore(Neo4jSettings.from_mapping(neo4j_settings)) as counting:
+        space = counting.embedding_space("recipe")  # what semantic search does first, to pick the query model
+        hits = counting.vector_search("recipe", np.ones(DIMS), k=3, space=space)
+        assert len(hits) == 3 and counting.index_lookups == 1
+
+
 def test_a_type_without_embeddings_says_how_to_import_them(store, recipes):
     with pytest.raises(NoEmbeddings) as err:
         store.embedding_space("category")
