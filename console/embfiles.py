@@ -24,7 +24,7 @@ import numpy as np
 
 from console import __version__
 from console.errors import InputError
-from console.records import iter_json_array, read_text
+from console.records import iter_json_file, read_text
 
 FORMATS = ("json", "jsonl", "parquet", "npy")
 SUFFIX = {"json": ".json", "jsonl": ".jsonl", "parquet": ".parquet", "npy": ".npy"}
@@ -191,30 +191,54 @@ class _Writers:
                 p.unlink(missing_ok=True)
 
 
+class EmbeddingWriter:
+    """Streams the items of one type into each format; `close()` replaces the files atomically and writes the
+    metadata (`meta` with the final count and dimensions); `abort()` removes the unfinished files. Several can be
+    open at once (the generator writes every type in one pass over its inputs)."""
+
+    def __init__(self, out_dir: str | Path, type_: str, *, formats=("json",), meta: dict):
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        formats = list(dict.fromkeys(formats))
+        for fmt in formats:
+            output_path(self.out_dir, type_, fmt)  # raises on an unknown format
+        self.type_ = type_
+        self.meta = meta
+        self._writers = _Writers(self.out_dir, type_, formats)
+
+    @property
+    def count(self) -> int:
+        return self._writers.count
+
+    def add(self, item: EmbeddedItem) -> None:
+        self._writers.add(item)
+
+    def close(self) -> list[Path]:
+        written = self._writers.close()
+        meta = dict(self.meta, count=self._writers.count, type=self.type_)
+        if self._writers.dim is not None:
+            meta["dimensions"] = self._writers.dim
+        mpath = self.out_dir / f"embeddings_{self.type_}.meta.json"
+        tmp = _tmp(mpath)
+        tmp.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        os.replace(tmp, mpath)
+        return written + [mpath]
+
+    def abort(self) -> None:
+        self._writers.abort()
+
+
 def write_embeddings(out_dir: str | Path, type_: str, items: Iterable[EmbeddedItem], *, formats=("json",),
                      meta: dict) -> list[Path]:
     """Write `items` of one type in each format, then the metadata file (`meta` with the final count)."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    formats = list(dict.fromkeys(formats))
-    for fmt in formats:
-        output_path(out_dir, type_, fmt)  # raises on an unknown format
-    writers = _Writers(out_dir, type_, formats)
+    writer = EmbeddingWriter(out_dir, type_, formats=formats, meta=meta)
     try:
         for item in items:
-            writers.add(item)
+            writer.add(item)
     except BaseException:
-        writers.abort()
+        writer.abort()
         raise
-    written = writers.close()
-    meta = dict(meta, count=writers.count, type=type_)
-    if writers.dim is not None:
-        meta["dimensions"] = writers.dim
-    mpath = out_dir / f"embeddings_{type_}.meta.json"
-    tmp = _tmp(mpath)
-    tmp.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, mpath)
-    return written + [mpath]
+    return writer.close()
 
 
 def read_meta(path: str | Path) -> dict | None:
@@ -232,6 +256,12 @@ def _item_from_obj(obj, path: Path, line: int, default_type: str | None = None) 
     if not isinstance(obj.get("id"), str) or not obj["id"]:
         raise InputError('item has no "id"', file=path, line=line, hint=READ_HINT)
     emb = obj.get("embedding")
+    if isinstance(emb, np.ndarray) and emb.dtype == np.float32 and emb.ndim == 1 and emb.size:  # Parquet, fast path
+        if not np.all(np.isfinite(emb)):
+            raise InputError(f'item "{obj["id"]}": "embedding" must be a flat list of finite numbers', file=path,
+                             line=line, hint=READ_HINT)
+        return EmbeddedItem(id=obj["id"], type=obj.get("type") or default_type or "", text=obj.get("text") or "",
+                            embedding=emb, title=obj.get("title"))
     if not isinstance(emb, list) or not emb:
         raise InputError(f'item "{obj["id"]}" has no "embedding" list', file=path, line=line, hint=READ_HINT)
     # numpy would turn true/false and "0.1" into floats: only real JSON numbers make a vector.
@@ -291,37 +321,95 @@ def read_embeddings(path: str | Path) -> Iterator[EmbeddedItem]:
                                      hint=READ_HINT) from None
                 yield check(_item_from_obj(obj, path, number, default_type), number)
     elif name.endswith(".json") and not name.endswith(".ids.json"):
-        for line, obj in iter_json_array(read_text(path), path):
+        for line, obj in iter_json_file(path):  # item by item: the file is never held whole
             yield check(_item_from_obj(obj, path, line, default_type), line)
     elif name.endswith(".parquet"):
-        import pyarrow.parquet as pq
-
-        pf = pq.ParquetFile(path)
-        missing = {"id", "embedding"} - set(pf.schema_arrow.names)
-        if missing:
-            raise InputError(f"no {', '.join(sorted(missing))} column", file=path, hint=READ_HINT)
-        row = 0
-        for batch in pf.iter_batches(batch_size=PARQUET_CHUNK):
-            cols = batch.to_pydict()
-            n = batch.num_rows
-            for i in range(n):
-                row += 1
-                obj = {k: cols[k][i] for k in cols}
-                yield check(_item_from_obj(obj, path, row, default_type), row)
+        for row, obj in _parquet_rows(path):
+            yield check(_item_from_obj(obj, path, row, default_type), row)
     elif name.endswith(".npy") or name.endswith(".ids.json"):
         npy = path if name.endswith(".npy") else path.with_name(path.name[: -len(".ids.json")] + ".npy")
         ids_path = npy.with_name(npy.stem + ".ids.json")
         if not ids_path.exists():
             raise InputError(f"{ids_path.name} is missing beside it", file=npy,
                              hint="keep the .npy and its .ids.json together")
-        matrix = np.load(npy, mmap_mode="r")
-        ids = json.loads(read_text(ids_path))
-        if matrix.ndim != 2 or len(ids) != matrix.shape[0]:
-            raise InputError(f"{len(ids)} ids for a matrix of shape {matrix.shape}", file=npy, hint=READ_HINT)
-        for i, meta in enumerate(ids):
+        shape, rows = _npy_rows(npy)
+        # the ids file is streamed twice (a count first, so that a mismatch is found before any item is used)
+        count = sum(1 for _ in iter_json_file(ids_path))
+        if len(shape) != 2 or count != shape[0]:
+            raise InputError(f"{count} ids for a matrix of shape {shape}", file=npy, hint=READ_HINT)
+        for (_, meta), vector in zip(iter_json_file(ids_path), rows):
             meta = meta if isinstance(meta, dict) else {"id": meta}
             yield EmbeddedItem(id=meta["id"], type=meta.get("type") or default_type or "",
-                               text=meta.get("text") or "", embedding=np.array(matrix[i], dtype=np.float32),
-                               title=meta.get("title"))
+                               text=meta.get("text") or "", embedding=vector, title=meta.get("title"))
     else:
         raise InputError("unknown embedding file type", file=path, hint="use .json, .jsonl, .parquet or .npy")
+
+
+NPY_BLOCK_ROWS = 4096
+
+
+def _npy_rows(path: Path) -> tuple[tuple, Iterator[np.ndarray]]:
+    """The matrix shape and its rows (float32 copies), read in blocks with plain file reads: no memory map, whose
+    touched pages would count in the process's memory and grow with the file."""
+    fh = open(path, "rb")
+    try:
+        version = np.lib.format.read_magic(fh)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+            np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read_header(fh)
+    except Exception:
+        fh.close()
+        raise
+    if fortran or len(shape) != 2 or dtype.hasobject:  # not a plain row-major matrix: numpy reads it
+        fh.close()
+        matrix = np.load(path, mmap_mode="r")
+        return tuple(matrix.shape), (np.array(row, dtype=np.float32) for row in matrix) if matrix.ndim == 2 \
+            else iter(())
+
+    def rows() -> Iterator[np.ndarray]:
+        with fh:
+            left = shape[0]
+            while left:
+                n = min(left, NPY_BLOCK_ROWS)
+                data = fh.read(n * shape[1] * dtype.itemsize)
+                block = np.frombuffer(data, dtype=dtype).reshape(-1, shape[1]).astype(np.float32)
+                if block.shape[0] != n:
+                    raise InputError(f"the matrix ends after {shape[0] - left + block.shape[0]} of {shape[0]} rows",
+                                     file=path, hint=READ_HINT)
+                yield from block
+                left -= n
+
+    return tuple(shape), rows()
+
+
+def _parquet_rows(path: Path) -> Iterator[tuple[int, dict]]:
+    """(row number, {column: value}) one row group at a time; the embedding column comes as a float32 array
+    (no Python floats) when every row has one of the same length and no nulls."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
+    missing = {"id", "embedding"} - set(pf.schema_arrow.names)
+    if missing:
+        raise InputError(f"no {', '.join(sorted(missing))} column", file=path, hint=READ_HINT)
+    row = 0
+    for group in range(pf.num_row_groups):
+        for batch in pf.iter_batches(batch_size=PARQUET_CHUNK, row_groups=[group], use_threads=False):
+            n = batch.num_rows
+            emb = batch.column("embedding")
+            cols = {k: batch.column(k).to_pylist() for k in batch.schema.names if k != "embedding"}
+            fast = None
+            if pa.types.is_list(emb.type) or pa.types.is_large_list(emb.type):
+                values = emb.values
+                offsets = np.asarray(emb.offsets)
+                lengths = np.diff(offsets)
+                if (n and emb.null_count == 0 and values.null_count == 0 and lengths.min() > 0
+                        and (lengths == lengths[0]).all() and pa.types.is_floating(values.type)):
+                    flat = values.slice(int(offsets[0]), int(offsets[-1] - offsets[0])).to_numpy(zero_copy_only=False)
+                    fast = np.asarray(flat, dtype=np.float32).reshape(n, int(lengths[0]))
+            pylist = None if fast is not None else emb.to_pylist()
+            for i in range(n):
+                row += 1
+                obj = {k: cols[k][i] for k in cols}
+                obj["embedding"] = fast[i] if fast is not None else pylist[i]
+                yield row, obj
