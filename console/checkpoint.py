@@ -34,7 +34,12 @@ def settings_key(*, model: str, dimensions: int, normalize: bool, max_length: in
 
 def content_hash(key: str, text: str) -> str:
     """Hash of (settings key, text): equal hashes mean an equal vector."""
-    return hashlib.sha256(f"{key}\0{text}".encode("utf-8")).hexdigest()[:32]
+    return content_digest(key, text).hex()
+
+
+def content_digest(key: str, text: str) -> bytes:
+    """`content_hash` as its 16 raw bytes (what the generator keeps per record)."""
+    return hashlib.sha256(f"{key}\0{text}".encode("utf-8")).digest()[:16]
 
 
 @dataclass
@@ -57,13 +62,28 @@ class Checkpoint:
         """Read finished batches, streaming (keeping only the vectors whose hash is in `wanted`, when given).
 
         A truncated or corrupt last line is cut off the file; any unreadable line is reported in `repaired` and
-        its items are embedded again.
+        its items are embedded again. (Holds the vectors it keeps: the generator uses `scan` instead.)
         """
+        result = LoadResult()
+
+        def keep(ids, hashes, matrix) -> None:
+            for h, vec in zip(hashes, matrix):
+                if wanted is None or h in wanted:
+                    result.vectors.setdefault(h, vec)
+
+        scanned = self.scan(keep)
+        result.batches, result.repaired = scanned.batches, scanned.repaired
+        return result
+
+    def scan(self, on_batch) -> LoadResult:
+        """Call `on_batch(ids, hashes, matrix)` for each readable batch line, in file order, holding one line at a
+        time; returns the batch count and the repair message (vectors are not kept). Same repair as `load`."""
         result = LoadResult()
         if not self.path.exists():
             return result
         problems: list[int] = []
         good_end = pos = 0
+        number = 0
         with open(self.path, "rb") as fh:
             for number, raw in enumerate(fh, start=1):
                 pos += len(raw)
@@ -81,9 +101,7 @@ class Checkpoint:
                     continue
                 good_end = pos
                 result.batches += 1
-                for h, vec in zip(hashes, matrix):
-                    if wanted is None or h in wanted:
-                        result.vectors.setdefault(h, vec)
+                on_batch(ids, hashes, matrix)
         if problems:
             if good_end < pos and problems[-1] == number:
                 with open(self.path, "r+b") as fh:

@@ -6,15 +6,20 @@ The caller decides: stop (the default) or skip the rejects and list them in a re
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
+from array import array
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator, Sequence
 
-from console.records import PROBLEM_KEY, Record
+import numpy as np
+
+from console.errors import InputError
+from console.records import PROBLEM_KEY, Record, iter_records
 
 TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 SKIP_HINT = "or run with --on-invalid skip"
@@ -53,7 +58,7 @@ class Reject:
 
 @dataclass
 class ValidationReport:
-    good: list[Record] = field(default_factory=list)
+    good: "list[Record] | GoodRecords" = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
 
     @property
@@ -63,6 +68,8 @@ class ValidationReport:
     @property
     def counts(self) -> dict[str, int]:
         """Good records per type, in first-seen order."""
+        if isinstance(self.good, GoodRecords):
+            return dict(self.good.counts)
         return dict(Counter(r.type for r in self.good))
 
     def summary(self) -> str:
@@ -116,6 +123,132 @@ def validate(records: Iterable[Record]) -> ValidationReport:
         seen[record.id] = record
         report.good.append(record)
     return report
+
+
+class GoodRecords:
+    """The valid records of some files, without holding them: `len()`, per-type `counts`, and iteration, which
+    reads the files again (`console.records.iter_records`) and yields exactly the records that
+    `validate_files` judged good, in file order. A file changed since it was validated raises InputError."""
+
+    def __init__(self, files: Sequence[Path], encoding_errors: str, stamps: list, duplicates: set[int],
+                 cutoff: int, counts: dict[str, int]):
+        self.files = list(files)
+        self.encoding_errors = encoding_errors
+        self._stamps = stamps
+        self._duplicates = duplicates  # ordinals (among records that pass `_check`) of later duplicates
+        self._cutoff = cutoff  # ordinals from here on are past --limit
+        self.counts = counts
+
+    def __len__(self) -> int:
+        return sum(self.counts.values())
+
+    def __iter__(self) -> Iterator[Record]:
+        k = 0
+        for path, stamp in zip(self.files, self._stamps):
+            if _stamp(path) != stamp:
+                raise _changed(path)
+            for record in iter_records(path, encoding_errors=self.encoding_errors):
+                if _check(record) is not None:
+                    continue
+                if k >= self._cutoff:
+                    return
+                if k not in self._duplicates:
+                    yield record
+                k += 1
+            if _stamp(path) != stamp:
+                raise _changed(path)
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_size, st.st_mtime_ns
+
+
+def _changed(path: Path) -> InputError:
+    return InputError("the file changed while the run was reading it", file=path,
+                      hint="run the command again once the file is complete")
+
+
+def _id_digest(value: str) -> bytes:
+    return hashlib.blake2b(value.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+def validate_files(files: Iterable[str | Path], *, encoding_errors: str = "strict",
+                   limit: int | None = None) -> ValidationReport:
+    """`validate` over whole files, streaming: the same rejects (in file order) and the same good records, but the
+    good records are not kept (`report.good` is a `GoodRecords`: it reads the files again when iterated).
+
+    Memory: the rejects are kept (with their records), and per record that passes the checks a 16-byte digest of
+    its id and a 4-byte type number (~20 bytes, 20 MB per million records, needed to find duplicate ids across
+    all files); they are sorted once at the end. A second read happens only when digests repeat, to confirm the
+    duplicates by their real ids and list them with their records. `limit`: the first N good records only.
+    """
+    files = [Path(p) for p in files]
+    rejects: list[tuple[int, Reject]] = []  # (ordinal among all records, reject)
+    digests = bytearray()
+    type_ids = array("I")
+    type_index: dict[str, int] = {}
+    stamps = []
+    for path in files:
+        stamps.append(_stamp(path))
+    ordinal = 0
+    for path in files:
+        for record in iter_records(path, encoding_errors=encoding_errors):
+            problem = _check(record)
+            if problem is not None:
+                rid = record.id if isinstance(record.id, str) else None
+                rejects.append((ordinal, Reject(record.source, record.line, rid, problem[0], problem[1], record)))
+            else:
+                digests += _id_digest(record.id)
+                type_ids.append(type_index.setdefault(record.type, len(type_index)))
+            ordinal += 1
+    n = len(type_ids)
+    keys = np.frombuffer(bytes(digests), dtype="S16") if n else np.zeros(0, dtype="S16")
+    del digests
+    order = np.argsort(keys, kind="stable")
+    same = keys[order[1:]] == keys[order[:-1]] if n > 1 else np.zeros(0, dtype=bool)
+    duplicates: set[int] = set()
+    if same.any():
+        # members of digest groups with more than one record: read them again and compare the real ids
+        members = np.zeros(n, dtype=bool)
+        members[order[1:][same]] = True
+        members[order[:-1][same]] = True
+        del order, same, keys
+        first_by_id: dict[str, Record] = {}
+        k = ordinal = 0
+        for path in files:
+            for record in iter_records(path, encoding_errors=encoding_errors):
+                if _check(record) is None:
+                    if members[k]:
+                        first = first_by_id.setdefault(record.id, record)
+                        if first is not record:
+                            duplicates.add(k)
+                            rejects.append((ordinal, Reject(
+                                record.source, record.line, record.id,
+                                f'duplicate id "{record.id}" (first in {first.source}, line {first.line})',
+                                "give each record its own id", record)))
+                    k += 1
+                ordinal += 1
+        del members, first_by_id
+    else:
+        del order, same, keys
+    rejects.sort(key=lambda pair: pair[0])
+    good_mask = np.ones(n, dtype=bool)
+    if duplicates:
+        good_mask[np.fromiter(duplicates, dtype=np.int64)] = False
+    cutoff = n
+    if limit is not None:
+        positions = np.flatnonzero(good_mask)
+        if len(positions) > limit:
+            cutoff = int(positions[limit])
+            good_mask[cutoff:] = False
+    types = np.frombuffer(type_ids, dtype=np.uint32) if n else np.zeros(0, dtype=np.uint32)
+    names = list(type_index)
+    per_type = np.bincount(types[good_mask], minlength=len(names)) if n else np.zeros(len(names), dtype=np.int64)
+    first_seen = {t: int(np.argmax(good_mask & (types == t))) for t in range(len(names)) if per_type[t]}
+    counts = {names[t]: int(per_type[t]) for t in sorted(first_seen, key=first_seen.get)}
+    good = GoodRecords(files, encoding_errors, stamps, duplicates, cutoff, counts)
+    return ValidationReport(good=good, rejects=[r for _, r in rejects])
 
 
 def write_rejects(report: ValidationReport, path: str | Path) -> Path:
