@@ -10,6 +10,7 @@ come only from :data:`TYPE_TO_LABEL` and constants, never from input.
 from __future__ import annotations
 
 import hashlib
+import logging
 import numbers
 import os
 import time
@@ -29,6 +30,12 @@ EMBEDDING_SPACE_LABEL = "EmbeddingSpace"
 DEFAULT_BATCH_SIZE = 2000
 
 Progress = Callable[[int, int | None], None]
+
+# The driver logs connection trouble on the "neo4j" logger before it raises (e.g. "<CONNECTION> error: Failed to read
+# from defunct connection" and "Transaction failed and will be retried" when Neo4j dies mid-push). With no logging
+# configured, Python's last-resort handler prints those lines to stderr ahead of our own clear error. A NullHandler
+# keeps them out of the user's terminal; an application that configures logging (root handlers) still receives them.
+logging.getLogger("neo4j").addHandler(logging.NullHandler())
 
 
 class Neo4jStoreError(Exception):

@@ -1,6 +1,14 @@
 """console.push: one call pushes vectors into the real test Neo4j, straight over Bolt or through the backend."""
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from urllib.parse import urlsplit
+
 import numpy as np
 import pytest
 
@@ -9,6 +17,7 @@ from console.neo4j_store import Neo4jSettings, Neo4jUnavailable
 from console.push import PushError, push_to_backend, push_to_neo4j
 
 DIMS = 8
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -56,6 +65,82 @@ def test_push_to_an_unreachable_neo4j_says_so():
     with pytest.raises(Neo4jUnavailable) as err:
         push_to_neo4j(items_for(["recipe-1"]), Neo4jSettings(uri="bolt://127.0.0.1:9", password="x"), model="m")
     assert str(err.value).startswith("Cannot reach Neo4j at bolt://127.0.0.1:9: is it running?")
+
+
+class CuttingProxy:
+    """A TCP proxy in front of the test Neo4j that drops every connection and stops listening once the client has
+    sent ``cut_after`` bytes: Neo4j going away in the middle of a push, as when its process is killed."""
+
+    def __init__(self, upstream: tuple[str, int], cut_after: int):
+        self.upstream, self.cut_after, self.sent = upstream, cut_after, 0
+        self.lock, self.sockets = threading.Lock(), []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.upstream)
+            with self.lock:
+                self.sockets += [client, server]
+            threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
+
+    def _pump(self, src, dst, counted):
+        try:
+            while data := src.recv(65536):
+                if counted:
+                    with self.lock:
+                        self.sent += len(data)
+                        cut = self.sent > self.cut_after
+                    if cut:
+                        return self.cut()
+                dst.sendall(data)
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def cut(self):
+        for sock in [self.listener, *self.sockets]:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+
+
+PUSH_AND_PRINT_THE_ERROR = """
+import sys
+import numpy as np
+from console.neo4j_store import Neo4jStoreError
+from console.push import push_to_neo4j
+rng = np.random.default_rng(0)
+items = [{"id": f"recipe-t{i}", "type": "recipe", "embedding": rng.standard_normal(256).astype(np.float32)}
+         for i in range(400)]
+try:
+    push_to_neo4j(items, model="m", batch_size=100)
+except Neo4jStoreError as exc:
+    print(f"error: {exc}", file=sys.stderr)
+    sys.exit(1)
+"""
+
+
+def test_neo4j_going_away_mid_push_shows_our_message_only(neo4j_clean, neo4j_env):
+    neo4j_clean.execute_query("UNWIND range(0, 399) AS i CREATE (:Recipe {id: 'recipe-t' + i})")
+    upstream = urlsplit(neo4j_env["NEO4J_URI"])
+    # ~150 KB: past the handshake and the schema queries, inside the first batch of 100 x 256 floats (~230 KB)
+    proxy = CuttingProxy((upstream.hostname, upstream.port), cut_after=150_000)
+    uri = f"bolt://127.0.0.1:{proxy.port}"
+    proc = subprocess.run([sys.executable, "-c", PUSH_AND_PRINT_THE_ERROR], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, **neo4j_env, "NEO4J_URI": uri, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert proxy.sent > proxy.cut_after  # the connection was cut in the middle of the writes
+    assert (proc.returncode, proc.stderr) == (1, (
+        f"error: Cannot reach Neo4j at {uri}: is it running? Start it with scripts/neo4j.sh start or set NEO4J_URI\n"
+    ))
 
 
 # -- through the backend's import endpoint (a real runserver) ----------------------------------------------------
