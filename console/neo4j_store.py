@@ -28,6 +28,7 @@ FULLTEXT_INDEX = "item_fulltext"
 FULLTEXT_PROPERTIES = ("title", "text", "name")
 EMBEDDING_SPACE_LABEL = "EmbeddingSpace"
 DEFAULT_BATCH_SIZE = 2000
+UNKNOWN_IDS_KEPT = 1000      # unknown ids a WriteReport lists; unknown_count counts them all
 
 Progress = Callable[[int, int | None], None]
 
@@ -408,6 +409,8 @@ def lucene_query(text: str) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 @dataclass
 class WriteReport:
+    """What a write did. ``unknown_ids`` lists the first :data:`UNKNOWN_IDS_KEPT` ids not in the graph (so that a
+    file of a million foreign ids does not hold them all in memory); ``unknown_count`` counts every one."""
     written: int = 0
     unchanged: int = 0
     unknown_ids: list[str] = field(default_factory=list)
@@ -416,12 +419,22 @@ class WriteReport:
     total: int = 0
     indexes_created: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
+    unknown_count: int = 0
+
+    def __post_init__(self) -> None:
+        self.unknown_count = max(self.unknown_count, len(self.unknown_ids))
+        del self.unknown_ids[UNKNOWN_IDS_KEPT:]
+
+    def add_unknown(self, ids: list[str], count: int | None = None) -> None:
+        self.unknown_count += len(ids) if count is None else count
+        self.unknown_ids.extend(ids[:max(0, UNKNOWN_IDS_KEPT - len(self.unknown_ids))])
 
     def to_dict(self) -> dict:
         return {
             "written": self.written,
             "unchanged": self.unchanged,
             "unknown_ids": list(self.unknown_ids),
+            "unknown_count": self.unknown_count,
             "rejected": list(self.rejected),
             "dry_run": self.dry_run,
             "total": self.total,
@@ -432,7 +445,7 @@ class WriteReport:
     def merge(self, other: "WriteReport") -> None:
         self.written += other.written
         self.unchanged += other.unchanged
-        self.unknown_ids.extend(other.unknown_ids)
+        self.add_unknown(other.unknown_ids, other.unknown_count)
         self.rejected.extend(other.rejected)
         self.total += other.total
         self.indexes_created.extend(other.indexes_created)
@@ -441,7 +454,7 @@ class WriteReport:
         verb = "would write" if self.dry_run else "written"
         return (
             f"{self.total} vectors: {self.written} {verb}, {self.unchanged} unchanged, "
-            f"{len(self.unknown_ids)} unknown ids, {len(self.rejected)} rejected"
+            f"{self.unknown_count} unknown ids, {len(self.rejected)} rejected"
         )
 
 
@@ -517,7 +530,7 @@ class VectorWriter:
             total = len(items)  # type: ignore[arg-type]
         dims: dict[str, int] = {}            # type -> dimensions of its vectors in this input
         had_index: dict[str, bool] = {}
-        seen: set[str] = set()
+        seen = _SeenIds()
         if not dry_run:
             self.store.ensure_schema()
         done = 0
@@ -539,10 +552,12 @@ class VectorWriter:
 
             for batch in _batched(items, batch_size):
                 rows_by_type: dict[str, list[dict]] = {}
+                seen.start_batch([f"{_field(i, 'type')}\0{_field(i, 'id')}" for i in batch])
                 for item in batch:
                     row = self._check(item, dims, had_index, seen, report)
                     if row is not None:
                         rows_by_type.setdefault(row.pop("type"), []).append(row)
+                seen.end_batch()
                 pending.append((pool.submit(self._write_batches, rows_by_type, dry_run), len(batch)))
                 while len(pending) >= self.workers:
                     finish_one()
@@ -600,11 +615,9 @@ class VectorWriter:
                           f"(the first {type_} vector of {self.source})",
             })
             return None
-        key = f"{type_}\0{item_id}"
-        if key in seen:
+        if not seen.add(f"{type_}\0{item_id}"):
             report.rejected.append({"id": item_id, "reason": "duplicate id in the input (the first one is kept)"})
             return None
-        seen.add(key)
         return {"type": type_, "id": item_id, "vector": vec, "hash": embedding_hash(self.model, vec)}
 
     def _write_batches(self, rows_by_type: dict[str, list[dict]], dry_run: bool) -> list[tuple[str, WriteReport]]:
@@ -654,9 +667,51 @@ class VectorWriter:
             unknown, written, unchanged = self.store.read_tx(work)
         else:
             unknown, written, unchanged = self.store.write_tx(work)
-        report.unknown_ids.extend(unknown)
+        report.add_unknown(unknown)
         report.written += written
         report.unchanged += unchanged
+
+
+class _SeenIds:
+    """The ``type + id`` keys met so far in one write, to reject a later duplicate (the first one is kept).
+
+    What grows with the input, and why: duplicates must be found across the whole input, so one 8-byte hash
+    (blake2b-64) per item is kept, in a sorted numpy array (8 bytes per item instead of ~100 for a set of id
+    strings: 8 MB for a million items). The current batch's keys are held exactly in a set and merged into the
+    array at the end of each batch (a linear merge of two sorted runs). Two different ids share a 64-bit hash
+    with a chance of about n^2 / 2^65 (3e-8 for a million items); such an id would be reported as a duplicate,
+    never written twice. The report's ``rejected`` list also grows, but only with bad items, each a line the user
+    needs; ``unknown_ids`` is capped (:data:`UNKNOWN_IDS_KEPT`) and counted.
+    """
+
+    def __init__(self):
+        self.before = np.empty(0, dtype=np.uint64)   # sorted hashes of the earlier batches' keys
+        self.hashes: dict[str, int] = {}             # this batch's keys -> hash
+        self.earlier: set[str] = set()               # this batch's keys already met in an earlier batch
+        self.batch: set[str] = set()                 # this batch's keys accepted so far
+
+    def start_batch(self, keys: list[str]) -> None:
+        """Look this batch's keys up among the earlier batches in one vectorised step."""
+        self.hashes = {key: int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "little")
+                       for key in keys}
+        if self.before.size and self.hashes:
+            values = np.fromiter(self.hashes.values(), dtype=np.uint64, count=len(self.hashes))
+            at = np.minimum(np.searchsorted(self.before, values), self.before.size - 1)
+            hit = self.before[at] == values
+            self.earlier = {key for key, h in zip(self.hashes, hit) if h}
+
+    def add(self, key: str) -> bool:
+        """Remember ``key`` (one of those given to :meth:`start_batch`); False when it was met before."""
+        if key in self.batch or key in self.earlier:
+            return False
+        self.batch.add(key)
+        return True
+
+    def end_batch(self) -> None:
+        if self.batch:
+            new = np.sort(np.fromiter((self.hashes[k] for k in self.batch), dtype=np.uint64, count=len(self.batch)))
+            self.before = np.sort(np.concatenate([self.before, new]), kind="stable")  # timsort: a linear merge
+        self.hashes, self.earlier, self.batch = {}, set(), set()
 
 
 def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

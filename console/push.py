@@ -128,6 +128,7 @@ def push_to_backend(items: Any, url: str, token: str, *, model: str | None = Non
             raise PushError(f"The backend at {url} answered HTTP {response.status_code}: {detail}")
         part = WriteReport(
             written=answer["written"], unchanged=answer["unchanged"], unknown_ids=answer["unknown_ids"],
+            unknown_count=answer.get("unknown_count", 0),  # absent from older backends: the list's length then
             rejected=answer["rejected"], total=len(batch), indexes_created=answer.get("indexes_created", []),
         )
         report.merge(part)

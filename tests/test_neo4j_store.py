@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import read_shared_recipes
+from console import neo4j_store
 from console.neo4j_store import (
     DimensionMismatch,
     Neo4jAuthError,
@@ -161,6 +162,25 @@ def test_a_type_whose_ids_are_all_unknown_gets_no_index_and_no_embedding_space(s
 def test_unknown_ids_are_reported_not_dropped(store, recipes):
     report = VectorWriter(store, model="m").write(vectors([recipes[0]["id"], "recipe-999", "recipe-998"]))
     assert report.written == 1 and report.unknown_ids == ["recipe-999", "recipe-998"]
+
+
+def test_a_duplicate_in_a_later_batch_is_rejected_and_the_first_kept(store, recipes):
+    ids = [r["id"] for r in recipes[:3]]
+    first, again = vectors(ids, seed=1), vectors(ids[:1], seed=2)
+    report = VectorWriter(store, model="m").write(first + again, batch_size=2)  # the duplicate is in batch 2
+    assert report.written == 3
+    assert report.rejected == [{"id": ids[0], "reason": "duplicate id in the input (the first one is kept)"}]
+    stored = store.query("MATCH (n:Recipe {id: $id}) RETURN n.embedding AS e", id=ids[0])[0]["e"]
+    assert np.allclose(stored, first[0]["embedding"])
+
+
+def test_unknown_ids_are_counted_all_but_listed_up_to_the_cap(store, recipes, monkeypatch):
+    monkeypatch.setattr(neo4j_store, "UNKNOWN_IDS_KEPT", 3)
+    unknown = [f"recipe-missing-{i}" for i in range(5)]
+    report = VectorWriter(store, model="m").write(vectors(unknown + [recipes[0]["id"]]), batch_size=2)
+    assert (report.unknown_ids, report.unknown_count) == (unknown[:3], 5)
+    assert report.summary() == "6 vectors: 1 written, 0 unchanged, 5 unknown ids, 0 rejected"
+    assert report.to_dict()["unknown_count"] == 5
 
 
 def test_every_bad_vector_is_rejected_with_its_reason(store, recipes):

@@ -69,9 +69,9 @@ class Command(BaseCommand):
         self.stdout.write(f"{prefix}{path.name} ({model}): {report.summary()} in {report.elapsed_s:.1f} s")
         for name in report.indexes_created:
             self.stdout.write(f"Created vector index {name}")
-        if report.unknown_ids:
-            more = len(report.unknown_ids) - SHOWN
-            self.stderr.write(f"{len(report.unknown_ids)} ids are not in the graph (not written): "
+        if report.unknown_count:
+            more = report.unknown_count - min(SHOWN, len(report.unknown_ids))
+            self.stderr.write(f"{report.unknown_count} ids are not in the graph (not written): "
                               + ", ".join(report.unknown_ids[:SHOWN]) + (f" and {more} more" if more > 0 else ""))
         for reject in report.rejected[:SHOWN]:
             self.stderr.write(f"rejected {reject['id']}: {reject['reason']}")
