@@ -31,6 +31,7 @@ DEFAULT_BATCH_SIZE = 2000
 UNKNOWN_IDS_KEPT = 1000      # unknown ids a WriteReport lists; unknown_count counts them all
 
 Progress = Callable[[int, int | None], None]
+IndexProgress = Callable[[str, str, float], None]   # (index name, state, population percent) while an index builds
 
 # The driver logs connection trouble on the "neo4j" logger before it raises (e.g. "<CONNECTION> error: Failed to read
 # from defunct connection" and "Transaction failed and will be retried" when Neo4j dies mid-push). With no logging
@@ -266,8 +267,10 @@ class Neo4jStore:
             created.append(FULLTEXT_INDEX)
         return created
 
-    def create_vector_index(self, type_: str, dimensions: int, *, wait_s: float = 600) -> str:
-        """Create ``<type>_embedding`` (cosine, ``dimensions`` from the data) and wait until it is online."""
+    def create_vector_index(self, type_: str, dimensions: int, *, wait_s: float = 600,
+                            progress: IndexProgress | None = None) -> str:
+        """Create ``<type>_embedding`` (cosine, ``dimensions`` from the data) and wait until it is online,
+        reporting its population to ``progress(name, state, percent)`` as it goes."""
         label = label_for(type_)
         name = vector_index_name(type_)
         self.query(
@@ -276,8 +279,33 @@ class Neo4jStore:
             dims=int(dimensions),
         )
         if wait_s:
-            self.query("CALL db.awaitIndex($name, $wait)", name=name, wait=int(wait_s))
+            self.await_index(name, wait_s=wait_s, progress=progress)
         return name
+
+    def await_index(self, name: str, *, wait_s: float = 600, progress: IndexProgress | None = None,
+                    poll_s: float = 0.5) -> None:
+        """Poll ``SHOW INDEXES`` until the index is online (``progress`` gets its state and populationPercent at
+        each poll); :class:`Neo4jStoreError` when it failed or is still not online after ``wait_s`` seconds."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            rows = self.query(
+                "SHOW INDEXES YIELD name, state, populationPercent, failureMessage WHERE name = $name "
+                "RETURN state, populationPercent AS percent, failureMessage AS failure", name=name)
+            if not rows:
+                raise Neo4jStoreError(f"The index {name!r} does not exist (dropped while it was being built?)")
+            state, percent = rows[0]["state"], float(rows[0]["percent"] or 0.0)
+            if progress:
+                progress(name, state, percent)
+            if state == "ONLINE":
+                return
+            if state == "FAILED":
+                raise Neo4jStoreError(f"Neo4j could not build the index {name!r}: {rows[0]['failure']} — drop it "
+                                      f"(DROP INDEX {name}) and import again")
+            if time.monotonic() > deadline:
+                raise Neo4jStoreError(f"The index {name!r} is still {state} ({percent:.0f}% populated) after "
+                                      f"{wait_s:.0f} s; it keeps building in Neo4j: search works once "
+                                      "SHOW VECTOR INDEXES says ONLINE")
+            time.sleep(poll_s)
 
     def check_dimensions(self, type_: str, dimensions: int, source: str = "the input") -> dict | None:
         """Raise :class:`DimensionMismatch` when an existing vector index has other dimensions; return the index."""
@@ -523,7 +551,10 @@ class VectorWriter:
         self.workers = max(1, workers)
 
     def write(self, items: Iterable[Any], *, batch_size: int = DEFAULT_BATCH_SIZE, dry_run: bool = False,
-              progress: Progress | None = None, total: int | None = None) -> WriteReport:
+              progress: Progress | None = None, total: int | None = None,
+              index_progress: IndexProgress | None = None) -> WriteReport:
+        """Write every item; ``progress(done, total)`` after each batch, then ``index_progress(name, state,
+        percent)`` while a missing vector index is built after the writes."""
         started = time.perf_counter()
         report = WriteReport(dry_run=dry_run)
         if total is None and hasattr(items, "__len__"):
@@ -570,7 +601,7 @@ class VectorWriter:
                     continue  # nothing of this type reached a node (all ids unknown): no index, no space
                 index_name = vector_index_name(type_)
                 if not had_index[type_] and self.create_index:
-                    index_name = self.store.create_vector_index(type_, n_dims)
+                    index_name = self.store.create_vector_index(type_, n_dims, progress=index_progress)
                     report.indexes_created.append(index_name)
                 elif had_index[type_]:
                     index_name = self.store.find_vector_index(type_)["name"]

@@ -16,6 +16,7 @@ import numpy as np
 
 from console.neo4j_store import (
     DEFAULT_BATCH_SIZE,
+    IndexProgress,
     Neo4jSettings,
     Neo4jStore,
     Neo4jStoreError,
@@ -63,13 +64,16 @@ def _need_model(model: str | None, source: str) -> str:
 
 def push_to_neo4j(items: Any, settings: Neo4jSettings | Mapping | None = None, *, model: str | None = None,
                   query_prompt: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE, dry_run: bool = False,
-                  progress: Progress | None = None) -> WriteReport:
-    """Write the vectors onto their nodes over Bolt (:class:`VectorWriter`); ``dry_run`` only counts."""
+                  progress: Progress | None = None, index_progress: IndexProgress | None = None) -> WriteReport:
+    """Write the vectors onto their nodes over Bolt (:class:`VectorWriter`); ``dry_run`` only counts.
+    ``index_progress(name, state, percent)`` follows a missing vector index while it is built after the writes
+    (e.g. "building recipe_embedding: 40%")."""
     items, model, query_prompt, total, source = load_items(items, model, query_prompt)
     model = _need_model(model, source)
     with Neo4jStore(_settings(settings)) as store:
         writer = VectorWriter(store, model=model, query_prompt=query_prompt, source=source)
-        return writer.write(items, batch_size=batch_size, dry_run=dry_run, progress=progress, total=total)
+        return writer.write(items, batch_size=batch_size, dry_run=dry_run, progress=progress, total=total,
+                            index_progress=index_progress)
 
 
 def _item_payload(item: Any) -> dict:

@@ -143,6 +143,30 @@ def test_detail_page_lists_similar_items(backend):
     assert similar.count('href="/items/recipe-') == 8
 
 
+SCRIPT_TITLE = "<script>alert(1)</script> Kue Zzxq"
+SCRIPT_TITLE_AS_TEXT = "&lt;script&gt;alert(1)&lt;/script&gt; Kue Zzxq"
+
+
+@pytest.fixture
+def recipe_with_a_script_title(backend, neo4j_driver):
+    neo4j_driver.execute_query("CREATE (:Recipe {id: 'recipe-script-title', title: $title, text: $title})",
+                               title=SCRIPT_TITLE)
+    yield backend
+    neo4j_driver.execute_query("MATCH (r:Recipe {id: 'recipe-script-title'}) DETACH DELETE r")
+
+
+def test_detail_page_shows_an_html_title_as_text(recipe_with_a_script_title):
+    page = get(f"{recipe_with_a_script_title}/items/recipe-script-title/")
+    assert page.status_code == 200 and f"<h1>{SCRIPT_TITLE_AS_TEXT}</h1>" in page.text
+    assert "<script>" not in page.text
+
+
+def test_search_results_show_an_html_title_as_text(recipe_with_a_script_title):
+    page = get(f"{recipe_with_a_script_title}/", q="zzxq", mode="keyword", type="recipe")
+    assert f'<a href="/items/recipe-script-title/">{SCRIPT_TITLE_AS_TEXT}</a>' in page.text
+    assert "<script>" not in page.text
+
+
 def test_openapi_describes_the_api(backend):
     schema = requests.get(f"{backend}/api/schema/?format=json", timeout=30).json()
     assert {"/api/semantic-search/", "/api/keyword-search/", "/api/items/{item_id}/similar/",

@@ -155,6 +155,12 @@ def test_import_writes_creates_the_index_and_a_second_run_changes_nothing(no_emb
     assert (space["model"], space["dims"]) == (meta["model"], 384)
 
 
+def test_import_shows_the_vector_index_being_built(no_embeddings, env):
+    proc = manage("import_embeddings", "--embedding-file", str(no_embeddings["emb"] / "embeddings_recipe.json"),
+                  env=env)
+    assert "building recipe_embedding: 100%" in proc.stderr  # a second bar, after the vectors' bar
+
+
 def test_import_reads_parquet_too(no_embeddings, env, neo4j_driver):
     path = no_embeddings["emb"] / "embeddings_ingredient.parquet"
     proc = manage("import_embeddings", "--embedding-file", str(path), env=env)

@@ -234,6 +234,15 @@ def test_progress_gets_done_and_total_after_each_batch(store, recipes):
     assert calls == [(15, 40), (30, 40), (40, 40)]
 
 
+def test_the_index_build_after_the_writes_reports_its_population_until_online(store, recipes):
+    calls = []
+    VectorWriter(store, model="m").write(vectors([r["id"] for r in recipes]),
+                                         index_progress=lambda *call: calls.append(call))
+    assert calls and {name for name, _, _ in calls} == {"recipe_embedding"}
+    assert calls[-1] == ("recipe_embedding", "ONLINE", 100.0)
+    assert all(state == "POPULATING" and 0 <= pct <= 100 for _, state, pct in calls[:-1])
+
+
 def test_vector_search_and_similar_items_return_the_nearest_nodes(store, recipes):
     ids = [r["id"] for r in recipes[:4]]
     basis = np.eye(DIMS, dtype=np.float32)

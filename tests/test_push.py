@@ -52,6 +52,12 @@ def test_push_to_neo4j_reads_settings_from_env_and_reports_progress(recipe_ids):
     assert calls == [(20, 25), (25, 25)]
 
 
+def test_push_to_neo4j_follows_the_vector_index_being_built(recipe_ids):
+    calls = []
+    push_to_neo4j(items_for(recipe_ids), model="m", index_progress=lambda *call: calls.append(call))
+    assert calls[-1] == ("recipe_embedding", "ONLINE", 100.0)
+
+
 def test_push_without_a_model_name_asks_for_it(recipe_ids, neo4j_settings):
     with pytest.raises(PushError) as err:
         push_to_neo4j(items_for(recipe_ids), neo4j_settings)

@@ -125,7 +125,7 @@ def semantic_search(q: str, type_: str, k: int) -> dict:
             f"The model {space['model']!r} that embedded the {type_} vectors cannot be loaded here: {exc}"
         ) from None
     return {"query": q, "type": type_, "model": space["model"], "k": k,
-            "results": store.vector_search(type_, vector, k)}
+            "results": store.vector_search(type_, vector, k, space=space)}
 
 
 class SemanticSearch(APIView):
@@ -222,7 +222,9 @@ class ImportEmbeddings(APIView):
             "create_index": serializers.BooleanField(default=True), "items": ImportItem}),
         responses={200: inline_serializer("ImportReport", {
             "written": serializers.IntegerField(), "unchanged": serializers.IntegerField(),
-            "unknown_ids": serializers.ListField(child=serializers.CharField()),
+            "unknown_ids": serializers.ListField(child=serializers.CharField(),
+                                                 help_text="the first 1,000 ids not in the graph"),
+            "unknown_count": serializers.IntegerField(help_text="all ids not in the graph"),
             "rejected": serializers.ListField(child=serializers.DictField()),
             "dry_run": serializers.BooleanField()}), 400: Error, 401: Error, 403: Error, 409: Error, 503: Error},
     )

@@ -53,15 +53,29 @@ class Command(BaseCommand):
                                    "`embedding-console generate` (nothing was imported)")
             store = store or open_store()
             writer = VectorWriter(store, model=file_model, query_prompt=meta.get("query_prompt"), source=path.name)
+            index_bars: dict[str, tqdm] = {}
+
+            def index_progress(name: str, state: str, percent: float) -> None:
+                """A second bar while the vector index is built after the writes (populationPercent, polled)."""
+                if name not in index_bars:
+                    index_bars[name] = tqdm(total=100, unit="%", desc=f"building {name}", disable=quiet,
+                                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}")
+                bar = index_bars[name]
+                bar.update(max(0.0, (100.0 if state == "ONLINE" else percent) - bar.n))
+
             try:
                 with tqdm(total=total, unit="vec", desc=path.name, disable=quiet) as bar:
                     report = writer.write(read_embeddings(path), batch_size=batch_size, dry_run=dry_run,
-                                          progress=lambda done, _total: bar.update(done - bar.n), total=total)
+                                          progress=lambda done, _total: bar.update(done - bar.n), total=total,
+                                          index_progress=index_progress)
             except InputError as exc:
                 raise CommandError(f"{exc} (batches before it were written; fix the file and run again: written "
                                    "vectors are skipped)") from None
             except Neo4jStoreError as exc:
                 raise CommandError(str(exc)) from None
+            finally:
+                for index_bar in index_bars.values():
+                    index_bar.close()
             self._report(path, file_model, report)
 
     def _report(self, path, model, report) -> None:
