@@ -1,12 +1,18 @@
 """Benchmark: vectors/s of the embeddings import (console.neo4j_store.VectorWriter, which import_embeddings and
 the console's push use) against one ``MERGE ... SET`` query per item, over the same data, in one run.
 
-    python bench/import.py [--n 20000] [--dims 1024] [--batch-size 2000]
+    python bench/import.py [--n 20000] [--dims 384,1024] [--batch-sizes 100,1000,2000,10000] [--baseline-n 3000]
+
+For each dimension: the one-query-per-item baseline (on the first --baseline-n items: its rate is flat in n), then
+VectorWriter at the default batch size (written, then the missing vector index built and awaited = "until
+searchable"), the same file again (all unchanged), a sweep over the batch sizes (writes only), one session instead
+of two, and the writes with the vector index online. ~6 min on 2 cores with the defaults.
 
 It starts its own Neo4j (scripts/neo4j.sh, home ~/.cache/embedding-console/neo4j-bench, port 7699) and empties it,
 so no developer data is touched; pass --use-env to use NEO4J_* instead (refused unless that database is empty).
 Ids are the real recipe ids of ../shared/data repeated with a suffix; vectors are seeded random unit vectors.
-Writes bench/results/import.json and prints a one-line summary.
+Writes bench/results/import.json and prints a one-line summary. Other work on the machine slows both sides alike;
+the load average at start and end is in the result.
 """
 from __future__ import annotations
 
@@ -28,7 +34,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from console.neo4j_store import Neo4jSettings, Neo4jStore, VectorWriter  # noqa: E402
+from console.neo4j_store import DEFAULT_BATCH_SIZE, Neo4jSettings, Neo4jStore, VectorWriter  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "indonesian-recipes"
 BENCH_HOME = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "embedding-console" / "neo4j-bench"
@@ -90,32 +96,117 @@ def baseline(store: Neo4jStore, items: list[dict]) -> float:
     return time.perf_counter() - started
 
 
-def writer(store: Neo4jStore, items: list[dict], batch_size: int) -> tuple[float, float, dict]:
+def writer(store: Neo4jStore, items: list[dict], batch_size: int, *, workers: int = 2,
+           create_index: bool = True) -> tuple[float, float, dict]:
     """VectorWriter.write as import_embeddings calls it; returns (seconds until the last batch is committed,
     seconds until the call returns, i.e. with a missing index created and online, report)."""
     marks = {}
     started = time.perf_counter()
-    report = VectorWriter(store, model=MODEL).write(
+    report = VectorWriter(store, model=MODEL, workers=workers, create_index=create_index).write(
         items, batch_size=batch_size, total=len(items),
         progress=lambda done, total: marks.__setitem__("written", time.perf_counter()) if done == total else None)
     ended = time.perf_counter()
     return marks["written"] - started, ended - started, report.to_dict()
 
 
-def build_index(store: Neo4jStore, dims: int) -> float:
-    started = time.perf_counter()
-    store.create_vector_index("recipe", dims)
-    return time.perf_counter() - started
+def rust_extension() -> bool:
+    """neo4j-rust-ext installs the module ``neo4j._rust`` (not ``neo4j_rust_ext``); the driver uses it when present."""
+    try:
+        import neo4j._rust  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def payload_seconds(vectors: np.ndarray, batch: int = 2000) -> dict:
+    """Cost of turning one batch of float32 rows into the driver's lists (what VectorWriter does per batch)."""
+    part = vectors[:batch]
+    out = {}
+    for name, convert in (("float32_row_tolist", lambda: [v.tolist() for v in part]),
+                          ("float64_row_tolist", lambda: [v.astype(np.float64).tolist() for v in part]),
+                          ("matrix_tolist", lambda: part.tolist())):
+        started = time.perf_counter()
+        for _ in range(3):
+            convert()
+        out[name] = round((time.perf_counter() - started) / 3, 4)
+    return out
+
+
+def bench_dims(store: Neo4jStore, ids: list[str], dims: int, batch_sizes: list[int], baseline_n: int) -> dict:
+    n = len(ids)
+    rng = np.random.default_rng(42)
+    vectors = rng.standard_normal((n, dims)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    items = [{"id": i, "type": "recipe", "embedding": v} for i, v in zip(ids, vectors)]
+    say = lambda text: print(f"[{dims}-d] {text}", file=sys.stderr)  # noqa: E731
+
+    reset(store, ids)
+    baseline(store, items[:200])  # warm-up (a freshly started JVM compiles its query paths): not timed
+    reset(store, ids)
+    base_n = min(baseline_n, n)
+    t_base = baseline(store, items[:base_n])
+    base_vps = base_n / t_base
+    say(f"baseline (one MERGE per item, {base_n} items): {base_vps:.0f} vectors/s")
+
+    reset(store, ids)
+    t_write, t_first, first = writer(store, items, DEFAULT_BATCH_SIZE)  # no index yet: written, then index built
+    assert first["written"] == n, first
+    t_index = t_first - t_write
+    say(f"writer batch {DEFAULT_BATCH_SIZE}: {n / t_write:.0f} vectors/s written, index {t_index:.1f} s, "
+        f"searchable after {t_first:.1f} s")
+    _, t_again, again = writer(store, items, DEFAULT_BATCH_SIZE)  # the same file again: all unchanged
+    assert again["unchanged"] == n, again
+
+    sweep = {}
+    for size in batch_sizes:
+        reset(store, ids)
+        t, _, rep = writer(store, items, size, create_index=False)
+        assert rep["written"] == n, rep
+        sweep[str(size)] = round(n / t, 1)
+        say(f"writer batch {size}: {n / t:.0f} vectors/s written")
+
+    reset(store, ids)
+    t_one, _, rep = writer(store, items, DEFAULT_BATCH_SIZE, workers=1, create_index=False)
+    assert rep["written"] == n, rep
+    say(f"writer 1 session: {n / t_one:.0f} vectors/s")
+
+    reset(store, ids, keep_index=True)
+    _, t_online, online = writer(store, items, DEFAULT_BATCH_SIZE)  # the vector index stays online during writes
+    assert online["written"] == n, online
+    say(f"writer with the index online: {n / t_online:.0f} vectors/s")
+
+    # The baseline's vectors need the same index to be searchable: its figure adds the index build measured above.
+    base_searchable = n / (n / base_vps + t_index)
+    return {
+        "dims": dims,
+        "write_vps": {"baseline_merge_per_item": round(base_vps, 1),
+                      f"vector_writer_batch_{DEFAULT_BATCH_SIZE}": round(n / t_write, 1),
+                      "vector_writer_1_session": round(n / t_one, 1)},
+        "write_vps_by_batch_size": sweep,
+        "searchable_vps": {"baseline_merge_per_item_then_index": round(base_searchable, 1),
+                           "vector_writer_then_index": round(n / t_first, 1),
+                           "vector_writer_index_online": round(n / t_online, 1)},
+        "rerun_unchanged_vps": round(n / t_again, 1),
+        "speedup_write": round((n / t_write) / base_vps, 2),
+        "speedup_searchable": round((n / t_first) / base_searchable, 2),
+        "seconds": {"baseline_write_per_1000": round(1000 / base_vps, 2), "writer_write": round(t_write, 2),
+                    "index_build_after_writes": round(t_index, 2), "writer_until_searchable": round(t_first, 2),
+                    "writer_index_online": round(t_online, 2), "rerun_unchanged": round(t_again, 2)},
+        "payload_build_s_per_batch_of_2000": payload_seconds(vectors),
+    }
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, default=20000, help="vectors (20000)")
-    parser.add_argument("--dims", type=int, default=1024, help="dimensions (1024, Qwen3-Embedding-0.6B)")
-    parser.add_argument("--batch-size", type=int, default=2000)
+    parser.add_argument("--n", type=int, default=20000, help="vectors per dimension (20000)")
+    parser.add_argument("--dims", default="384,1024", help="dimensions, comma-separated (384 MiniLM, 1024 Qwen3)")
+    parser.add_argument("--batch-sizes", default="100,1000,2000,10000", help="batch sizes of the sweep")
+    parser.add_argument("--baseline-n", type=int, default=3000, help="items for the one-query-per-item baseline")
     parser.add_argument("--use-env", action="store_true", help="use NEO4J_* (an empty database) instead")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "import.json")
     args = parser.parse_args(argv)
+    dims_list = [int(d) for d in args.dims.split(",") if d.strip()]
+    batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b.strip()]
 
     started_here = not args.use_env and subprocess.run(
         [str(ROOT / "scripts" / "neo4j.sh"), "status"], env=bench_env(), capture_output=True).returncode != 0
@@ -124,66 +215,45 @@ def main(argv=None) -> int:
     if args.use_env and store.query("MATCH (n) RETURN count(n) AS n")[0]["n"]:
         print(f"bench/import.py: the database at {settings.uri} is not empty; use an empty one", file=sys.stderr)
         return 2
+    load_start = list(os.getloadavg())
+    began = time.perf_counter()
     ids = recipe_ids(args.n)
-    rng = np.random.default_rng(42)
-    vectors = rng.standard_normal((args.n, args.dims)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    items = [{"id": i, "type": "recipe", "embedding": v} for i, v in zip(ids, vectors)]
-
-    reset(store, ids)
-    t_base = baseline(store, items)
-    t_base_index = build_index(store, args.dims)  # to be searchable, the baseline's vectors need the index too
-    print(f"baseline: {args.n / t_base:.0f} vectors/s written, index {t_base_index:.1f} s", file=sys.stderr)
-
-    reset(store, ids)
-    t_write, t_first, first = writer(store, items, args.batch_size)  # no index yet: written, then index built
-    assert first["written"] == args.n, first
-    print(f"writer: {args.n / t_write:.0f} vectors/s written, searchable after {t_first:.1f} s", file=sys.stderr)
-    _, t_again, again = writer(store, items, args.batch_size)  # the same file again: all unchanged
-    assert again["unchanged"] == args.n, again
-
-    reset(store, ids, keep_index=True)
-    _, t_online, online = writer(store, items, args.batch_size)  # the vector index stays online during the writes
-    assert online["written"] == args.n, online
-    print(f"writer (index online): {args.n / t_online:.0f} vectors/s", file=sys.stderr)
-
+    runs = [bench_dims(store, ids, dims, batch_sizes, args.baseline_n) for dims in dims_list]
     version = store.query("CALL dbms.components() YIELD versions RETURN versions[0] AS v")[0]["v"]
-    try:
-        import neo4j_rust_ext  # noqa: F401
-        rust = True
-    except ImportError:
-        rust = False
     result = {
         "benchmark": "import",
-        "n": args.n, "dims": args.dims, "batch_size": args.batch_size,
-        "write_vps": {"baseline_merge_per_item": round(args.n / t_base, 1), "vector_writer": round(args.n / t_write, 1)},
-        "searchable_vps": {"baseline_merge_per_item_then_index": round(args.n / (t_base + t_base_index), 1),
-                           "vector_writer_then_index": round(args.n / t_first, 1),
-                           "vector_writer_index_online": round(args.n / t_online, 1)},
-        "rerun_unchanged_vps": round(args.n / t_again, 1),
-        "speedup_write": round(t_base / t_write, 2),
-        "speedup_searchable": round((t_base + t_base_index) / t_first, 2),
-        "seconds": {"baseline_write": round(t_base, 2), "baseline_index": round(t_base_index, 2),
-                    "writer_write": round(t_write, 2), "writer_until_searchable": round(t_first, 2),
-                    "writer_index_online": round(t_online, 2), "rerun_unchanged": round(t_again, 2)},
-        "notes": "baseline: one auto-committed MERGE ... SET n.embedding = $list per item; writer: VectorWriter "
-                 "(UNWIND + db.create.setNodeVectorProperty, 2 sessions) as import_embeddings runs it; "
-                 "'searchable' includes creating the cosine vector index and waiting until it is online",
+        "n": args.n, "baseline_n": min(args.baseline_n, args.n), "default_batch_size": DEFAULT_BATCH_SIZE,
+        "batch_sizes": batch_sizes, "runs": runs,
+        "notes": "baseline: one auto-committed MERGE ... SET n.embedding = $list per item (its rate on the first "
+                 "baseline_n items; its 'searchable' figure adds the index build measured for the writer); writer: "
+                 "VectorWriter (UNWIND + db.create.setNodeVectorProperty, 2 sessions unless stated) as "
+                 "import_embeddings runs it; 'searchable' includes creating the cosine vector index and waiting "
+                 "until it is online; the batch-size sweep times the writes only. Other processes (test suites of "
+                 "other developers) ran on the same 2 cores: see the load averages.",
+        "load_average_at_start": load_start,
         "load_average_at_end": list(os.getloadavg()),
-        "neo4j": version, "neo4j_rust_ext": rust, "cpus": os.cpu_count(), "python": platform.python_version(),
-        "machine": platform.machine(), "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "total_seconds": round(time.perf_counter() - began, 1),
+        "neo4j": version, "neo4j_rust_ext": rust_extension(), "cpus": os.cpu_count(),
+        "python": platform.python_version(), "machine": platform.machine(),
+        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
     store.close()
     if started_here:
         subprocess.run([str(ROOT / "scripts" / "neo4j.sh"), "stop"], env=bench_env(), check=False)
-    print(f"import: VectorWriter {result['write_vps']['vector_writer']:.0f} vectors/s written vs "
-          f"{result['write_vps']['baseline_merge_per_item']:.0f}/s one MERGE per item ({result['speedup_write']}x); "
-          f"searchable (incl. vector index) {result['searchable_vps']['vector_writer_then_index']:.0f}/s vs "
-          f"{result['searchable_vps']['baseline_merge_per_item_then_index']:.0f}/s ({result['speedup_searchable']}x); "
-          f"index online during writes {result['searchable_vps']['vector_writer_index_online']:.0f}/s; unchanged "
-          f"re-run {result['rerun_unchanged_vps']:.0f}/s ({args.n} x {args.dims}-d, batch {args.batch_size})")
+    parts = []
+    for run in runs:
+        best = max(run["write_vps_by_batch_size"].items(), key=lambda kv: kv[1]) if run["write_vps_by_batch_size"] \
+            else ("-", 0)
+        parts.append(
+            f"{run['dims']}-d: writer {run['write_vps'][f'vector_writer_batch_{DEFAULT_BATCH_SIZE}']:.0f}/s vs "
+            f"{run['write_vps']['baseline_merge_per_item']:.0f}/s one MERGE per item ({run['speedup_write']}x), "
+            f"searchable {run['searchable_vps']['vector_writer_then_index']:.0f}/s vs "
+            f"{run['searchable_vps']['baseline_merge_per_item_then_index']:.0f}/s, index online "
+            f"{run['searchable_vps']['vector_writer_index_online']:.0f}/s, best batch {best[0]} ({best[1]:.0f}/s)")
+    print(f"import ({args.n} vectors, rust ext {result['neo4j_rust_ext']}, load {load_start[0]:.1f}->"
+          f"{result['load_average_at_end'][0]:.1f}): " + "; ".join(parts))
     return 0
 
 
