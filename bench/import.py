@@ -196,12 +196,34 @@ def bench_dims(store: Neo4jStore, ids: list[str], dims: int, batch_sizes: list[i
     }
 
 
+def sessions_ab(store: Neo4jStore, ids: list[str], dims: int, reps: int) -> dict:
+    """1 against 2 sessions at the default batch size, interleaved (1, 2, 1, 2, ...) so that the machine's load
+    falls on both alike; writes only. The median of each is reported."""
+    rng = np.random.default_rng(7)
+    vectors = rng.standard_normal((len(ids), dims)).astype(np.float32)
+    items = [{"id": i, "type": "recipe", "embedding": v} for i, v in zip(ids, vectors)]
+    rates: dict[int, list[float]] = {1: [], 2: []}
+    for _ in range(reps):
+        for workers in (1, 2):
+            reset(store, ids)
+            t, _, rep = writer(store, items, DEFAULT_BATCH_SIZE, workers=workers, create_index=False)
+            assert rep["written"] == len(ids), rep
+            rates[workers].append(round(len(ids) / t, 1))
+            print(f"[{dims}-d] {workers} session(s): {len(ids) / t:.0f} vectors/s", file=sys.stderr)
+    return {"dims": dims, "n": len(ids), "batch_size": DEFAULT_BATCH_SIZE, "reps": reps,
+            "vps": {"1_session": rates[1], "2_sessions": rates[2]},
+            "median_vps": {"1_session": float(np.median(rates[1])), "2_sessions": float(np.median(rates[2]))}}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=20000, help="vectors per dimension (20000)")
     parser.add_argument("--dims", default="384,1024", help="dimensions, comma-separated (384 MiniLM, 1024 Qwen3)")
     parser.add_argument("--batch-sizes", default="100,1000,2000,10000", help="batch sizes of the sweep")
     parser.add_argument("--baseline-n", type=int, default=3000, help="items for the one-query-per-item baseline")
+    parser.add_argument("--sessions-ab", type=int, default=0, metavar="REPS",
+                        help="only compare 1 and 2 sessions, interleaved REPS times each, at the first --dims "
+                             "(result: bench/results/import-sessions.json)")
     parser.add_argument("--use-env", action="store_true", help="use NEO4J_* (an empty database) instead")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "import.json")
     args = parser.parse_args(argv)
@@ -218,6 +240,23 @@ def main(argv=None) -> int:
     load_start = list(os.getloadavg())
     began = time.perf_counter()
     ids = recipe_ids(args.n)
+    if args.sessions_ab:
+        result = sessions_ab(store, ids, dims_list[0], args.sessions_ab)
+        result.update(benchmark="import-sessions", load_average_at_start=load_start,
+                      load_average_at_end=list(os.getloadavg()), neo4j_rust_ext=rust_extension(),
+                      cpus=os.cpu_count(), when=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                      notes="VectorWriter writes only (no index), 1 vs 2 sessions interleaved; other processes "
+                            "ran on the same cores (load averages)")
+        output = args.output if args.output.name != "import.json" else args.output.with_name("import-sessions.json")
+        output.write_text(json.dumps(result, indent=2) + "\n")
+        store.close()
+        if started_here:
+            subprocess.run([str(ROOT / "scripts" / "neo4j.sh"), "stop"], env=bench_env(), check=False)
+        med = result["median_vps"]
+        print(f"import sessions ({args.n} x {dims_list[0]}-d, batch {DEFAULT_BATCH_SIZE}, {args.sessions_ab} reps, "
+              f"load {load_start[0]:.1f}->{result['load_average_at_end'][0]:.1f}): 1 session {med['1_session']:.0f}"
+              f"/s vs 2 sessions {med['2_sessions']:.0f}/s (ratio {med['1_session'] / med['2_sessions']:.2f})")
+        return 0
     runs = [bench_dims(store, ids, dims, batch_sizes, args.baseline_n) for dims in dims_list]
     version = store.query("CALL dbms.components() YIELD versions RETURN versions[0] AS v")[0]["v"]
     result = {
