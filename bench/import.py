@@ -215,6 +215,26 @@ def sessions_ab(store: Neo4jStore, ids: list[str], dims: int, reps: int) -> dict
             "median_vps": {"1_session": float(np.median(rates[1])), "2_sessions": float(np.median(rates[2]))}}
 
 
+def index_ab(store: Neo4jStore, ids: list[str], dims: int, reps: int) -> dict:
+    """Until searchable: vectors written then the index built (what VectorWriter does) against the index created
+    first and kept online during the writes; interleaved so that the machine's load falls on both alike."""
+    rng = np.random.default_rng(11)
+    vectors = rng.standard_normal((len(ids), dims)).astype(np.float32)
+    items = [{"id": i, "type": "recipe", "embedding": v} for i, v in zip(ids, vectors)]
+    rates: dict[str, list[float]] = {"build_after": [], "online_during": []}
+    for _ in range(reps):
+        for way in rates:
+            reset(store, ids)
+            if way == "online_during":
+                store.create_vector_index("recipe", dims)
+            _, t, rep = writer(store, items, DEFAULT_BATCH_SIZE)
+            assert rep["written"] == len(ids), rep
+            rates[way].append(round(len(ids) / t, 1))
+            print(f"[{dims}-d] index {way}: searchable at {len(ids) / t:.0f} vectors/s", file=sys.stderr)
+    return {"dims": dims, "n": len(ids), "batch_size": DEFAULT_BATCH_SIZE, "reps": reps, "searchable_vps": rates,
+            "median_searchable_vps": {k: float(np.median(v)) for k, v in rates.items()}}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=20000, help="vectors per dimension (20000)")
@@ -224,6 +244,9 @@ def main(argv=None) -> int:
     parser.add_argument("--sessions-ab", type=int, default=0, metavar="REPS",
                         help="only compare 1 and 2 sessions, interleaved REPS times each, at the first --dims "
                              "(result: bench/results/import-sessions.json)")
+    parser.add_argument("--index-ab", type=int, default=0, metavar="REPS",
+                        help="only compare index built after the writes vs online during them, interleaved REPS "
+                             "times, at the first --dims (result: bench/results/import-index.json)")
     parser.add_argument("--use-env", action="store_true", help="use NEO4J_* (an empty database) instead")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "import.json")
     args = parser.parse_args(argv)
@@ -256,6 +279,25 @@ def main(argv=None) -> int:
         print(f"import sessions ({args.n} x {dims_list[0]}-d, batch {DEFAULT_BATCH_SIZE}, {args.sessions_ab} reps, "
               f"load {load_start[0]:.1f}->{result['load_average_at_end'][0]:.1f}): 1 session {med['1_session']:.0f}"
               f"/s vs 2 sessions {med['2_sessions']:.0f}/s (ratio {med['1_session'] / med['2_sessions']:.2f})")
+        return 0
+    if args.index_ab:
+        result = index_ab(store, ids, dims_list[0], args.index_ab)
+        result.update(benchmark="import-index", load_average_at_start=load_start,
+                      load_average_at_end=list(os.getloadavg()), neo4j_rust_ext=rust_extension(),
+                      cpus=os.cpu_count(), when=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                      notes="seconds from the first write until the vector index is online and holds every vector; "
+                            "online_during leaves out creating the empty index first (about a second); other processes ran on the "
+                            "same cores (load averages)")
+        output = args.output if args.output.name != "import.json" else args.output.with_name("import-index.json")
+        output.write_text(json.dumps(result, indent=2) + "\n")
+        store.close()
+        if started_here:
+            subprocess.run([str(ROOT / "scripts" / "neo4j.sh"), "stop"], env=bench_env(), check=False)
+        med = result["median_searchable_vps"]
+        print(f"import index ({args.n} x {dims_list[0]}-d, {args.index_ab} reps, load {load_start[0]:.1f}->"
+              f"{result['load_average_at_end'][0]:.1f}): searchable {med['build_after']:.0f}/s building the index "
+              f"after the writes vs {med['online_during']:.0f}/s with it online "
+              f"(ratio {med['build_after'] / med['online_during']:.2f})")
         return 0
     runs = [bench_dims(store, ids, dims, batch_sizes, args.baseline_n) for dims in dims_list]
     version = store.query("CALL dbms.components() YIELD versions RETURN versions[0] AS v")[0]["v"]
