@@ -6,6 +6,16 @@
 2. per type, hash each text with the settings that change vectors; vectors already in the checkpoint
    (`<output>/.checkpoints/`) are reused, the rest are embedded batch by batch and checkpointed as they finish;
 3. write `embeddings_<type>.<format>` (+ `.meta.json`) in input order from the finished vectors.
+
+Memory stays flat with the input size (streaming): the inputs are read again at each step instead of being held
+(`console.validate.GoodRecords`), records are embedded and written `chunk_size` at a time (length-sorted within a
+chunk by the engine), and vectors wait in a scratch file on disk (``.embeddings_<type>.<pid>.vectors.raw``, one
+row per distinct text, removed at the end) rather than in memory. What still grows with n, on purpose: per record
+a 16-byte content digest and a 4-byte row number, per distinct text a few bytes of bookkeeping (~30 bytes per
+record, 30 MB per million: needed to find reused vectors and identical texts), plus the validation's id digests
+(see `console.validate.validate_files`). Measured with bench/scale.py's resume stage (model loaded, every vector in
+the checkpoint): peak RSS 1,121 MB at 10k records, 1,150 MB at 1M (~0.03 KB per record, sorting temporaries and
+memory the allocator keeps included), against ~1.4 KB per record when every record and vector was held.
 Progress goes to a callback (`Progress`) and, when `progress_file` is set, to a JSON status file rewritten
 atomically after each batch (the web console reads it; format in docs/DESIGN.md).
 """
@@ -20,14 +30,15 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from console.checkpoint import Checkpoint, content_hash, settings_key
-from console.embfiles import FORMATS, EmbeddedItem, make_meta, write_embeddings
+from console.checkpoint import Checkpoint, content_digest, settings_key
+from console.embfiles import FORMATS, EmbeddedItem, EmbeddingWriter, make_meta
 from console.engine import DEFAULT_MODEL, gpu_memory_mb
-from console.errors import OptionError, ValidationFailed
-from console.records import Record, find_input_files, read_records
-from console.validate import ValidationReport, validate, write_rejects
+from console.errors import InputError, OptionError, ValidationFailed
+from console.records import Record, find_input_files
+from console.validate import ValidationReport, validate_files, write_rejects
 
 REJECTS_FILE = "rejects.jsonl"
+CHUNK_SIZE = 10_000  # records read, embedded and written at a time
 
 
 @dataclass
@@ -62,6 +73,7 @@ class GenerateOptions:
     formats: Sequence[str] = ("json",)
     progress_file: Path | None = None
     reuse: Sequence[Path] = ()  # output folders of earlier runs whose checkpoints may hold finished vectors
+    chunk_size: int = CHUNK_SIZE  # records embedded and written at a time (bounds the memory of a run)
 
 
 @dataclass
@@ -112,18 +124,15 @@ def check_options(opts: GenerateOptions) -> None:
                           + (f", not {', '.join(unknown)}" if unknown else ""))
     if opts.dimensions is not None and opts.dimensions < 1:
         raise OptionError("--dimensions must be at least 1")
+    if opts.chunk_size < 1:
+        raise OptionError("--chunk-size must be at least 1")
 
 
 def load_and_validate(opts: GenerateOptions) -> tuple[list[Path], ValidationReport]:
     """Input files and their validation report (before any model is loaded)."""
     files = [Path(p) for p in opts.inputs] if opts.inputs else find_input_files(opts.input_dir or "embedding_data")
-    records: list[Record] = []
-    for path in files:
-        records.extend(read_records(path, encoding_errors=opts.encoding_errors))
-    report = validate(records)
-    if opts.limit is not None:
-        report.good = report.good[: opts.limit]
-    return files, report
+    # streaming: `report.good` reads the files again when iterated, it does not hold the records
+    return files, validate_files(files, encoding_errors=opts.encoding_errors, limit=opts.limit)
 
 
 def generate(opts: GenerateOptions, *, progress: Callable[[Progress], None] | None = None,
@@ -144,6 +153,97 @@ def generate(opts: GenerateOptions, *, progress: Callable[[Progress], None] | No
     return result
 
 
+class _TypeVectors:
+    """The vectors of one type during a run, by record position (input order among the records of the type).
+
+    Records with the same text share one row ("u", numbered in order of first occurrence) of a scratch file on
+    disk; memory per record: its 4-byte row number, per distinct text: 16-byte digest, row, use count, 2 flags.
+    """
+
+    BLOCK = 1024  # rows read at once when writing the outputs
+
+    def __init__(self, type_: str, out_dir: Path, dim: int):
+        self.type_ = type_
+        self.dim = dim
+        self.rowbytes = dim * 4
+        self.digests = bytearray()
+        self.sources: set[str] = set()
+        self.count = 0
+        self.done = 0
+        self.path = out_dir / f".embeddings_{type_}.{os.getpid()}.vectors.raw"
+        self.fd: int | None = None
+        self._cache: np.ndarray | None = None
+        self._cache_start = 0
+
+    def index(self) -> None:
+        """After every digest is in: number the distinct texts and map each record to its row (peak ~40 bytes per
+        record while sorting, ~30 kept)."""
+        n = len(self.digests) // 16
+        keys = np.frombuffer(self.digests, dtype="S16") if n else np.zeros(0, dtype="S16")
+        order = np.argsort(keys, kind="stable")
+        ordered = keys[order]
+        del keys
+        self.digests = bytearray()
+        new_run = np.ones(n, dtype=bool)
+        np.not_equal(ordered[1:], ordered[:-1], out=new_run[1:])
+        starts = np.flatnonzero(new_run)
+        self.keys = ordered[starts]  # sorted distinct digests
+        del ordered
+        row_type = np.uint32 if n < 2**32 else np.int64
+        run_of = np.cumsum(new_run, dtype=row_type)
+        del new_run
+        run_of -= 1
+        first_pos = order[starts]  # the stable sort keeps each run's first record first
+        del starts
+        self.key_row = np.empty(len(first_pos), dtype=row_type)
+        self.key_row[np.argsort(first_pos, kind="stable")] = np.arange(len(first_pos), dtype=row_type)
+        del first_pos
+        self.pos2row = np.empty(n, dtype=row_type)
+        self.pos2row[order] = self.key_row[run_of]
+        del order, run_of
+        self.rows = len(self.keys)
+        self.uses = np.bincount(self.pos2row, minlength=self.rows).astype(row_type)
+        self.present = np.zeros(self.rows, dtype=bool)
+        self.queued = np.zeros(self.rows, dtype=bool)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+
+    def rows_of(self, hashes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(indices into `hashes` that this type wants, their rows)."""
+        if not hashes or not self.rows:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        try:
+            wanted = np.frombuffer(bytes.fromhex("".join(hashes)), dtype="S16")
+        except ValueError:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        if len(wanted) != len(hashes):
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        at = np.minimum(np.searchsorted(self.keys, wanted), self.rows - 1)
+        hit = np.flatnonzero(self.keys[at] == wanted)
+        return hit, self.key_row[at[hit]]
+
+    def put(self, row: int, vector: np.ndarray) -> None:
+        os.pwrite(self.fd, np.ascontiguousarray(vector, dtype="<f4").tobytes(), int(row) * self.rowbytes)
+        self.present[row] = True
+
+    def get(self, row: int) -> np.ndarray:
+        cache = self._cache
+        if cache is None or not self._cache_start <= row < self._cache_start + len(cache):
+            n = min(self.BLOCK, self.rows - row)
+            data = os.pread(self.fd, n * self.rowbytes, int(row) * self.rowbytes)
+            cache = self._cache = np.frombuffer(data, dtype="<f4").reshape(-1, self.dim)
+            self._cache_start = int(row)
+        return cache[row - self._cache_start]
+
+    def forget_cache(self) -> None:
+        self._cache = None
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        self.path.unlink(missing_ok=True)
+
+
 def _generate(opts, progress, embedder, status: StatusFile) -> GenerateResult:
     check_options(opts)
     out_dir = Path(opts.output_dir)
@@ -156,11 +256,9 @@ def _generate(opts, progress, embedder, status: StatusFile) -> GenerateResult:
             progress(Progress(done=status.state["done"], total=status.state["total"], message=message))
         status.update(message=message)
 
-    by_type: dict[str, list[Record]] = {}
-    for record in report.good:
-        by_type.setdefault(record.type, []).append(record)
+    counts = report.counts  # good records per type, first-seen order
     total = len(report.good)
-    status.update(total=total, files={t: {"done": 0, "total": len(rs)} for t, rs in by_type.items()})
+    status.update(total=total, files={t: {"done": 0, "total": n} for t, n in counts.items()})
 
     if report.rejects and not opts.dry_run:
         result.rejects_path = write_rejects(report, out_dir / REJECTS_FILE)
@@ -169,12 +267,12 @@ def _generate(opts, progress, embedder, status: StatusFile) -> GenerateResult:
     if report.rejects:
         say(f"skipped {len(report.rejects)} invalid record{'s' if len(report.rejects) != 1 else ''}"
             + (f"; listed in {result.rejects_path}" if result.rejects_path else ""))
-    if opts.dry_run or not report.good:
+    if opts.dry_run or not total:
         return result
 
     for stale in out_dir.glob(".embeddings_*.tmp"):  # left by a run killed while writing its outputs
         stale.unlink(missing_ok=True)
-    for stale in out_dir.glob(".embeddings_*.raw"):
+    for stale in out_dir.glob(".embeddings_*.raw"):  # ... and its scratch vectors
         stale.unlink(missing_ok=True)
     if embedder is None:
         from console.engine import Embedder
@@ -188,80 +286,160 @@ def _generate(opts, progress, embedder, status: StatusFile) -> GenerateResult:
     result.meta = info
     key = settings_key(model=info["model"], dimensions=info["dimensions"], normalize=info["normalized"],
                        max_length=info["max_length"], prompt=embedder.document_prompt)
+    dim = int(info["dimensions"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    states = {t: _TypeVectors(t, out_dir, dim) for t in counts}
+    checkpoints = {t: Checkpoint(out_dir, t, key) for t in counts}
+    writers: dict[str, EmbeddingWriter] = {}
+    try:
+        # 1. one read: the content digest of every record, per type
+        for record in report.good:
+            st = states[record.type]
+            st.digests += content_digest(key, record.text)
+            st.sources.add(record.source)
+            st.count += 1
+        for t, st in states.items():
+            if st.count != counts[t]:
+                raise InputError("the input files changed while the run was reading them",
+                                 hint="run the command again once they are complete")
+            st.index()
 
-    done_before = 0  # items of finished types
-    t0 = time.monotonic()
-    for type_, records in by_type.items():
-        hashes = [content_hash(key, r.text) for r in records]
-        with Checkpoint(out_dir, type_, key) as cp:
-            loaded = cp.load(wanted=set(hashes))
+        # 2. vectors already in the checkpoint, or in the checkpoints of earlier runs (--reuse)
+        for t, st in states.items():
+            def take(ids, hashes, matrix, st=st) -> None:
+                if matrix.shape[1] != st.dim:
+                    return
+                for i, row in zip(*st.rows_of(hashes)):
+                    if not st.present[row]:
+                        st.put(row, matrix[i])
+
+            loaded = checkpoints[t].scan(take)
             if loaded.repaired:
                 say(loaded.repaired)
-            vectors = loaded.vectors
             for folder in opts.reuse:  # incremental: vectors of an earlier run with the same settings
-                missing = set(hashes) - set(vectors)
-                if not missing or Path(folder).resolve() == out_dir.resolve():
+                if st.present.all() or Path(folder).resolve() == out_dir.resolve():
                     continue
-                earlier = Checkpoint(folder, type_, key).load(wanted=missing)
-                if earlier.vectors:
-                    found = list(earlier.vectors)
-                    ids = {h: r.id for r, h in zip(records, hashes)}
-                    cp.append([ids[h] for h in found], found, np.vstack([earlier.vectors[h] for h in found]))
-                    vectors.update(earlier.vectors)
-                    say(f"{type_}: {len(found)} vectors taken from {folder}")
-            todo: dict[str, int] = {}  # hash -> index of its first record
-            for i, h in enumerate(hashes):
-                if h not in vectors and h not in todo:
-                    todo[h] = i
-            reused = sum(1 for h in hashes if h in vectors)
+                found = 0
+
+                def take_earlier(ids, hashes, matrix, st=st, cp=checkpoints[t]) -> None:
+                    nonlocal found
+                    if matrix.shape[1] != st.dim:
+                        return
+                    keep, seen = [], set()
+                    for i, r in zip(*st.rows_of(hashes)):
+                        if not st.present[r] and r not in seen:
+                            seen.add(r)
+                            keep.append((i, r))
+                    if not keep:
+                        return
+                    idx = [i for i, _ in keep]
+                    # ids are those of the earlier run's records with the same text
+                    cp.append([ids[i] for i in idx], [hashes[i] for i in idx], matrix[idx])
+                    for i, r in keep:
+                        st.put(r, matrix[i])
+                    found += len(keep)
+
+                Checkpoint(folder, t, key).scan(take_earlier)
+                if found:
+                    say(f"{t}: {found} vectors taken from {folder}")
+            reused = int(st.uses[st.present].sum())
+            st.done = reused
             result.reused += reused
             if reused:
-                say(f"{type_}: {reused} of {len(records)} vectors reused from the checkpoint")
-            todo_hashes = list(todo)
-            todo_idx = list(todo.values())
-            same_text = {}  # records that share a text with one in `todo` are done when it is
-            for i, h in enumerate(hashes):
-                if h in todo and todo[h] != i:
-                    same_text[h] = same_text.get(h, 0) + 1
-            type_done = reused
+                say(f"{t}: {reused} of {st.count} vectors reused from the checkpoint")
+
+        # 3. one more read: embed what is missing, chunk by chunk, and write every record in input order
+        for t, st in states.items():
+            meta = make_meta(model=info["model"], dimensions=info["dimensions"], normalized=info["normalized"],
+                             dtype=info["dtype"], count=st.count, type_=t, prompt=info["prompt"],
+                             query_prompt=info["query_prompt"], max_length=info["max_length"],
+                             sources=sorted(st.sources))
+            writers[t] = EmbeddingWriter(out_dir, t, formats=opts.formats, meta=meta)
+        t0 = time.monotonic()
+        done = result.reused
+        batch_size = opts.batch_size
+
+        def report_progress(t: str, p: Progress) -> None:
+            elapsed = time.monotonic() - t0
+            rate = result.embedded / elapsed if elapsed > 0 and result.embedded else None
+            eta = (total - done) / rate if rate else None
+            if p.message:
+                result.messages.append(p.message)
+            status.state["files"][t] = {"done": states[t].done, "total": states[t].count}
+            status.update(done=done, rate=rate, eta_s=eta, batch_size=p.batch_size, gpu_mem_mb=p.gpu_mem_mb,
+                          **({"message": p.message} if p.message else {}))
+            if progress:
+                progress(Progress(done=done, total=total, label=t, rate=rate, eta_s=eta, batch_size=p.batch_size,
+                                  gpu_mem_mb=p.gpu_mem_mb, message=p.message))
+
+        for t in states:
+            status.state["files"][t] = {"done": states[t].done, "total": states[t].count}
+        report_progress(next(iter(states)), Progress(batch_size=batch_size))
+
+        def embed(t: str, rows: list[int], texts: list[str], ids: list[str]) -> None:
+            nonlocal done, batch_size
+            st, cp = states[t], checkpoints[t]
 
             def on_batch(idx: np.ndarray, vecs: np.ndarray) -> None:
-                nonlocal type_done
-                batch_hashes = [todo_hashes[i] for i in idx]
-                cp.append([records[todo_idx[i]].id for i in idx], batch_hashes, vecs)
-                for h, v in zip(batch_hashes, vecs):
-                    vectors[h] = v
-                    type_done += 1 + same_text.get(h, 0)
+                nonlocal done
+                batch_rows = [rows[i] for i in idx]
+                cp.append([ids[i] for i in idx], [content_digest(key, texts[i]).hex() for i in idx], vecs)
+                for r, v in zip(batch_rows, vecs):
+                    st.put(r, v)
+                    n = int(st.uses[r])
+                    st.done += n
+                    done += n
                 result.embedded += len(idx)
 
-            def on_progress(p: Progress) -> None:
-                done = done_before + type_done
-                elapsed = time.monotonic() - t0
-                rate = result.embedded / elapsed if elapsed > 0 and result.embedded else None
-                eta = (total - done) / rate if rate else None
-                event = Progress(done=done, total=total, label=type_, rate=rate, eta_s=eta,
-                                 batch_size=p.batch_size, gpu_mem_mb=p.gpu_mem_mb, message=p.message)
-                if p.message:
-                    result.messages.append(p.message)
-                status.state["files"][type_] = {"done": type_done, "total": len(records)}
-                status.update(done=done, rate=rate, eta_s=eta, batch_size=p.batch_size, gpu_mem_mb=p.gpu_mem_mb,
-                              **({"message": p.message} if p.message else {}))
-                if progress:
-                    progress(event)
+            embedder.encode(texts, batch_size=batch_size, on_batch=on_batch,
+                            progress=lambda p: report_progress(t, p), label=t)
+            batch_size = min(batch_size, getattr(embedder, "last_batch_size", batch_size) or batch_size)
+            st.forget_cache()
 
-            on_progress(Progress(batch_size=opts.batch_size))
-            if todo_idx:
-                embedder.encode([records[i].text for i in todo_idx], batch_size=opts.batch_size,
-                                on_batch=on_batch, progress=on_progress, label=type_)
-        items = (EmbeddedItem(r.id, r.type, r.text, vectors[h], r.title) for r, h in zip(records, hashes))
-        meta = make_meta(model=info["model"], dimensions=info["dimensions"], normalized=info["normalized"],
-                         dtype=info["dtype"], count=len(records), type_=type_, prompt=info["prompt"],
-                         query_prompt=info["query_prompt"], max_length=info["max_length"],
-                         sources=sorted({r.source for r in records}))
-        result.outputs += write_embeddings(out_dir, type_, items, formats=opts.formats, meta=meta)
-        result.counts[type_] = len(records)
-        done_before += len(records)
+        chunk: list[tuple[_TypeVectors, int, Record]] = []
+        queue: dict[str, tuple[list[int], list[str], list[str]]] = {}
+        position = dict.fromkeys(states, 0)
+
+        def flush() -> None:
+            for t, (rows, texts, ids) in queue.items():
+                embed(t, rows, texts, ids)
+            queue.clear()
+            for st, row, record in chunk:
+                if not st.present[row]:
+                    raise RuntimeError(f"no vector for record {record.id!r}")  # a bug, not an input problem
+                writers[st.type_].add(EmbeddedItem(record.id, record.type, record.text, st.get(row), record.title))
+            chunk.clear()
+
+        for record in report.good:
+            st = states[record.type]
+            p = position[record.type]
+            if p >= st.count:
+                raise InputError("the input files changed while the run was reading them",
+                                 hint="run the command again once they are complete")
+            position[record.type] = p + 1
+            row = int(st.pos2row[p])
+            if not st.present[row] and not st.queued[row]:
+                st.queued[row] = True
+                rows, texts, ids = queue.setdefault(record.type, ([], [], []))
+                rows.append(row)
+                texts.append(record.text)
+                ids.append(record.id)
+            chunk.append((st, row, record))
+            if len(chunk) >= opts.chunk_size:
+                flush()
+        flush()
+        for t, writer in list(writers.items()):
+            result.outputs += writer.close()
+            del writers[t]
+            result.counts[t] = states[t].count
         status.update(outputs=[str(p) for p in result.outputs])
+    finally:
+        for writer in writers.values():
+            writer.abort()
+        for cp in checkpoints.values():
+            cp.close()
+        for st in states.values():
+            st.close()
     return result
 
 

@@ -203,17 +203,20 @@ def validate_files(files: Iterable[str | Path], *, encoding_errors: str = "stric
                 type_ids.append(type_index.setdefault(record.type, len(type_index)))
             ordinal += 1
     n = len(type_ids)
-    keys = np.frombuffer(bytes(digests), dtype="S16") if n else np.zeros(0, dtype="S16")
-    del digests
+    keys = np.frombuffer(digests, dtype="S16") if n else np.zeros(0, dtype="S16")
     order = np.argsort(keys, kind="stable")
-    same = keys[order[1:]] == keys[order[:-1]] if n > 1 else np.zeros(0, dtype=bool)
+    ordered = keys[order]
+    del keys
+    digests = None
+    same = ordered[1:] == ordered[:-1] if n > 1 else np.zeros(0, dtype=bool)
+    del ordered
     duplicates: set[int] = set()
     if same.any():
         # members of digest groups with more than one record: read them again and compare the real ids
         members = np.zeros(n, dtype=bool)
         members[order[1:][same]] = True
         members[order[:-1][same]] = True
-        del order, same, keys
+        del order, same
         first_by_id: dict[str, Record] = {}
         k = ordinal = 0
         for path in files:
@@ -231,7 +234,7 @@ def validate_files(files: Iterable[str | Path], *, encoding_errors: str = "stric
                 ordinal += 1
         del members, first_by_id
     else:
-        del order, same, keys
+        del order, same
     rejects.sort(key=lambda pair: pair[0])
     good_mask = np.ones(n, dtype=bool)
     if duplicates:

@@ -206,3 +206,19 @@ def test_reuse_takes_unchanged_vectors_from_an_earlier_runs_folder(tmp_path, exp
     assert "recipe: 23 vectors taken from " + str(tmp_path / "out") in result.messages
     again = generate(later)  # the new folder now holds every vector itself
     assert (again.embedded, again.reused) == (0, 28)
+
+
+def test_small_chunks_give_the_same_output_and_embed_each_text_once(tmp_path, export, minilm_path):
+    input_dir, recipes, _ = export
+    for i in range(4):  # texts repeated in a later chunk reuse the earlier vector
+        recipes[20 + i]["text"] = recipes[i]["text"]
+    write_json(input_dir / "recipes.json", recipes)
+    result = generate(opts(tmp_path, input_dir, minilm_path, chunk_size=7))
+    assert (result.embedded, result.counts) == (24, {"ingredient": 4, "recipe": 24})
+    items = list(read_embeddings(tmp_path / "out" / "embeddings_recipe.json"))
+    assert [i.id for i in items] == [r["id"] for r in recipes]
+    for i in range(4):
+        np.testing.assert_array_equal(items[20 + i].embedding, items[i].embedding)
+    plain = SentenceTransformer(str(minilm_path), device="cpu").encode([r["text"] for r in recipes])
+    assert _cos(np.vstack([i.embedding for i in items]), plain).min() > 0.9999
+    assert not list((tmp_path / "out").glob(".embeddings_*"))  # the scratch vectors are gone

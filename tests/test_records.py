@@ -1,6 +1,7 @@
 """Reading export files: JSON arrays, JSON Lines, CSV; UTF-8 with BOM; clear errors naming file and line/byte."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -158,3 +159,29 @@ def test_a_file_without_records_is_an_error(tmp_path, name, content, message):
     with pytest.raises(InputError) as info:
         read_records(path)
     assert str(info.value) == message
+
+
+def test_a_json_array_is_decoded_item_by_item_over_a_small_window(tmp_path, monkeypatch):
+    import console.records
+
+    monkeypatch.setattr(console.records, "JSON_WINDOW", 100)  # ~1 MB normally: the file is never held whole
+    items = [{"id": f"r{i}", "type": "recipe", "text": f"Soto {i} " * (i % 7), "loves": i * 1.5} for i in range(300)]
+    path = tmp_path / "recipes.json"
+    path.write_text(json.dumps(items[:150])[:-1] + ",\n" + json.dumps(items[150:])[1:], encoding="utf-8")
+    records = read_records(path)
+    assert [(r.id, r.extra["loves"], r.line) for r in records] == [(i["id"], i["loves"], 1 if n < 150 else 2)
+                                                                   for n, i in enumerate(items)]
+
+
+def test_a_broken_item_far_into_a_json_array_names_its_line_and_column(tmp_path, monkeypatch):
+    import console.records
+
+    monkeypatch.setattr(console.records, "JSON_WINDOW", 100)
+    lines = [json.dumps({"id": f"r{i}", "type": "recipe", "text": "Soto"}) for i in range(50)]
+    lines[40] = lines[40].replace('"type":', '"type"')
+    path = tmp_path / "recipes.json"
+    path.write_text("[\n" + ",\n".join(lines) + "\n]\n", encoding="utf-8")
+    with pytest.raises(InputError) as info:
+        read_records(path)
+    assert str(info.value) == ("recipes.json, line 42: not valid JSON at column 22: Expecting ':' delimiter — fix the "
+                               "JSON syntax (a JSON array of objects is expected)")

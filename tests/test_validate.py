@@ -5,8 +5,9 @@ import json
 
 import pytest
 
+from console.errors import InputError
 from console.records import read_records
-from console.validate import validate, write_rejects
+from console.validate import GoodRecords, validate, validate_files, write_rejects
 
 
 def _validate_json(tmp_path, items, name="recipes.json"):
@@ -94,3 +95,36 @@ def test_rejects_file_lists_each_bad_record_with_its_message(tmp_path):
         "error": 'recipes.json, line 3 (id "r1"): "text" is empty — fill it in or run with --on-invalid skip',
         "record": {"id": "r1", "type": "recipe", "text": ""}}
     assert report.summary() == "1 valid record (1 recipe); 1 invalid"
+
+
+def test_validate_files_streams_with_the_same_messages_and_keeps_no_records(tmp_path):
+    a = tmp_path / "recipes.json"
+    a.write_text(json.dumps([GOOD, {"id": "r1", "type": "recipe", "text": ""}]))
+    b = tmp_path / "more.jsonl"
+    b.write_text(json.dumps(GOOD) + "\n" + json.dumps({"id": "r2", "type": "recipe", "text": "Soto"}) + "\n")
+    report = validate_files([a, b])
+    assert [r.message for r in report.rejects] == [
+        'recipes.json, line 1 (id "r1"): "text" is empty — fill it in or run with --on-invalid skip',
+        'more.jsonl, line 1: duplicate id "r0" (first in recipes.json, line 1) — give each record its own id or '
+        'run with --on-invalid skip']
+    assert isinstance(report.good, GoodRecords)  # the files are read again when the good records are wanted
+    assert [(r.id, r.source) for r in report.good] == [("r0", "recipes.json"), ("r2", "more.jsonl")]
+    assert report.summary() == "2 valid records (2 recipe); 2 invalid"
+
+
+def test_validate_files_limit_keeps_the_first_valid_records(tmp_path):
+    path = tmp_path / "recipes.jsonl"
+    path.write_text("".join(json.dumps({"id": f"r{i}", "type": "recipe", "text": "a"}) + "\n" for i in range(5)))
+    report = validate_files([path], limit=2)
+    assert ([r.id for r in report.good], report.counts) == (["r0", "r1"], {"recipe": 2})
+
+
+def test_a_file_changed_after_validation_is_not_read_as_if_it_were_the_same(tmp_path):
+    path = tmp_path / "recipes.jsonl"
+    path.write_text(json.dumps(GOOD) + "\n")
+    report = validate_files([path])
+    path.write_text(json.dumps(GOOD) + "\n" + json.dumps({"id": "r9", "type": "recipe", "text": "b"}) + "\n")
+    with pytest.raises(InputError) as info:
+        list(report.good)
+    assert str(info.value) == ("recipes.jsonl: the file changed while the run was reading it — run the command "
+                               "again once the file is complete")
