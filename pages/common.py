@@ -104,7 +104,7 @@ def report_table(report) -> pd.DataFrame:
     return pd.DataFrame([{
         "written" if not data.get("dry_run") else "would write": data.get("written", 0),
         "unchanged": data.get("unchanged", 0),
-        "unknown ids": len(data.get("unknown_ids") or []),
+        "unknown ids": data.get("unknown_count", len(data.get("unknown_ids") or [])),
         "rejected": len(data.get("rejected") or []),
     }])
 

@@ -120,7 +120,7 @@ if key in previews and report is None:
 if report is not None:
     st.dataframe(common.report_table(report), hide_index=True)
     if report.unknown_ids:
-        st.warning(f"{len(report.unknown_ids)} ids are not in the graph (first: {', '.join(report.unknown_ids[:5])}): "
+        st.warning(f"{report.unknown_count} ids are not in the graph (first: {', '.join(report.unknown_ids[:5])}): "
                    "load or export the data again so that ids match.")
     if report.rejected:
         st.warning("Rejected: " + "; ".join(f"{r['id']}: {r['reason']}" for r in report.rejected[:5]))
