@@ -5,7 +5,7 @@
     python bench/scale.py --generate-sizes 10000,100000     # also embed 100k texts with the model
 
 Input: JSON Lines of short texts (the shared recipes' title + first ingredient line, repeated with new ids).
-Each stage runs in its own process; its peak RSS is that process's own ``ru_maxrss`` (bench.common.run_stage):
+Each stage runs in its own process; its peak RSS is that process's own ``VmHWM``, polled (bench.common.run_stage):
 - ``validate``: read + validate the input (``console.generate.load_and_validate``), no model;
 - ``generate``: the CLI (``embedding-console generate``) with the shipped MiniLM, ``--max-length 16``, batch 256,
   npy output, against ``plain_encode``: a bare ``SentenceTransformer.encode`` over the same texts (the baseline);
