@@ -16,6 +16,7 @@ import os
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
@@ -174,47 +175,36 @@ class Neo4jStore:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def verify(self) -> None:
+    @contextmanager
+    def _errors_translated(self):
+        """Driver errors become the store's own (Neo4jUnavailable, Neo4jAuthError, ...); others pass unchanged."""
         try:
-            self.driver.verify_connectivity()
-            self.query("RETURN 1")
+            yield
         except Exception as exc:
             translated = _translate(exc, self.settings)
             if translated is exc:
                 raise
             raise translated from None
 
+    def verify(self) -> None:
+        with self._errors_translated():
+            self.driver.verify_connectivity()
+            self.query("RETURN 1")
+
     # -- queries ---------------------------------------------------------------------------------------------
     def query(self, cypher: str, **params) -> list[dict]:
-        try:
+        with self._errors_translated():
             records, _, _ = self.driver.execute_query(cypher, params, database_=self.settings.database)
-        except Exception as exc:
-            translated = _translate(exc, self.settings)
-            if translated is exc:
-                raise
-            raise translated from None
         return [r.data() for r in records]
 
     def write_tx(self, work: Callable, *args):
         """Run ``work(tx, *args)`` in one managed write transaction (retried on transient errors)."""
-        try:
-            with self.driver.session(database=self.settings.database) as session:
-                return session.execute_write(work, *args)
-        except Exception as exc:
-            translated = _translate(exc, self.settings)
-            if translated is exc:
-                raise
-            raise translated from None
+        with self._errors_translated(), self.driver.session(database=self.settings.database) as session:
+            return session.execute_write(work, *args)
 
     def read_tx(self, work: Callable, *args):
-        try:
-            with self.driver.session(database=self.settings.database) as session:
-                return session.execute_read(work, *args)
-        except Exception as exc:
-            translated = _translate(exc, self.settings)
-            if translated is exc:
-                raise
-            raise translated from None
+        with self._errors_translated(), self.driver.session(database=self.settings.database) as session:
+            return session.execute_read(work, *args)
 
     # -- schema ----------------------------------------------------------------------------------------------
     def indexes(self) -> list[dict]:
