@@ -80,7 +80,7 @@ class ValidationReport:
         return text
 
 
-def _check(record: Record) -> tuple[str, str] | None:
+def check_record(record: Record) -> tuple[str, str] | None:
     """(reason, hint) for the first problem of a record, or None."""
     problem = record.extra.get(PROBLEM_KEY) if isinstance(record.extra, dict) else None
     if problem:
@@ -111,7 +111,7 @@ def validate(records: Iterable[Record]) -> ValidationReport:
     report = ValidationReport()
     seen: dict[str, Record] = {}
     for record in records:
-        problem = _check(record)
+        problem = check_record(record)
         rid = record.id if isinstance(record.id, str) else None
         if problem is None and record.id in seen:
             first = seen[record.id]
@@ -135,7 +135,7 @@ class GoodRecords:
         self.files = list(files)
         self.encoding_errors = encoding_errors
         self._stamps = stamps
-        self._duplicates = duplicates  # ordinals (among records that pass `_check`) of later duplicates
+        self._duplicates = duplicates  # ordinals (among records that pass `check_record`) of later duplicates
         self._cutoff = cutoff  # ordinals from here on are past --limit
         self.counts = counts
 
@@ -148,7 +148,7 @@ class GoodRecords:
             if _stamp(path) != stamp:
                 raise _changed(path)
             for record in iter_records(path, encoding_errors=self.encoding_errors):
-                if _check(record) is not None:
+                if check_record(record) is not None:
                     continue
                 if k >= self._cutoff:
                     return
@@ -194,7 +194,7 @@ def validate_files(files: Iterable[str | Path], *, encoding_errors: str = "stric
     ordinal = 0
     for path in files:
         for record in iter_records(path, encoding_errors=encoding_errors):
-            problem = _check(record)
+            problem = check_record(record)
             if problem is not None:
                 rid = record.id if isinstance(record.id, str) else None
                 rejects.append((ordinal, Reject(record.source, record.line, rid, problem[0], problem[1], record)))
@@ -221,7 +221,7 @@ def validate_files(files: Iterable[str | Path], *, encoding_errors: str = "stric
         k = ordinal = 0
         for path in files:
             for record in iter_records(path, encoding_errors=encoding_errors):
-                if _check(record) is None:
+                if check_record(record) is None:
                     if members[k]:
                         first = first_by_id.setdefault(record.id, record)
                         if first is not record:

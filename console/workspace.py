@@ -224,42 +224,59 @@ def _problem_kind(reason: str) -> str:
 
 def inspect_inputs(paths: Iterable[str | os.PathLike], *, preview_rows: int = 50, max_rejects: int = 500) -> InputSummary:
     """Read and validate export files as the generator will (``console.records`` + ``console.validate``): ids must
-    be unique across all the files. A file that cannot be read at all is reported by name, not raised."""
-    from collections import Counter
+    be unique across all the files. A file that cannot be read at all is reported by name, not raised.
+
+    Streaming, like the generator: each file is read once on its own (to find the unreadable ones and count records
+    per type), then the readable ones together by :func:`console.validate.validate_files` (duplicates across files);
+    the preview reads only the first records again. Memory does not grow with the number of records, except for
+    the rejects kept for the report."""
+    from itertools import islice
 
     from console.errors import InputError
-    from console.records import read_records
-    from console.validate import validate
+    from console.records import iter_records
+    from console.validate import check_record, validate_files
 
     summary = InputSummary()
-    records, per_file = [], {}
+    per_file: dict[str, dict] = {}
+    readable: list[Path] = []
     for path in paths:
         path = Path(path)
         row = {"file": path.name, "records": 0, "valid": 0, "invalid": 0, "error": ""}
         per_file[path.name] = row
         summary.files.append(row)
+        types: dict[str, int] = {}
         try:
-            found = read_records(path)
+            for record in iter_records(path):
+                row["records"] += 1
+                if check_record(record) is None:
+                    types[record.type] = types.get(record.type, 0) + 1
         except InputError as exc:
-            row["error"] = str(exc)
+            row.update(records=0, error=str(exc))
             summary.problems["unreadable files"] += 1
             continue
-        row["records"] = len(found)
-        records.extend(found)
-    report = validate(records)
-    for record in report.good:
-        row = per_file[record.source]
-        row["valid"] += 1
-        row[record.type] = row.get(record.type, 0) + 1
+        row.update(types, valid=sum(types.values()))
+        readable.append(path)
+    try:
+        report = validate_files(readable)
+    except InputError as exc:  # a file changed between the two reads (replaced by a new upload)
+        summary.rejects.append(str(exc))
+        summary.problems["unreadable files"] += 1
+        return summary
     for reject in report.rejects:
-        if reject.source in per_file:
-            per_file[reject.source]["invalid"] += 1
+        row = per_file.get(reject.source)
+        if row is not None:
+            row["invalid"] += 1
+            if reject.reason.startswith("duplicate id"):  # it passed the checks above, so it was counted as valid
+                row["valid"] -= 1
+                row[reject.record.type] -= 1
+                if not row[reject.record.type]:
+                    del row[reject.record.type]
         summary.problems[_problem_kind(reject.reason)] += 1
         if len(summary.rejects) < max_rejects:
             summary.rejects.append(reject.message)
     summary.valid = len(report.good)
-    summary.counts = dict(Counter(r.type for r in report.good))
-    for record in report.good[:preview_rows]:
+    summary.counts = report.counts
+    for record in islice(report.good, preview_rows):
         text = " ".join(record.text.split())
         summary.preview.append({"file": record.source, "line": record.line, "id": record.id, "type": record.type,
                                 "title": record.title or "", "text": text[:200] + ("…" if len(text) > 200 else "")})

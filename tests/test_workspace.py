@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from console.validate import SKIP_HINT
 from console.embfiles import EmbeddedItem, read_embeddings, read_meta, write_embeddings
 from console.workspace import Workspace, inspect_inputs, safe_filename
 
@@ -83,3 +84,25 @@ def test_the_input_summary_counts_types_across_files_and_names_unreadable_ones(t
     assert summary.problems == {"duplicates": 1, "empty text": 0, "bad rows": 0, "unreadable files": 1}
     assert summary.files[2]["error"] == (
         "c.json: invalid UTF-8 at byte 25 (line 1) — re-save the file as UTF-8 or pass --encoding-errors replace")
+    assert [(f["file"], f["records"], f["valid"], f["invalid"], f.get("recipe", 0)) for f in summary.files] == [
+        ("a.jsonl", 2, 2, 0, 1), ("b.json", 1, 0, 1, 0), ("c.json", 0, 0, 0, 0)]
+    assert summary.rejects == ['b.json, line 1: duplicate id "recipe-1" (first in a.jsonl, line 1) — give each record '
+                               'its own id ' + SKIP_HINT]
+    assert [p["id"] for p in summary.preview] == ["recipe-1", "ingredient-tempe"]
+
+
+def test_the_input_summary_streams_a_large_file_and_reports_a_broken_line_after_many_good_ones(tmp_path):
+    path = tmp_path / "big.jsonl"
+    with path.open("w", encoding="utf-8") as fh:
+        for i in range(20_000):
+            fh.write(json.dumps({"id": f"recipe-{i}", "type": "recipe", "text": f"Resep {i}"}) + "\n")
+        fh.write('{"id": "recipe-x", "type": "recipe", "text": \n')
+    (tmp_path / "ok.jsonl").write_text(json.dumps({"id": "recipe-1", "type": "recipe", "text": "Soto"}) + "\n")
+    summary = inspect_inputs([path, tmp_path / "ok.jsonl"], preview_rows=3)
+    assert [f["file"] for f in summary.preview] == ["big.jsonl"] * 3
+    assert summary.files[0]["records"] == 20_001 and summary.files[0]["invalid"] == 1
+    assert summary.files[0]["valid"] == 20_000  # recipe-1 is here first; ok.jsonl's copy is the duplicate
+    assert summary.files[1] == {"file": "ok.jsonl", "records": 1, "valid": 0, "invalid": 1, "error": ""}
+    assert summary.counts == {"recipe": 20_000}
+    assert summary.problems == {"duplicates": 1, "empty text": 0, "bad rows": 1, "unreadable files": 0}
+    assert summary.rejects[0].startswith("big.jsonl, line 20001:")
