@@ -32,6 +32,8 @@ CATEGORIES = ("ayam", "ikan", "sapi", "tahu", "telur", "tempe")
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from console.neo4j_store import read_env_file  # noqa: E402
+
 
 # -- machine and results ----------------------------------------------------------------------------------------
 def machine_info() -> dict:
@@ -217,15 +219,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    values = {}
-    for line in path.read_text().splitlines():
-        if line.startswith("export ") and "=" in line:
-            key, _, value = line[len("export "):].partition("=")
-            values[key] = value.strip().strip("'")
-    return values
 
 
 @contextmanager

@@ -87,6 +87,20 @@ def vector_index_name(type_: str) -> str:
     return f"{type_}_embedding"
 
 
+def read_env_file(path: str | os.PathLike) -> dict[str, str]:
+    """The ``export KEY=value`` lines of a shell file such as ``credentials.env`` (``scripts/neo4j.sh env``), as a
+    dict; values are unquoted the way the shell would (``shlex``). Other lines are ignored."""
+    import shlex
+
+    values = {}
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if line.startswith("export ") and "=" in line:
+                key, _, value = line[len("export "):].strip().partition("=")
+                values[key] = "".join(shlex.split(value)) if value else ""
+    return values
+
+
 @dataclass(frozen=True)
 class Neo4jSettings:
     uri: str = "bolt://127.0.0.1:7687"
@@ -110,6 +124,12 @@ class Neo4jSettings:
             password=password,
             database=env.get("NEO4J_DATABASE") or cls.database,
         )
+
+    @classmethod
+    def from_env_file(cls, path: str | os.PathLike) -> "Neo4jSettings":
+        """From the ``export NEO4J_...='...'`` lines of a credentials file (``$NEO4J_HOME/credentials.env``, which
+        ``scripts/neo4j.sh start`` writes for the server it runs)."""
+        return cls.from_env(read_env_file(path))
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "Neo4jSettings":

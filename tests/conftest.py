@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from console.neo4j_store import read_env_file
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data" / "indonesian-recipes"
 TEST_NEO4J_FIRST_PORT = int(os.environ.get("TEST_NEO4J_BOLT_PORT", "7688"))
@@ -37,15 +39,6 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if "gpu" in item.keywords:
                 item.add_marker(skip)
-
-
-def _read_env_file(path: Path) -> dict[str, str]:
-    values = {}
-    for line in path.read_text().splitlines():
-        if line.startswith("export ") and "=" in line:
-            key, _, value = line[len("export "):].partition("=")
-            values[key] = value.strip().strip("'")
-    return values
 
 
 def _port_answers(port: int) -> bool:
@@ -85,7 +78,7 @@ def neo4j_settings():
     else:
         pytest.fail("no free port for a test Neo4j in 7688-7697 (other pytest sessions or servers hold them)")
     subprocess.run([script, "start"], env=env, check=True)
-    creds = _read_env_file(home / "credentials.env")
+    creds = read_env_file(home / "credentials.env")
     yield {
         "uri": creds["NEO4J_URI"],
         "user": creds["NEO4J_USER"],

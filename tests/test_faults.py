@@ -24,6 +24,7 @@ import pytest
 from conftest import empty_database, read_shared_recipes
 from console.cli import main as cli
 from console.embfiles import make_meta, read_embeddings, write_embeddings, EmbeddedItem
+from console.neo4j_store import read_env_file
 
 ROOT = Path(__file__).resolve().parent.parent
 BAD = Path(__file__).resolve().parent / "data" / "bad"
@@ -148,11 +149,7 @@ class PrivateNeo4j:
 
     def start(self) -> dict:
         subprocess.run([str(ROOT / "scripts" / "neo4j.sh"), "start"], env=self.env, check=True, capture_output=True)
-        creds = {}
-        for line in (self.home / "credentials.env").read_text().splitlines():
-            key, _, value = line.removeprefix("export ").partition("=")
-            creds[key] = value.strip("'")
-        return creds
+        return read_env_file(self.home / "credentials.env")
 
     def kill(self) -> None:
         """SIGKILL the server (a crash or a pulled plug), not a clean stop."""

@@ -59,6 +59,16 @@ def test_settings_come_from_the_four_env_vars():
     assert "p" not in repr(s)
 
 
+def test_settings_read_the_credentials_file_that_the_neo4j_script_writes(tmp_path):
+    creds = tmp_path / "credentials.env"
+    creds.write_text("# written by scripts/neo4j.sh\nexport NEO4J_URI='bolt://127.0.0.1:7699'\n"
+                     "export NEO4J_USER='neo4j'\nexport NEO4J_PASSWORD='s3cr3t \\$x'\n"
+                     "export NEO4J_DATABASE='neo4j'\nNOT_EXPORTED=1\n")
+    s = Neo4jSettings.from_env_file(creds)
+    assert (s.uri, s.user, s.password, s.database) == ("bolt://127.0.0.1:7699", "neo4j", "s3cr3t \\$x", "neo4j")
+    assert "NOT_EXPORTED" not in neo4j_store.read_env_file(creds)
+
+
 def test_missing_password_says_how_to_set_it():
     with pytest.raises(Neo4jConfigError) as err:
         Neo4jSettings.from_env({"NEO4J_URI": "bolt://127.0.0.1:7687"})
