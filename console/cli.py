@@ -53,6 +53,7 @@ def _add_input_options(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from console.engine import DEFAULT_MODEL
+    from console.generate import CHUNK_SIZE
 
     parser = argparse.ArgumentParser(prog="embedding-console",
                                      description="Embed exported recipes/ingredients/categories for Neo4j.")
@@ -78,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="unit-length vectors (default)")
     gen.add_argument("--no-normalize", dest="normalize", action="store_false")
     gen.add_argument("--max-length", type=_positive_int, default=None, help="max tokens per text (longer: cut)")
+    gen.add_argument("--chunk-size", type=_positive_int, default=CHUNK_SIZE, metavar="N",
+                     help=f"records embedded (sorted by length) and written at a time (default {CHUNK_SIZE:,}): "
+                          "larger sorts lengths better, smaller holds less in memory; a resumed run may change it")
     gen.add_argument("--format", type=_formats, default=["json"], metavar="json,jsonl,parquet,npy",
                      help="output formats, comma-separated (default json)")
     gen.add_argument("--dry-run", action="store_true", help="validate only; load no model, write nothing")
@@ -128,7 +132,7 @@ class _Bar:
 
 
 def _options(args):
-    from console.generate import GenerateOptions
+    from console.generate import CHUNK_SIZE, GenerateOptions
 
     return GenerateOptions(
         input_dir=args.input_dir, inputs=args.input, output_dir=getattr(args, "output_dir", Path(".")),
@@ -138,7 +142,8 @@ def _options(args):
         max_length=getattr(args, "max_length", None), limit=args.limit,
         dry_run=getattr(args, "dry_run", False) or args.command == "validate", on_invalid=args.on_invalid,
         encoding_errors=args.encoding_errors, formats=getattr(args, "format", ["json"]),
-        progress_file=getattr(args, "progress_file", None), reuse=getattr(args, "reuse", []))
+        progress_file=getattr(args, "progress_file", None), reuse=getattr(args, "reuse", []),
+        chunk_size=getattr(args, "chunk_size", None) or CHUNK_SIZE)
 
 
 def _print_report(report, files) -> None:

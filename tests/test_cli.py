@@ -144,6 +144,7 @@ def test_a_missing_input_folder_is_named(tmp_path, capsys):
     (["--dimensions", "many"], "argument --dimensions: expected a whole number, not 'many'"),
     (["--format", "json,xml"], "argument --format: choose from json, jsonl, parquet, npy (comma-separated), "
                                "not 'json,xml'"),
+    (["--chunk-size", "-5"], "argument --chunk-size: must be at least 1, not -5"),
     (["--device", "tpu"], "argument --device: invalid choice: 'tpu' (choose from 'auto', 'cuda', 'cpu')"),
 ])
 def test_bad_option_values_are_refused_by_the_parser(capsys, args, message):
@@ -158,3 +159,17 @@ def test_dimensions_and_no_normalize_reach_the_files(tmp_path, minilm_path):
                  "--dimensions", "32", "--no-normalize", "--max-length", "64", "--quiet"]) == 0
     meta = read_meta(tmp_path / "embeddings_recipe.json")
     assert (meta["dimensions"], meta["normalized"], meta["max_length"]) == (32, False, 64)
+
+
+def test_a_run_resumed_with_another_chunk_size_reuses_every_vector_and_writes_the_same_file(tmp_path, minilm_path,
+                                                                                          capsys):
+    args = ["--input", str(INPUTS / "recipes.json"), "--input", str(INPUTS / "ingredients.jsonl"), "--model",
+            str(minilm_path), "--quiet"]
+    assert main([*args, "--output-dir", str(tmp_path / "a"), "--chunk-size", "2"]) == 0
+    first = [(i.id, i.embedding.tolist()) for i in read_embeddings(tmp_path / "a" / "embeddings_ingredient.json")]
+    (tmp_path / "a" / "embeddings_ingredient.json").unlink()
+    capsys.readouterr()
+    assert main([*args, "--output-dir", str(tmp_path / "a")]) == 0  # default chunk size this time
+    assert "0 embedded" in capsys.readouterr().out
+    again = [(i.id, i.embedding.tolist()) for i in read_embeddings(tmp_path / "a" / "embeddings_ingredient.json")]
+    assert again == first and len(first) == 4
