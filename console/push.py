@@ -104,13 +104,13 @@ def push_to_backend(items: Any, url: str, token: str, *, model: str | None = Non
     done = 0
     pending: list[dict] = []
 
-    def send(batch: list[dict], last: bool) -> None:
+    def send(batch: list[dict]) -> None:
         nonlocal done
         dims = next((len(i["embedding"]) for i in batch if isinstance(i["embedding"], list)), None)
         body = {
             "model": model, "dimensions": dims, "query_prompt": query_prompt, "dry_run": dry_run,
-            # the vector index (when missing) is built once, after the last batch: faster than writing with it online
-            "create_index": last,
+            # a missing vector index is created with the first batch and stays online for the rest (create_index
+            # defaults to true): faster than building it after the last batch (bench/import.py --strategy-ab)
             "items": [{**i, "embedding": _finite(i["embedding"])} for i in batch],
         }
         try:
@@ -140,13 +140,12 @@ def push_to_backend(items: Any, url: str, token: str, *, model: str | None = Non
         if progress:
             progress(done, total)
 
-    iterator = iter(items)
-    current = next(iterator, None)
-    while current is not None:
-        pending.append(_item_payload(current))
-        current = next(iterator, None)
-        if len(pending) >= batch_size or current is None:
-            send(pending, last=current is None)
+    for item in items:
+        pending.append(_item_payload(item))
+        if len(pending) >= batch_size:
+            send(pending)
             pending = []
+    if pending:
+        send(pending)
     report.total = done
     return report

@@ -128,6 +128,9 @@ def test_write_sets_vectors_and_creates_the_cosine_index_with_the_data_dimension
     assert report.indexes_created == ["recipe_embedding"]
     index = store.find_vector_index("recipe")
     assert (index["dimensions"], index["similarity"], index["state"]) == (DIMS, "COSINE", "ONLINE")
+    # the index was online while the batches landed: it finds every vector as soon as write() returns
+    for item in items:
+        assert store.vector_search("recipe", item["embedding"], k=1)[0]["id"] == item["id"]
     node = store.query("MATCH (n:Recipe {id: $id}) RETURN n.embedding AS e, n.embedding_model AS m, "
                        "n.embedding_dimensions AS d, n.embedding_updated_at IS NOT NULL AS t", id=recipes[0]["id"])[0]
     assert np.allclose(node["e"], items[0]["embedding"]) and (node["m"], node["d"], node["t"]) == ("test-model", DIMS,

@@ -172,7 +172,7 @@ def test_push_to_backend_writes_in_batches_then_counts_unchanged(recipe_ids, bac
                             progress=lambda d, t: calls.append((d, t)))
     assert (first.written, first.unchanged, first.unknown_ids, first.rejected) == (25, 0, [], [])
     assert calls == [(10, 25), (20, 25), (25, 25)]
-    assert first.indexes_created == ["recipe_embedding"]  # built once, after the last batch
+    assert first.indexes_created == ["recipe_embedding"]  # created once, with the first batch
     second = push_to_backend(items_for(recipe_ids), backend_url, TOKEN, model="m", batch_size=10)
     assert (second.written, second.unchanged) == (0, 25)
 

@@ -214,7 +214,7 @@ class ImportEmbeddings(APIView):
         summary="Import embeddings (the console's push)",
         description="Header `Authorization: Token <EMBEDDINGS_IMPORT_TOKEN>`. Writes each vector onto the node "
                     "with that id (idempotent: unchanged vectors are skipped); unknown ids and bad vectors are "
-                    "reported. `create_index` (default true) builds a missing vector index after the writes.",
+                    "reported. `create_index` (default true) creates a missing vector index before the first write; it stays online while the vectors land.",
         request=inline_serializer("ImportRequest", {
             "model": serializers.CharField(), "dimensions": serializers.IntegerField(required=False),
             "query_prompt": serializers.CharField(required=False, allow_null=True),

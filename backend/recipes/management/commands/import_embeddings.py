@@ -56,7 +56,8 @@ class Command(BaseCommand):
             index_bars: dict[str, tqdm] = {}
 
             def index_progress(name: str, state: str, percent: float) -> None:
-                """A second bar while the vector index is built after the writes (populationPercent, polled)."""
+                """A second bar while a missing vector index is created before the writes (populationPercent, polled:
+                it fills from vectors already on the nodes, if any, at once otherwise)."""
                 if name not in index_bars:
                     index_bars[name] = tqdm(total=100, unit="%", desc=f"building {name}", disable=quiet,
                                             bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}")
