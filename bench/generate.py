@@ -11,6 +11,8 @@ Runs, in one process on the same loaded model (after a warm-up):
 - `engine`: `Embedder.encode(texts, batch_size=B)` (length-sorted batches, per-batch callback, order restored)
 - `generate`: the whole `console.generate.generate` pipeline on the same texts as a JSONL export (validation,
   fsync'd checkpoint per batch, output JSON file), the model already loaded
+tokens/s counts the tokens the model reads (prompt included, cut at the model's max length); `tokens` also gives the
+padded tokens the batches compute in input order and sorted by length (what length sorting saves).
 Writes bench/results/generate-<device>.json and prints a one-line summary.
 """
 from __future__ import annotations
@@ -69,6 +71,23 @@ def machine_info(device: str) -> dict:
         info["gpu"] = torch.cuda.get_device_name(0)
         info["gpu_memory_gb"] = round(torch.cuda.get_device_properties(0).total_memory / 2**30, 1)
     return info
+
+
+def token_counts(st, texts: list[str], prompt: str | None, batch_size: int) -> dict:
+    """Tokens the model reads: real ones (each text with its prompt, cut at max_seq_length) and the padded ones a
+    batch computes (batch x its longest text), in input order (the plain loop) and sorted by length (the engine)."""
+    limit = st.max_seq_length or 10**9
+    enc = st.tokenizer([(prompt or "") + t for t in texts], add_special_tokens=True, truncation=False,
+                       verbose=False)["input_ids"]
+    lengths = [min(len(ids), limit) for ids in enc]
+
+    def padded(order: list[int]) -> int:
+        return sum(len(chunk) * max(chunk) for chunk in (order[i:i + batch_size]
+                                                         for i in range(0, len(order), batch_size)))
+
+    return {"tokens": sum(lengths), "padded_tokens_input_order": padded(lengths),
+            "padded_tokens_length_sorted": padded(sorted(lengths, reverse=True)),
+            "mean_tokens": round(sum(lengths) / len(lengths), 1), "max_tokens": max(lengths)}
 
 
 def timed(fn) -> tuple[float, float, object]:
@@ -156,9 +175,11 @@ def main(argv=None) -> int:
                 outputs[name] = out
                 print(f"round {rnd + 1} {name:10s} {len(texts) / seconds:8.2f} items/s ({seconds:.1f} s wall, "
                       f"{cpu:.1f} s CPU)", file=sys.stderr)
+        tokens = token_counts(st, texts, prompt, bs)
         for name, secs in times.items():
             best = min(secs)
             runs[name] = {"seconds": secs, "best_seconds": best, "items_per_s": round(len(texts) / best, 2),
+                          "tokens_per_s": round(tokens["tokens"] / best, 1),
                           "cpu_seconds": cpu_times[name],
                           "items_per_cpu_s": round(len(texts) / min(cpu_times[name]), 2)}
 
@@ -170,7 +191,7 @@ def main(argv=None) -> int:
         "benchmark": "generate", "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "model": model_label, "n_texts": len(texts), "mean_chars": round(float(np.mean([len(t) for t in texts])), 1),
         "repeats": args.repeats, "batch_size": bs, "dtype": embedder.dtype, "max_length": embedder.max_length,
-        "dimensions": embedder.dimensions, "machine": machine_info(embedder.device), "runs": runs,
+        "dimensions": embedder.dimensions, "machine": machine_info(embedder.device), "tokens": tokens, "runs": runs,
         "ratio_engine_vs_st_loop": round(runs["engine"]["items_per_s"] / base, 3),
         "ratio_engine_vs_st_encode": round(runs["engine"]["items_per_s"] / runs["st_encode"]["items_per_s"], 3),
         "ratio_generate_vs_st_loop": round(runs["generate"]["items_per_s"] / base, 3),
@@ -183,7 +204,8 @@ def main(argv=None) -> int:
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"generate bench ({model_label}, {embedder.device}/{embedder.dtype}, n={len(texts)}, batch {bs}): "
-          f"engine {runs['engine']['items_per_s']} items/s = {result['ratio_engine_vs_st_loop']}x a plain "
+          f"engine {runs['engine']['items_per_s']} items/s ({runs['engine']['tokens_per_s']:.0f} tokens/s) = "
+          f"{result['ratio_engine_vs_st_loop']}x a plain "
           f"SentenceTransformer.encode loop ({base} items/s), {result['ratio_engine_vs_st_encode']}x one encode call; "
           f"full generate pipeline {result['ratio_generate_vs_st_loop']}x; by CPU time engine "
           f"{result['cpu_ratio_engine_vs_st_loop']}x the loop; load {result['machine']['load_avg_1m_at_start']}; min cosine {min_cos:.6f} -> {out_path}")

@@ -3,6 +3,8 @@
     python bench/scale.py                                   # 10k and 100k (about 10-15 min on 2 cores)
     python bench/scale.py --sizes 10000,100000,1000000      # opt into 1M (an hour or more on 2 cores)
     python bench/scale.py --generate-sizes 10000,100000     # also embed 100k texts with the model
+    python bench/scale.py --sizes 1000000 --generate-sizes 1000000 --model tiny-qwen3 --stages validate,generate,import
+                                                            # 1M through a (tiny, random) Qwen3 and into Neo4j
 
 Input: JSON Lines of short texts (the shared recipes' title + first ingredient line, repeated with new ids).
 Each stage runs in its own process; its peak RSS is that process's own ``VmHWM``, polled (bench.common.run_stage):
@@ -17,7 +19,12 @@ Each stage runs in its own process; its peak RSS is that process's own ``VmHWM``
   parquet and npy at once;
 - ``read_<fmt>``: iterate ``console.embfiles.read_embeddings`` over each format;
 - ``import``: ``manage.py import_embeddings`` of the jsonl file into a private Neo4j (own NEO4J_HOME and port,
-  nodes created first with a parameterised UNWIND), vectors/s, vector index built after the writes.
+  nodes created first with a parameterised UNWIND), vectors/s until searchable (the writer creates the vector
+  index before its first batch).
+``--stages`` picks some of validate, generate (with plain_encode), generate_resume, write, read, import (write runs
+whenever read or import is asked for, with only the jsonl file when no read is). ``--model``: minilm (default, the
+shipped all-MiniLM-L6-v2) or tiny-qwen3 (a random 2-layer Qwen3 with MiniLM's tokenizer, 64-d: the pipeline's own
+cost with a real Qwen3 forward pass at sizes where MiniLM on 2 cores would take hours).
 Writes bench/results/scale.json (per stage: seconds, peak RSS per size, and the RSS ratio largest/smallest size)
 and prints a one-line summary.
 """
@@ -52,10 +59,14 @@ FORMATS = ("json", "jsonl", "parquet", "npy")
 ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
+STAGE_NAMES = ("validate", "generate", "generate_resume", "write", "read", "import")
+
+
 def _model() -> str:
+    """The model folder: BENCH_SCALE_MODEL (set by main for --model), else the shipped MiniLM."""
     from console.devmodels import minilm_path
 
-    return str(minilm_path())
+    return os.environ.get("BENCH_SCALE_MODEL") or str(minilm_path())
 
 
 def _stage(name: str, *args: str, timeout: float | None = None):
@@ -104,6 +115,7 @@ def stage_seed_checkpoint(inp: str, out: str) -> None:
     key = settings_key(model=info["model"], dimensions=info["dimensions"], normalize=info["normalized"],
                        max_length=info["max_length"], prompt=embedder.document_prompt)
     rng = np.random.default_rng(0)
+    dims = info["dimensions"]
     with open(inp, encoding="utf-8") as fh, Checkpoint(out, "recipe", key) as cp:
         ids, hashes = [], []
         for line in fh:
@@ -111,11 +123,11 @@ def stage_seed_checkpoint(inp: str, out: str) -> None:
             ids.append(rec["id"])
             hashes.append(content_hash(key, rec["text"]))
             if len(ids) == 1000:
-                v = rng.standard_normal((len(ids), DIMS)).astype(np.float32)
+                v = rng.standard_normal((len(ids), dims)).astype(np.float32)
                 cp.append(ids, hashes, v / np.linalg.norm(v, axis=1, keepdims=True))
                 ids, hashes = [], []
         if ids:
-            v = rng.standard_normal((len(ids), DIMS)).astype(np.float32)
+            v = rng.standard_normal((len(ids), dims)).astype(np.float32)
             cp.append(ids, hashes, v / np.linalg.norm(v, axis=1, keepdims=True))
 
 
@@ -131,11 +143,11 @@ def _random_items(n: int):
             yield EmbeddedItem(f"recipe-{i}", "recipe", f"Recipe number {i}", vec, f"Recipe {i}")
 
 
-def stage_write(out: str, n: str) -> None:
+def stage_write(out: str, n: str, formats: str = ",".join(FORMATS)) -> None:
     from console.embfiles import make_meta, write_embeddings
 
     meta = make_meta(model=_model(), dimensions=DIMS, normalized=True, dtype="float32", count=int(n), type_="recipe")
-    paths = write_embeddings(out, "recipe", _random_items(int(n)), formats=FORMATS, meta=meta)
+    paths = write_embeddings(out, "recipe", _random_items(int(n)), formats=formats.split(","), meta=meta)
     print(json.dumps({p.name: p.stat().st_size for p in paths}))
 
 
@@ -169,7 +181,8 @@ def _empty(driver) -> None:
             session.run(f"DROP INDEX `{record['name']}` IF EXISTS").consume()
 
 
-def run(sizes: list[int], generate_sizes: list[int], work: Path, neo4j_home: Path) -> dict:
+def run(sizes: list[int], generate_sizes: list[int], work: Path, neo4j_home: Path,
+        stages_wanted: tuple[str, ...] = STAGE_NAMES) -> dict:
     import neo4j
 
     stages: dict[str, dict[str, dict]] = {}
@@ -186,29 +199,39 @@ def run(sizes: list[int], generate_sizes: list[int], work: Path, neo4j_home: Pat
                 case = work / str(n)
                 shutil.rmtree(case, ignore_errors=True)
                 inp = write_short_records(case / "input" / "recipes.jsonl", n)
-                record("validate", n, _stage("validate", str(inp)).check("validate"))
+                if "validate" in stages_wanted:
+                    record("validate", n, _stage("validate", str(inp)).check("validate"))
 
-                if n in generate_sizes:
+                if n in generate_sizes and "generate" in stages_wanted:
                     gen = _stage("generate", str(inp), str(case / "gen")).check("generate")
                     record("generate", n, gen, items_per_s=round(n / gen.seconds, 1))
                     plain = _stage("plain_encode", str(inp)).check("plain_encode")
                     record("plain_encode", n, plain, items_per_s=round(n / plain.seconds, 1),
                            generate_vs_plain_time=round(gen.seconds / plain.seconds, 2))
 
-                _stage("seed_checkpoint", str(inp), str(case / "resume")).check("seed_checkpoint")
-                res = _stage("generate", str(inp), str(case / "resume")).check("generate_resume")
-                assert f"0 embedded, {n} reused" in res.stdout, res.stdout
-                record("generate_resume", n, res)
+                if "generate_resume" in stages_wanted:
+                    _stage("seed_checkpoint", str(inp), str(case / "resume")).check("seed_checkpoint")
+                    res = _stage("generate", str(inp), str(case / "resume")).check("generate_resume")
+                    assert f"0 embedded, {n} reused" in res.stdout, res.stdout
+                    record("generate_resume", n, res)
 
+                if not {"write", "read", "import"} & set(stages_wanted):
+                    shutil.rmtree(case, ignore_errors=True)
+                    continue
                 out = case / "files"
-                wr = _stage("write", str(out), str(n)).check("write")
+                formats = FORMATS if {"write", "read"} & set(stages_wanted) else ("jsonl",)
+                wr = _stage("write", str(out), str(n), ",".join(formats)).check("write")
                 sizes_mb = {k: round(v / 2**20, 1) for k, v in json.loads(wr.stdout.strip().splitlines()[-1]).items()}
-                record("write", n, wr, file_mb=sizes_mb)
-                for fmt in FORMATS:
+                if formats == FORMATS:
+                    record("write", n, wr, file_mb=sizes_mb)
+                for fmt in FORMATS if "read" in stages_wanted else ():
                     rd = _stage("read", str(out / f"embeddings_recipe.{fmt}")).check(f"read {fmt}")
                     assert json.loads(rd.stdout.strip().splitlines()[-1])["items"] == n
                     record(f"read_{fmt}", n, rd, items_per_s=round(n / rd.seconds, 1))
 
+                if "import" not in stages_wanted:
+                    shutil.rmtree(case, ignore_errors=True)
+                    continue
                 _empty(driver)
                 create_s = _create_nodes(driver, n)
                 imp = run_stage([sys.executable, str(ROOT / "backend" / "manage.py"), "import_embeddings",
@@ -252,6 +275,10 @@ def main(argv=None) -> int:
     parser.add_argument("--generate-sizes", default="10000",
                         help="sizes at which the model really embeds (default 10000; the rest use generate_resume)")
     parser.add_argument("--work-dir", type=Path, default=None, help="scratch folder (default: a temporary one)")
+    parser.add_argument("--stages", default=",".join(STAGE_NAMES), help=f"some of {','.join(STAGE_NAMES)} (all)")
+    parser.add_argument("--model", choices=("minilm", "tiny-qwen3"), default="minilm",
+                        help="model of the generate stages (minilm)")
+    parser.add_argument("--output-name", default="scale", help="bench/results/<name>.json (scale)")
     parser.add_argument("--stage", help=argparse.SUPPRESS)
     args, rest = parser.parse_known_args(argv)
     if args.stage:
@@ -259,27 +286,38 @@ def main(argv=None) -> int:
         return 0
     sizes = [int(s) for s in args.sizes.split(",") if s]
     generate_sizes = [int(s) for s in args.generate_sizes.split(",") if s]
+    stages_wanted = tuple(s.strip() for s in args.stages.split(",") if s.strip())
+    unknown = sorted(set(stages_wanted) - set(STAGE_NAMES))
+    if unknown:
+        parser.error(f"--stages: unknown {', '.join(unknown)} (choose from {', '.join(STAGE_NAMES)})")
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    model_name = "all-MiniLM-L6-v2 (shipped)"
+    if args.model == "tiny-qwen3":
+        from console.devmodels import build_random_qwen3
+
+        os.environ["BENCH_SCALE_MODEL"] = str(build_random_qwen3(work / "tiny-qwen3", size="tiny"))
+        model_name = "random tiny Qwen3 (2 layers, 64-d, MiniLM tokenizer)"
     started = time.perf_counter()
     try:
-        result = run(sizes, generate_sizes, work / "cases", work / "neo4j")
+        result = run(sizes, generate_sizes, work / "cases", work / "neo4j", stages_wanted)
     finally:
         if args.work_dir is None:
             shutil.rmtree(work, ignore_errors=True)
     result.update({
-        "sizes": sizes, "generate_sizes": generate_sizes, "dims": DIMS, "model": "all-MiniLM-L6-v2 (shipped)",
+        "sizes": sizes, "generate_sizes": generate_sizes, "stages": list(stages_wanted), "dims_written": DIMS,
+        "model": model_name,
         "max_length": MAX_LENGTH, "batch_size": BATCH, "total_seconds": round(time.perf_counter() - started, 1),
         "load_avg_at_end": [round(x, 2) for x in os.getloadavg()],
     })
-    write_result("scale", result)
+    write_result(args.output_name, result)
     st = result["stages"]
     big = str(max(sizes))
     grow = [s for s, m in result["memory"].items() if not m["flat"]]
-    summary(f"scale {'/'.join(f'{n // 1000}k' for n in sizes)}: import {st['import'][big]['vectors_per_s']:.0f} vec/s "
-            f"at {int(big) // 1000}k; peak RSS at {int(big) // 1000}k: "
-            + ", ".join(f"{s} {st[s][big]['peak_rss_mb']:.0f} MB" for s in ("validate", "generate_resume", "write",
-                                                                          "read_jsonl", "import"))
-            + f"; memory grows with input in: {', '.join(grow) or 'nothing'}")
+    rates = ", ".join(f"{s} {st[s][big][k]:.0f}/s" for s, k in (("generate", "items_per_s"),
+                                                                 ("import", "vectors_per_s")) if big in st.get(s, {}))
+    summary(f"scale {'/'.join(f'{n // 1000}k' for n in sizes)} ({args.model}): at {int(big) // 1000}k {rates or '-'}; "
+            "peak RSS: " + ", ".join(f"{s} {per[big]['peak_rss_mb']:.0f} MB" for s, per in st.items() if big in per)
+            + (f"; memory grows with input in: {', '.join(grow) or 'nothing'}" if result["memory"] else ""))
     return 0
 
 

@@ -11,9 +11,9 @@ of shared recipes, lower-cased), one client, one request at a time.
 
 The API returns no timing fields, so the two parts are timed in-process on the same 1,000 queries:
 - ``embed``: ``Embedder.encode_queries([q])`` with the same model (what ``recipes.graph.embed_query`` does);
-- ``neo4j``: what ``recipes.api.semantic_search`` asks Neo4j per request (``embedding_space`` then
-  ``vector_search``, which looks the space up again), and ``vector_query`` alone (the bare
-  ``db.index.vector.queryNodes`` call) as the plain baseline.
+- ``neo4j``: what ``recipes.api.semantic_search`` asks Neo4j per request (``embedding_space`` once, then
+  ``vector_search`` given that space), and ``vector_query`` alone (the bare ``db.index.vector.queryNodes`` call) as
+  the plain baseline.
 HTTP minus (embed + neo4j) is Django/DRF and loopback overhead. Writes bench/results/search.json; one-line summary.
 """
 from __future__ import annotations
@@ -134,8 +134,8 @@ def in_process(env: dict, texts: list[str], k: int) -> dict:
             t0 = time.perf_counter()
             vec = embedder.encode_queries([q])[0]
             t1 = time.perf_counter()
-            store.embedding_space("recipe")
-            store.vector_search("recipe", vec, k)
+            looked_up = store.embedding_space("recipe")
+            store.vector_search("recipe", vec, k, space=looked_up)
             t2 = time.perf_counter()
             store.query(bare_query, index=space["index_name"], k=k, vector=vec.tolist())
             t3 = time.perf_counter()
