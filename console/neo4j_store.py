@@ -551,10 +551,10 @@ class VectorWriter:
     with other dimensions, :class:`DimensionMismatch` is raised before anything of that type is written.
 
     Why before, and why two sessions (``bench/import.py --strategy-ab``, 2 cores, Neo4j 5.26): building the HNSW
-    index after the writes costs more than the writes themselves (100k x 384-d: writes 40 s, then 70 s of index
-    build), while with the index online each transaction adds its vectors as it commits, and two sessions write
-    in parallel (100k x 384-d searchable after 42 s with 2 sessions, 77 s with 1, 110 s building after). Without
-    an index, a second session gains nothing (Neo4j is the bottleneck) and costs ~80 MB more peak memory.
+    index after the writes costs more than the writes themselves (100k x 384-d: writes 29-34 s, then ~65-70 s of
+    index build), while with the index online each transaction adds its vectors as it commits, and two sessions
+    do that in parallel: 100k x 384-d searchable after 49 s with 2 sessions, 70 s with 1, 99-101 s building after;
+    50k x 1024-d 52 s against 87 s and 90-95 s. Without an index, a second session gains little.
     """
 
     def __init__(self, store: Neo4jStore, *, model: str, query_prompt: str | None = None,

@@ -66,8 +66,8 @@ def push_to_neo4j(items: Any, settings: Neo4jSettings | Mapping | None = None, *
                   query_prompt: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE, dry_run: bool = False,
                   progress: Progress | None = None, index_progress: IndexProgress | None = None) -> WriteReport:
     """Write the vectors onto their nodes over Bolt (:class:`VectorWriter`); ``dry_run`` only counts.
-    ``index_progress(name, state, percent)`` follows a missing vector index while it is built after the writes
-    (e.g. "building recipe_embedding: 40%")."""
+    ``index_progress(name, state, percent)`` follows a missing vector index while it is created before the first
+    batch (e.g. "building recipe_embedding: 40%" when the nodes already hold vectors)."""
     items, model, query_prompt, total, source = load_items(items, model, query_prompt)
     model = _need_model(model, source)
     with Neo4jStore(_settings(settings)) as store:
