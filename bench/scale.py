@@ -304,7 +304,7 @@ def main(argv=None) -> int:
         if args.work_dir is None:
             shutil.rmtree(work, ignore_errors=True)
     result.update({
-        "sizes": sizes, "generate_sizes": generate_sizes, "stages": list(stages_wanted), "dims_written": DIMS,
+        "sizes": sizes, "generate_sizes": generate_sizes, "stages_run": list(stages_wanted), "dims_written": DIMS,
         "model": model_name,
         "max_length": MAX_LENGTH, "batch_size": BATCH, "total_seconds": round(time.perf_counter() - started, 1),
         "load_avg_at_end": [round(x, 2) for x in os.getloadavg()],
