@@ -37,6 +37,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import empty_graph  # noqa: E402
 from console.neo4j_store import DEFAULT_BATCH_SIZE, Neo4jSettings, Neo4jStore, VectorWriter  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "indonesian-recipes"
@@ -70,11 +71,7 @@ def start_own_server() -> Neo4jSettings:
 
 
 def reset(store: Neo4jStore, ids: list[str]) -> None:
-    for index in store.query("SHOW VECTOR INDEXES YIELD name RETURN name"):  # first: removing indexed vectors one
-        store.query(f"DROP INDEX `{index['name']}`")                       # by one from an HNSW graph is slow
-    with store.driver.session(database=store.settings.database) as session:
-        session.run("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS").consume()
-    store.query("MATCH (s:EmbeddingSpace) DELETE s")
+    empty_graph(store.driver, store.settings.database)
     store.ensure_schema()
     for start in range(0, len(ids), 10000):
         store.query("UNWIND $ids AS id CREATE (:Recipe {id: id, title: id})", ids=ids[start:start + 10000])

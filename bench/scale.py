@@ -44,6 +44,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.common import (  # noqa: E402
+    empty_graph,
     log,
     private_neo4j,
     run_stage,
@@ -174,15 +175,6 @@ def _create_nodes(driver, n: int) -> float:
     return time.perf_counter() - t0
 
 
-def _empty(driver) -> None:
-    """Drop the vector indexes first: deleting a million indexed vectors one HNSW removal at a time took Neo4j more
-    than 10 minutes, dropping the index and then the nodes takes seconds."""
-    with driver.session() as session:
-        for record in list(session.run("SHOW VECTOR INDEXES YIELD name RETURN name")):
-            session.run(f"DROP INDEX `{record['name']}` IF EXISTS").consume()
-        session.run("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS").consume()
-
-
 def run(sizes: list[int], generate_sizes: list[int], work: Path, neo4j_home: Path,
         stages_wanted: tuple[str, ...] = STAGE_NAMES) -> dict:
     import neo4j
@@ -234,7 +226,7 @@ def run(sizes: list[int], generate_sizes: list[int], work: Path, neo4j_home: Pat
                 if "import" not in stages_wanted:
                     shutil.rmtree(case, ignore_errors=True)
                     continue
-                _empty(driver)
+                empty_graph(driver)
                 create_s = _create_nodes(driver, n)
                 imp = run_stage([sys.executable, str(ROOT / "backend" / "manage.py"), "import_embeddings",
                                  "--embedding-file", str(out / "embeddings_recipe.jsonl"), "--verbosity", "0"],
@@ -244,7 +236,7 @@ def run(sizes: list[int], generate_sizes: list[int], work: Path, neo4j_home: Pat
                 assert embedded == n, (embedded, imp.stdout, imp.stderr)
                 record("import", n, imp, vectors_per_s=round(n / imp.seconds, 1),
                        create_nodes_s=round(create_s, 1), report=imp.stdout.strip().splitlines()[0])
-                _empty(driver)
+                empty_graph(driver)
                 shutil.rmtree(case, ignore_errors=True)
         finally:
             driver.close()
