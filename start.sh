@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Set up and start the embedding console (Streamlit) on http://localhost:8501.
 #   ./start.sh            the console alone (push targets come from NEO4J_* / BACKEND_URL settings)
-#   ./start.sh --demo     also a local Neo4j, the demo recipes loaded into it, the Django backend on
-#                         http://127.0.0.1:8000 and the demo export files in $CONSOLE_WORKDIR/uploads
-# Environment: CONSOLE_PORT (8501), BACKEND_PORT (8000), CONSOLE_WORKDIR (./work), CONSOLE_PASSWORD (optional),
-# NEO4J_URI/USER/PASSWORD/DATABASE (your own Neo4j or Aura instead of the local one), EMBEDDINGS_IMPORT_TOKEN.
+#   ./start.sh --demo     also a local Neo4j, the demo recipes (data/indonesian-recipes) loaded into it, the Django
+#                         backend under gunicorn on http://127.0.0.1:8000 and the demo export files in
+#                         $CONSOLE_WORKDIR/uploads
+# Environment: CONSOLE_PORT (8501), BACKEND_PORT (8000), BACKEND_WORKERS/BACKEND_THREADS (backend/gunicorn.conf.py),
+# CONSOLE_WORKDIR (./work), CONSOLE_PASSWORD, NEO4J_URI/USER/PASSWORD/DATABASE (your own Neo4j or Aura instead of
+# the local one), EMBEDDINGS_IMPORT_TOKEN, DJANGO_SECRET_KEY (generated once into the work folder when unset).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
@@ -12,7 +14,7 @@ DEMO=0
 for arg in "$@"; do
   case "$arg" in
     --demo) DEMO=1 ;;
-    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
     *) echo "start.sh: unknown option $arg (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -21,24 +23,50 @@ PY="$ROOT/.venv/bin/python"
 export CONSOLE_WORKDIR="${CONSOLE_WORKDIR:-$ROOT/work}"
 mkdir -p "$CONSOLE_WORKDIR/uploads"
 
+STARTED_NEO4J=0
+BACKEND_PID=""
+on_exit() {
+  local rc=$?
+  [ -n "$BACKEND_PID" ] && kill "$BACKEND_PID" 2>/dev/null || true
+  if [ "$STARTED_NEO4J" = 1 ]; then
+    if [ "$rc" != 0 ] && [ "$rc" != 130 ]; then
+      echo "start.sh: failed (exit $rc); stopping the Neo4j this run started" >&2
+      scripts/neo4j.sh stop || echo "start.sh: stop it yourself with: scripts/neo4j.sh stop" >&2
+    else
+      echo "start.sh: Neo4j keeps running with its data (bolt://127.0.0.1:${NEO4J_BOLT_PORT:-7687}); stop it with: scripts/neo4j.sh stop" >&2
+    fi
+  fi
+}
+trap on_exit EXIT
+
+# A secret generated once into the work folder (mode 600) unless the variable is already set.
+secret_file() {
+  [ -f "$1" ] || (umask 077; head -c 36 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' > "$1")
+  cat "$1"
+}
+
+start_backend() {
+  export EMBEDDINGS_IMPORT_TOKEN="${EMBEDDINGS_IMPORT_TOKEN:-$(secret_file "$CONSOLE_WORKDIR/.import-token")}"
+  export DJANGO_SECRET_KEY="${DJANGO_SECRET_KEY:-$(secret_file "$CONSOLE_WORKDIR/.django-secret-key")}"
+  export DJANGO_DEBUG="${DJANGO_DEBUG:-0}" BACKEND_PORT="${BACKEND_PORT:-8000}"
+  export DJANGO_STATIC_ROOT="${DJANGO_STATIC_ROOT:-$CONSOLE_WORKDIR/static}"
+  export BACKEND_URL="${BACKEND_URL:-http://127.0.0.1:$BACKEND_PORT}"
+  "$PY" backend/manage.py load_demo_data
+  "$PY" backend/manage.py export_data_for_embeddings --output-dir "$CONSOLE_WORKDIR/uploads"
+  "$PY" backend/manage.py collectstatic --noinput -v 0
+  echo "start.sh: Django backend (gunicorn) on $BACKEND_URL (log: $CONSOLE_WORKDIR/backend.log)" >&2
+  "$ROOT/.venv/bin/gunicorn" -c backend/gunicorn.conf.py >"$CONSOLE_WORKDIR/backend.log" 2>&1 &
+  BACKEND_PID=$!
+}
+
 if [ "$DEMO" = 1 ]; then
   if [ -z "${NEO4J_URI:-}" ]; then
+    scripts/neo4j.sh status >/dev/null 2>&1 || STARTED_NEO4J=1
     scripts/neo4j.sh start
     # shellcheck disable=SC1091
     source "$ROOT/.neo4j/credentials.env"
   fi
-  if [ -z "${EMBEDDINGS_IMPORT_TOKEN:-}" ]; then
-    tokfile="$CONSOLE_WORKDIR/.import-token"
-    [ -f "$tokfile" ] || (umask 077; head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' > "$tokfile")
-    EMBEDDINGS_IMPORT_TOKEN="$(cat "$tokfile")"
-  fi
-  export EMBEDDINGS_IMPORT_TOKEN
-  export BACKEND_URL="${BACKEND_URL:-http://127.0.0.1:${BACKEND_PORT:-8000}}"
-  "$PY" backend/manage.py load_demo_data
-  "$PY" backend/manage.py export_data_for_embeddings --output-dir "$CONSOLE_WORKDIR/uploads"
-  echo "start.sh: Django backend on $BACKEND_URL (log: $CONSOLE_WORKDIR/backend.log)" >&2
-  "$PY" backend/manage.py runserver "127.0.0.1:${BACKEND_PORT:-8000}" --noreload >"$CONSOLE_WORKDIR/backend.log" 2>&1 &
-  trap 'kill $! 2>/dev/null || true' EXIT
+  start_backend
 fi
 
 echo "start.sh: the console is on http://localhost:${CONSOLE_PORT:-8501}" >&2

@@ -1,5 +1,5 @@
 """Shared helpers of the benchmarks: machine info, a stage run in its own process with its peak RSS, result files,
-short and long texts from the shared recipes, and a private Neo4j server for a benchmark.
+short and long texts from the demo recipes, and a private Neo4j server for a benchmark.
 
 Every benchmark prints a one-line summary and writes ``bench/results/<name>.json`` with :func:`machine_info` in it.
 Peak memory is measured per stage: the stage runs as a child process whose ``VmHWM`` (peak resident set of its own
@@ -26,7 +26,7 @@ from typing import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-SHARED_DATA = ROOT.parent / "shared" / "data" / "indonesian-recipes"
+DEMO_DATA = ROOT / "data" / "indonesian-recipes"
 CATEGORIES = ("ayam", "ikan", "sapi", "tahu", "telur", "tempe")
 
 if str(ROOT) not in sys.path:
@@ -168,20 +168,20 @@ def python_stage(code: str, *args: str, **kw) -> StageResult:
     return run_stage([sys.executable, "-c", code, *args], cwd=ROOT, **kw)
 
 
-# -- texts from the shared recipes -------------------------------------------------------------------------------
-def shared_rows(name: str | None = None) -> Iterator[dict]:
-    """Rows (Title, Ingredients, Steps, Loves, URL, category) of the shared recipe CSVs, file by file."""
+# -- texts from the demo recipes -------------------------------------------------------------------------------
+def demo_rows(name: str | None = None) -> Iterator[dict]:
+    """Rows (Title, Ingredients, Steps, Loves, URL, category) of the demo recipe CSVs, file by file."""
     for category in [name] if name else CATEGORIES:
-        with gzip.open(SHARED_DATA / f"{category}.csv.gz", "rt", encoding="utf-8", newline="") as fh:
+        with gzip.open(DEMO_DATA / f"{category}.csv.gz", "rt", encoding="utf-8", newline="") as fh:
             for row in csv.DictReader(fh):
                 row["category"] = category
                 yield row
 
 
 def short_texts() -> list[str]:
-    """One short text per shared recipe: its title and first ingredient line ("Ayam goreng. 1 ekor ayam")."""
+    """One short text per demo recipe: its title and first ingredient line ("Ayam goreng. 1 ekor ayam")."""
     texts = []
-    for row in shared_rows():
+    for row in demo_rows():
         first = next((p.strip() for p in (row["Ingredients"] or "").split("--") if p.strip()), "")
         title = " ".join((row["Title"] or "").split())
         texts.append(f"{title}. {first}" if first else title)
@@ -191,11 +191,11 @@ def short_texts() -> list[str]:
 def recipe_texts() -> list[str]:
     """Full recipe texts (title, ingredients, steps; ~750 characters on average)."""
     return [f"{r['Title']}. Bahan: {r['Ingredients'].replace('--', ', ')}. {r['Steps'].replace('--', ' ')}"
-            for r in shared_rows()]
+            for r in demo_rows()]
 
 
 def write_short_records(path: Path, n: int, type_: str = "recipe") -> Path:
-    """A JSON Lines export of ``n`` short records (the shared titles + first ingredient repeated with new ids),
+    """A JSON Lines export of ``n`` short records (the demo titles + first ingredient repeated with new ids),
     written streaming."""
     texts = short_texts()
     path.parent.mkdir(parents=True, exist_ok=True)

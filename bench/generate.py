@@ -34,14 +34,14 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-SHARED = ROOT.parent / "shared" / "data" / "indonesian-recipes"
+DEMO_DATA = ROOT / "data" / "indonesian-recipes"
 
 
 def recipe_texts(n: int) -> list[str]:
     """Real recipe texts as the export builds them: title, ingredients, steps (~750 characters on average)."""
     texts = []
     for name in ("ayam", "ikan", "sapi", "tahu", "telur", "tempe"):
-        with gzip.open(SHARED / f"{name}.csv.gz", "rt", encoding="utf-8", newline="") as fh:
+        with gzip.open(DEMO_DATA / f"{name}.csv.gz", "rt", encoding="utf-8", newline="") as fh:
             for row in csv.DictReader(fh):
                 ingredients = ", ".join(x.strip() for x in row["Ingredients"].split("--") if x.strip())
                 steps = " ".join(x.strip() for x in row["Steps"].split("--") if x.strip())

@@ -13,7 +13,7 @@ batch sizes (writes only, no index). ~6 min on 2 cores with the defaults.
 
 It starts its own Neo4j (scripts/neo4j.sh, home ~/.cache/embedding-console/neo4j-bench, port 7699) and empties it,
 so no developer data is touched; pass --use-env to use NEO4J_* instead (refused unless that database is empty).
-Ids are the real recipe ids of ../shared/data repeated with a suffix; vectors are seeded random unit vectors.
+Ids are the real recipe ids of data/indonesian-recipes repeated with a suffix; vectors are seeded random unit vectors.
 Writes bench/results/import.json and prints a one-line summary. Other work on the machine slows both sides alike;
 the load average at start and end is in the result.
 """
@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 from bench.common import empty_graph  # noqa: E402
 from console.neo4j_store import DEFAULT_BATCH_SIZE, Neo4jSettings, Neo4jStore, VectorWriter  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data" / "indonesian-recipes"
+DATA = ROOT / "data" / "indonesian-recipes"
 BENCH_HOME = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "embedding-console" / "neo4j-bench"
 MODEL = "bench-model"
 

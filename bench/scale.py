@@ -6,7 +6,7 @@
     python bench/scale.py --sizes 1000000 --generate-sizes 1000000 --model tiny-qwen3 --stages validate,generate,import
                                                             # 1M through a (tiny, random) Qwen3 and into Neo4j
 
-Input: JSON Lines of short texts (the shared recipes' title + first ingredient line, repeated with new ids).
+Input: JSON Lines of short texts (the demo recipes' title + first ingredient line, repeated with new ids).
 Each stage runs in its own process; its peak RSS is that process's own ``VmHWM``, polled (bench.common.run_stage):
 - ``validate``: read + validate the input (``console.generate.load_and_validate``), no model;
 - ``generate``: the CLI (``embedding-console generate``) with the shipped MiniLM, ``--max-length 16``, batch 256,

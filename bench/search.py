@@ -6,8 +6,8 @@ embedding time shown apart from the Neo4j time.
 
 Setup, all with the project's own commands against a private Neo4j (own NEO4J_HOME and port): ``load_demo_data``,
 ``export_data_for_embeddings --type recipe``, the console's generator with the shipped MiniLM, ``import_embeddings``.
-Then the real backend (``manage.py runserver --noreload``, DJANGO_DEBUG=0) answers 1,000 distinct queries (titles
-of shared recipes, lower-cased), one client, one request at a time.
+Then the real backend (gunicorn with backend/gunicorn.conf.py, DJANGO_DEBUG=0) answers 1,000 distinct queries (titles
+of demo recipes, lower-cased), one client, one request at a time.
 
 The API returns no timing fields, so the two parts are timed in-process on the same 1,000 queries:
 - ``embed``: ``Embedder.encode_queries([q])`` with the same model (what ``recipes.graph.embed_query`` does);
@@ -36,7 +36,7 @@ from bench.common import (  # noqa: E402
     percentile,
     private_neo4j,
     run_stage,
-    shared_rows,
+    demo_rows,
     summary,
     write_result,
 )
@@ -51,9 +51,9 @@ def stats(values: list[float]) -> dict:
 
 
 def queries(n: int, skip: int) -> list[str]:
-    """Distinct search texts: lower-cased titles of the shared recipes after the first `skip` rows."""
+    """Distinct search texts: lower-cased titles of the demo recipes after the first `skip` rows."""
     out, seen = [], set()
-    for i, row in enumerate(shared_rows()):
+    for i, row in enumerate(demo_rows()):
         title = " ".join((row["Title"] or "").split()).lower()
         if i < skip or not title or title in seen:
             continue
@@ -161,7 +161,7 @@ def main(argv=None) -> int:
     try:
         with private_neo4j(work / "neo4j") as env:
             setup_info = setup(env, work, args.recipes)
-            with run_backend({**ENV, **env}, log_path=work / "runserver.log", wait_s=120) as url:
+            with run_backend({**ENV, **env}, log_path=work / "backend.log", wait_s=120) as url:
                 http_latencies(url, texts[:10], args.k)  # warm-up: loads the query model
                 log(f"sending {len(texts)} queries to {url}/api/semantic-search/")
                 http, problems = http_latencies(url, texts, args.k)

@@ -116,8 +116,8 @@ def push_to_backend(items: Any, url: str, token: str, *, model: str | None = Non
         try:
             response = requests.post(url, data=json.dumps(body), headers=headers, timeout=timeout)
         except requests.ConnectionError:
-            raise PushError(f"Cannot reach the backend at {url}: is it running (python backend/manage.py "
-                            "runserver)? Check the URL") from None
+            raise PushError(f"Cannot reach the backend at {url}: is it running (./start.sh --demo, or gunicorn "
+                            "-c backend/gunicorn.conf.py)? Check the URL") from None
         except requests.Timeout:
             raise PushError(f"The backend at {url} did not answer within {timeout:.0f} s") from None
         try:

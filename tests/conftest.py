@@ -11,6 +11,7 @@ import gzip
 import os
 import socket
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -19,12 +20,39 @@ import pytest
 from console.neo4j_store import read_env_file
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = ROOT.parent / "shared" / "data" / "indonesian-recipes"
+DEMO_DATA = ROOT / "data" / "indonesian-recipes"
 TEST_NEO4J_FIRST_PORT = int(os.environ.get("TEST_NEO4J_BOLT_PORT", "7688"))
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _beside_the_checkout(path) -> str | None:
+    """The absolute path when it lies beside the checkout: under its parent folder, but neither inside the checkout
+    nor in a hidden folder there (``~/.cache`` when the clone sits in the home folder holds tools' caches)."""
+    try:
+        text = os.path.abspath(os.fsdecode(path))
+    except (TypeError, ValueError):
+        return None
+    if not text.startswith(_PARENT) or (text + os.sep).startswith(_MINE) or text[len(_PARENT):].startswith("."):
+        return None
+    return text
+
+
+def _refuse_reads_beside_the_checkout(event: str, args: tuple) -> None:
+    """Audit hook: the product and its tests read nothing beside the checkout (a user's clone has nothing there)."""
+    if event in ("open", "os.listdir", "os.scandir") and args and not isinstance(args[0], int):
+        outside = _beside_the_checkout(args[0])
+        if outside:
+            raise PermissionError(f"{outside}: read outside the project's checkout ({ROOT}); a user's clone has "
+                                  "nothing there: ship the file in the repository or take its path as an option")
+
+
+_PARENT = str(ROOT.parent).rstrip(os.sep) + os.sep
+_MINE = str(ROOT) + os.sep
+if ROOT.parent != Path(ROOT.anchor):  # a checkout at / has nothing beside it to guard
+    sys.addaudithook(_refuse_reads_beside_the_checkout)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -35,7 +63,7 @@ def pytest_collection_modifyitems(config, items):
     except Exception:  # pragma: no cover - torch is a hard dependency
         has_cuda = False
     if not has_cuda:
-        skip = pytest.mark.skip(reason="needs a CUDA GPU (run on the device machine)")
+        skip = pytest.mark.skip(reason="needs a CUDA GPU")
         for item in items:
             if "gpu" in item.keywords:
                 item.add_marker(skip)
@@ -148,9 +176,9 @@ def tiny_qwen3_path(tmp_path_factory) -> Path:
     return build_random_qwen3(tmp_path_factory.mktemp("tiny-qwen3"), size="tiny")
 
 
-def read_shared_recipes(name: str = "ayam", limit: int | None = None) -> list[dict]:
-    """Rows of ../shared/data/indonesian-recipes/<name>.csv.gz as dicts (Title, Ingredients, Steps, Loves, URL)."""
-    path = SHARED_DATA / f"{name}.csv.gz"
+def read_demo_recipes(name: str = "ayam", limit: int | None = None) -> list[dict]:
+    """Rows of data/indonesian-recipes/<name>.csv.gz (shipped in the repository) as dicts (Title, Ingredients, Steps, Loves, URL)."""
+    path = DEMO_DATA / f"{name}.csv.gz"
     with gzip.open(path, "rt", encoding="utf-8", newline="") as fh:
         rows = []
         for row in csv.DictReader(fh):
@@ -161,7 +189,7 @@ def read_shared_recipes(name: str = "ayam", limit: int | None = None) -> list[di
 
 
 @pytest.fixture(scope="session")
-def shared_data_dir() -> Path:
-    if not SHARED_DATA.exists():
-        pytest.fail(f"{SHARED_DATA} is missing: the suite needs ../shared/data beside the checkout")
-    return SHARED_DATA
+def demo_data_dir() -> Path:
+    if not DEMO_DATA.exists():
+        pytest.fail(f"{DEMO_DATA} is missing: the demo recipes ship with the repository (data/indonesian-recipes)")
+    return DEMO_DATA

@@ -1,4 +1,4 @@
-"""The backend's API under 50 concurrent clients on loopback (the real ``manage.py runserver``, the real test Neo4j,
+"""The backend's API under 50 concurrent clients on loopback (the real backend under gunicorn, the real test Neo4j,
 MiniLM vectors of real recipe titles): every request sent is answered, with status 200 and a well-formed body.
 
 Bounded: each client sends a fixed number of requests and stops sending at a deadline; each request has a timeout.
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import empty_database, read_shared_recipes
+from conftest import empty_database, read_demo_recipes
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "backend"))
@@ -39,7 +39,7 @@ def graph(neo4j_driver, neo4j_settings, neo4j_env, minilm_path):
     empty_database(neo4j_driver, neo4j_settings["database"])
     rows = []
     for name in ("ayam", "ikan", "tahu", "tempe"):
-        for row in read_shared_recipes(name, limit=50):
+        for row in read_demo_recipes(name, limit=50):
             number = row["URL"].rsplit("/", 1)[-1].split("-", 1)[0]
             rows.append({"id": f"recipe-{number}-{name}", "title": row["Title"]})
     with Neo4jStore(Neo4jSettings.from_mapping(neo4j_settings)) as store:
@@ -128,7 +128,7 @@ def load(url: str, rows, clients: int = CLIENTS) -> dict:
 
 
 def test_fifty_concurrent_clients_get_every_answer_right(graph, neo4j_env, tmp_path):
-    with run_backend(neo4j_env, log_path=tmp_path / "runserver.log") as url:
+    with run_backend(neo4j_env, log_path=tmp_path / "backend.log") as url:
         warm = http.client.HTTPConnection(urllib.parse.urlparse(url).hostname, urllib.parse.urlparse(url).port,
                                           timeout=REQUEST_TIMEOUT_S)
         warm.request("GET", "/api/semantic-search/?q=soto&k=5")  # the query model loads once, before the load
@@ -143,7 +143,7 @@ def test_fifty_concurrent_clients_get_every_answer_right(graph, neo4j_env, tmp_p
 
 def test_fifty_concurrent_first_requests_on_a_cold_server_all_succeed(graph, neo4j_env, tmp_path):
     """The first semantic searches arrive together, while the query model is not loaded yet."""
-    with run_backend(neo4j_env, log_path=tmp_path / "runserver.log") as url:
+    with run_backend(neo4j_env, log_path=tmp_path / "backend.log") as url:
         host, port = urllib.parse.urlparse(url).hostname, urllib.parse.urlparse(url).port
         results: list[str | None] = []
         lock = threading.Lock()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import read_shared_recipes
+from conftest import read_demo_recipes
 from console.cli import main as cli
 from console.workspace import Workspace
 
@@ -21,7 +21,7 @@ def workdir(tmp_path_factory, minilm_path):
     ws = Workspace(tmp_path_factory.mktemp("explore") / "work")
     records = [{"id": f"recipe-{kind}-{n}", "type": "recipe", "title": r["Title"],
                 "text": f"{r['Title']}. Ingredients: {r['Ingredients'][:300].replace('--', ', ')}. Categories: {kind.title()}."}
-               for kind in ("tempe", "ayam") for n, r in enumerate(read_shared_recipes(kind, 60))]
+               for kind in ("tempe", "ayam") for n, r in enumerate(read_demo_recipes(kind, 60))]
     upload = ws.save_upload("recipes.json", json.dumps(records).encode())
     run = ws.new_run_dir("minilm")
     assert cli(["generate", "--input", str(upload), "--output-dir", str(run), "--model", str(minilm_path),
@@ -71,7 +71,7 @@ def test_a_3d_map_can_be_chosen(at):
 def test_choosing_an_item_lists_its_neighbours_and_highlights_them(at):
     at.selectbox(key="explore_item").set_value("recipe-tempe-0").run()
     table = at.dataframe[0].value
-    assert at.subheader[0].value == f"Nearest to {read_shared_recipes('tempe', 1)[0]['Title']}"
+    assert at.subheader[0].value == f"Nearest to {read_demo_recipes('tempe', 1)[0]['Title']}"
     assert len(table) == 10 and "recipe-tempe-0" not in table["id"].tolist()
     assert table["score"].tolist() == sorted(table["score"].tolist(), reverse=True)
     assert [t["name"] for t in _spec(at)["data"]][-2:] == ["neighbours", "selected"]

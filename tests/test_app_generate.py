@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import read_shared_recipes
+from conftest import read_demo_recipes
 from console import jobs
 from console.workspace import Workspace
 
@@ -28,7 +28,7 @@ def ws(tmp_path, monkeypatch):
 def _upload(ws: Workspace, n: int):
     records = [{"id": f"recipe-{r['URL'].rstrip('/').split('/')[-1].split('-')[0]}", "type": "recipe",
                 "title": r["Title"], "text": f"{r['Title']}. Ingredients: {r['Ingredients'][:200].replace('--', ', ')}"}
-               for r in read_shared_recipes("tahu", n)]
+               for r in read_demo_recipes("tahu", n)]
     ws.save_upload("recipes.jsonl", "\n".join(json.dumps(r, ensure_ascii=False) for r in records).encode())
 
 

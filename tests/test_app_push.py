@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import read_shared_recipes
+from conftest import read_demo_recipes
 from console.cli import main as cli
 from console.embfiles import read_embeddings
 from console.workspace import Workspace
@@ -23,7 +23,7 @@ def run_dir(tmp_path_factory, minilm_path):
     ws = Workspace(tmp_path_factory.mktemp("push") / "work")
     records = [{"id": f"recipe-{r['URL'].rstrip('/').split('/')[-1].split('-')[0]}", "type": "recipe",
                 "title": r["Title"], "text": f"{r['Title']}. Ingredients: {r['Ingredients'].replace('--', ', ')}"}
-               for r in read_shared_recipes("telur", 40)]
+               for r in read_demo_recipes("telur", 40)]
     upload = ws.save_upload("recipes.json", json.dumps(records).encode())
     run = ws.new_run_dir("minilm")
     assert cli(["generate", "--input", str(upload), "--output-dir", str(run), "--model", str(minilm_path),
@@ -148,5 +148,5 @@ def test_an_unreachable_backend_is_a_clear_message(at):
     at.text_input[1].input("a-token")
     _button(at, "Preview (dry run)").click().run()
     assert [e.value for e in at.error] == [
-        f"Cannot reach the backend at {url}/api/embeddings/import/: is it running (python backend/manage.py "
-        "runserver)? Check the URL"]
+        f"Cannot reach the backend at {url}/api/embeddings/import/: is it running (./start.sh --demo, or gunicorn "
+        "-c backend/gunicorn.conf.py)? Check the URL"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import read_shared_recipes
+from conftest import read_demo_recipes
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
@@ -16,7 +16,7 @@ APP = str(Path(__file__).resolve().parent.parent / "app.py")
 def _recipes(n: int, name: str = "tempe") -> list[dict]:
     return [{"id": f"recipe-{r['URL'].rstrip('/').split('/')[-1].split('-')[0]}", "type": "recipe",
              "title": r["Title"], "text": f"{r['Title']}. Ingredients: {r['Ingredients'].replace('--', ', ')}"}
-            for r in read_shared_recipes(name, n)]
+            for r in read_demo_recipes(name, n)]
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The backend's HTTP API and pages over real HTTP (manage.py runserver) with real data in the test Neo4j:
+"""The backend's HTTP API and pages over real HTTP (gunicorn, as production serves it) with real data in the test Neo4j:
 300 recipes loaded, exported, embedded with MiniLM by the console's CLI and imported (recipes and ingredients;
 categories are left without embeddings on purpose)."""
 from __future__ import annotations
@@ -40,7 +40,7 @@ def data(neo4j_driver, neo4j_settings, neo4j_env, tmp_path_factory, minilm_path)
 
 @pytest.fixture(scope="module")
 def backend(data, neo4j_env):
-    with run_backend({**neo4j_env, "EMBEDDINGS_IMPORT_TOKEN": TOKEN}, log_path=data / "runserver.log") as url:
+    with run_backend({**neo4j_env, "EMBEDDINGS_IMPORT_TOKEN": TOKEN}, log_path=data / "backend.log") as url:
         yield url
 
 

@@ -60,7 +60,7 @@ def count_embedded(driver, label="Recipe") -> int:
 
 
 # -- load_demo_data ---------------------------------------------------------------------------------------------
-def test_load_demo_data_builds_the_graph_from_the_shared_recipes(pipeline, neo4j_driver):
+def test_load_demo_data_builds_the_graph_from_the_demo_recipes(pipeline, neo4j_driver):
     assert "Loaded 300 recipes from" in pipeline["load"].stdout
     counts = neo4j_driver.execute_query(
         "MATCH (c:Category)<-[:IN_CATEGORY]-(r:Recipe) RETURN c.name AS name, count(r) AS n ORDER BY name").records

@@ -13,7 +13,7 @@ from recipes.testing import manage  # noqa: E402
 
 
 @pytest.mark.slow
-def test_load_demo_data_loads_every_recipe_of_the_shared_files(neo4j_driver, neo4j_settings, neo4j_env):
+def test_load_demo_data_loads_every_recipe_of_the_demo_files(neo4j_driver, neo4j_settings, neo4j_env):
     empty_database(neo4j_driver, neo4j_settings["database"])
     proc = manage("load_demo_data", env=neo4j_env)
     # 11,751 rows; a recipe listed in two files (e.g. under tahu and tempe) is one node in both categories

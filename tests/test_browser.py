@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import read_shared_recipes
+from conftest import read_demo_recipes
 from console.embfiles import read_embeddings
 
 pytestmark = pytest.mark.browser
@@ -40,12 +40,12 @@ def graph(neo4j_clean):
 
 @pytest.fixture
 def export_file(tmp_path):
-    """A real export file: 50 chicken and 50 tempeh recipes from the shared data, in the export format."""
+    """A real export file: 50 chicken and 50 tempeh recipes from the demo data, in the export format."""
     records = [{"id": f"recipe-{r['URL'].rstrip('/').split('/')[-1].split('-')[0]}", "type": "recipe",
                 "title": r["Title"], "categories": [kind.title()],
                 "text": f"{r['Title']}. Ingredients: {r['Ingredients'].strip('-').replace('--', ', ')}. "
                         f"Categories: {kind.title()}."}
-               for kind in ("ayam", "tempe") for r in read_shared_recipes(kind, 50)]
+               for kind in ("ayam", "tempe") for r in read_demo_recipes(kind, 50)]
     path = tmp_path / "recipes.json"
     path.write_text(json.dumps(records, ensure_ascii=False, indent=1), encoding="utf-8")
     return path, records

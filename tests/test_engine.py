@@ -9,7 +9,7 @@ import pytest
 import torch
 from sentence_transformers import SentenceTransformer
 
-from conftest import read_shared_recipes
+from conftest import read_demo_recipes
 from console.devmodels import QWEN3_PROMPTS, build_random_qwen3
 from console.engine import Embedder
 from console.errors import ModelError, OptionError
@@ -23,7 +23,7 @@ def _cos(a, b):
 
 @pytest.fixture(scope="module")
 def texts():
-    rows = read_shared_recipes("tempe", limit=40)
+    rows = read_demo_recipes("tempe", limit=40)
     out = [f"{r['Title']}. Bahan: {r['Ingredients'].replace('--', ', ')}" for r in rows]
     return out + ["Tempe 😋", "Crème brûlée à la tempe", "x"]
 

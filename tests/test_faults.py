@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import empty_database, read_shared_recipes
+from conftest import empty_database, read_demo_recipes
 from console.cli import main as cli
 from console.embfiles import make_meta, read_embeddings, write_embeddings, EmbeddedItem
 from console.neo4j_store import read_env_file
@@ -39,7 +39,7 @@ BATCH = 4
 @pytest.fixture(scope="module")
 def export_dir(tmp_path_factory):
     """96 real recipes (title + ingredients) as a JSON Lines export."""
-    rows = read_shared_recipes("tahu", limit=N)
+    rows = read_demo_recipes("tahu", limit=N)
     folder = tmp_path_factory.mktemp("export")
     with open(folder / "recipes.jsonl", "w", encoding="utf-8") as fh:
         for i, r in enumerate(rows):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sentence_transformers import SentenceTransformer
 
-from conftest import read_shared_recipes
+from conftest import read_demo_recipes
 from console.embfiles import read_embeddings, read_meta
 from console.errors import ValidationFailed
 from console.generate import GenerateOptions, generate
@@ -17,7 +17,7 @@ from console.generate import GenerateOptions, generate
 def recipe_records(n, name="ayam"):
     return [{"id": f"recipe-{i}", "type": "recipe", "title": r["Title"],
              "text": f"{r['Title']}. Bahan: {r['Ingredients'].replace('--', ', ')}"}
-            for i, r in enumerate(read_shared_recipes(name, limit=n))]
+            for i, r in enumerate(read_demo_recipes(name, limit=n))]
 
 
 def write_json(path, items):

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import read_shared_recipes
+from conftest import read_demo_recipes
 from console import jobs
 from console.cli import build_parser
 from console.embfiles import read_embeddings
@@ -16,7 +16,7 @@ from console.workspace import Workspace
 
 
 def _export(ws: Workspace, n: int, name: str = "recipes.jsonl"):
-    rows = read_shared_recipes("tempe", n)
+    rows = read_demo_recipes("tempe", n)
     records = [{"id": f"recipe-{r['URL'].rstrip('/').split('/')[-1].split('-')[0]}", "type": "recipe",
                 "title": r["Title"], "text": f"{r['Title']}. Ingredients: {r['Ingredients'][:200].replace('--', ', ')}"}
                for r in rows]

@@ -6,7 +6,7 @@ import socket
 import numpy as np
 import pytest
 
-from conftest import read_shared_recipes
+from conftest import read_demo_recipes
 from console import neo4j_store
 from console.neo4j_store import (
     DimensionMismatch,
@@ -34,7 +34,7 @@ def store(neo4j_clean, neo4j_settings):
 def recipes(store):
     """40 real recipe titles as :Recipe nodes (ids recipe-<number from the URL>)."""
     rows = []
-    for row in read_shared_recipes("tempe", limit=40):
+    for row in read_demo_recipes("tempe", limit=40):
         number = row["URL"].rsplit("/", 1)[-1].split("-", 1)[0]
         rows.append({"id": f"recipe-{number}", "title": row["Title"]})
     store.query("UNWIND $rows AS r CREATE (:Recipe {id: r.id, title: r.title})", rows=rows)

@@ -7,14 +7,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import read_shared_recipes
+from conftest import read_demo_recipes
 from console.embfiles import EmbeddedItem, write_embeddings
 from console.projection import category_of, load_embedding_set, nearest, project, scatter_figure
 
 
 @pytest.fixture(scope="module")
 def recipes():
-    rows = [(r, "Ayam") for r in read_shared_recipes("ayam", 40)] + [(r, "Tempe") for r in read_shared_recipes("tempe", 40)]
+    rows = [(r, "Ayam") for r in read_demo_recipes("ayam", 40)] + [(r, "Tempe") for r in read_demo_recipes("tempe", 40)]
     return [
         {"id": f"recipe-{n}", "title": r["Title"], "category": cat,
          "text": f"{r['Title']}. Ingredients: {r['Ingredients'][:200]}. Categories: {cat}."}

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import pytest
 
-from conftest import read_shared_recipes
+from conftest import read_demo_recipes
 from console.neo4j_store import Neo4jSettings, Neo4jUnavailable
 from console.push import PushError, push_to_backend, push_to_neo4j
 
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture
 def recipe_ids(neo4j_clean):
-    ids = [f"recipe-{r['URL'].rsplit('/', 1)[-1].split('-', 1)[0]}" for r in read_shared_recipes("ikan", limit=25)]
+    ids = [f"recipe-{r['URL'].rsplit('/', 1)[-1].split('-', 1)[0]}" for r in read_demo_recipes("ikan", limit=25)]
     neo4j_clean.execute_query("UNWIND $ids AS id CREATE (:Recipe {id: id})", ids=ids)
     return ids
 
@@ -149,7 +149,7 @@ def test_neo4j_going_away_mid_push_shows_our_message_only(neo4j_clean, neo4j_env
     ))
 
 
-# -- through the backend's import endpoint (a real runserver) ----------------------------------------------------
+# -- through the backend's import endpoint (the real backend under gunicorn) ----------------------------------------------------
 TOKEN = "push-test-token"
 
 
@@ -161,7 +161,7 @@ def backend_url(neo4j_env, tmp_path_factory):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "backend"))
     from recipes.testing import run_backend
 
-    log = tmp_path_factory.mktemp("push-backend") / "runserver.log"
+    log = tmp_path_factory.mktemp("push-backend") / "backend.log"
     with run_backend({**neo4j_env, "EMBEDDINGS_IMPORT_TOKEN": TOKEN}, log_path=log) as url:
         yield url + "/api/embeddings/import/"
 
@@ -200,8 +200,8 @@ def test_push_to_an_unreachable_backend_says_so():
     url = "http://127.0.0.1:9/api/embeddings/import/"
     with pytest.raises(PushError) as err:
         push_to_backend(items_for(["recipe-1"]), url, "t", model="m")
-    assert str(err.value) == (f"Cannot reach the backend at {url}: is it running (python backend/manage.py "
-                              "runserver)? Check the URL")
+    assert str(err.value) == (f"Cannot reach the backend at {url}: is it running (./start.sh --demo, or gunicorn "
+                              "-c backend/gunicorn.conf.py)? Check the URL")
 
 
 def test_push_from_an_embedding_file_takes_the_model_from_its_metadata(recipe_ids, backend_url, neo4j_settings,

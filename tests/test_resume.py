@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import read_shared_recipes
+from conftest import read_demo_recipes
 from console.cli import main
 from console.embfiles import read_embeddings
 
@@ -24,7 +24,7 @@ N = 200
 
 @pytest.fixture(scope="module")
 def export_dir(tmp_path_factory):
-    rows = read_shared_recipes("sapi", limit=N)
+    rows = read_demo_recipes("sapi", limit=N)
     records = [{"id": f"recipe-{r['URL'].rstrip('/').split('/')[-1].split('-')[0]}-{i}", "type": "recipe",
                 "title": r["Title"],
                 "text": f"{r['Title']}. Bahan: {r['Ingredients'].replace('--', ', ')}"}

@@ -28,18 +28,21 @@ NEO4J = {
 }
 EMBEDDINGS_IMPORT_TOKEN = os.environ.get("EMBEDDINGS_IMPORT_TOKEN", "")
 IMPORT_BATCH_SIZE = int(os.environ.get("EMBEDDINGS_IMPORT_BATCH_SIZE", "2000"))
-# The demo recipes: ../shared/data/indonesian-recipes beside the project's checkout, unless DEMO_DATA_DIR is set.
-DEMO_DATA_DIR = Path(os.environ.get("DEMO_DATA_DIR", PROJECT_ROOT.parent / "shared" / "data" / "indonesian-recipes"))
+# The demo recipes shipped in the repository (data/indonesian-recipes), unless DEMO_DATA_DIR is set.
+DEMO_DATA_DIR = Path(os.environ.get("DEMO_DATA_DIR", PROJECT_ROOT / "data" / "indonesian-recipes"))
 # A push sends up to a few thousand 1024-d vectors per request (~25 MB of JSON).
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("DJANGO_MAX_UPLOAD_BYTES", str(256 * 1024 * 1024)))
 
 INSTALLED_APPS = [
+    "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc served from our own static files, no CDN
     "recipes",
 ]
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # static files from the WSGI server itself (gunicorn)
     "django.middleware.common.CommonMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -55,6 +58,11 @@ TEMPLATES = [
 WSGI_APPLICATION = "config.wsgi.application"
 DATABASES = {}
 USE_TZ = True
+# Static files (the API pages' Swagger UI/ReDoc): `manage.py collectstatic` copies them into STATIC_ROOT (start.sh
+# does), and WhiteNoise serves them from there with compression and cache headers when DEBUG is off.
+STATIC_URL = "static/"
+STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", BASE_DIR / "staticfiles"))
+STORAGES = {"staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"}}
 TIME_ZONE = "UTC"
 LANGUAGE_CODE = "en"
 
@@ -73,6 +81,9 @@ SPECTACULAR_SETTINGS = {
                    "embeddings made by the embedding console.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 LOGGING = {
     "version": 1,

@@ -1,4 +1,4 @@
-"""The demo data set: 11,751 Indonesian home recipes (Cookpad, 2020; ../shared/data/indonesian-recipes/*.csv.gz),
+"""The demo data set: 11,751 Indonesian home recipes (Cookpad, 2020; data/indonesian-recipes/*.csv.gz in the repository),
 turned into the recipe graph.
 
 A recipe row has Title, Ingredients and Steps (lists joined by ``--``), Loves and URL (``/id/resep/<number>-...``,
@@ -130,7 +130,7 @@ def recipe_files(data_dir: Path) -> list[Path]:
     if not files:
         raise FileNotFoundError(
             f"No recipe files (*.csv.gz) in {data_dir}: pass --data-dir or set DEMO_DATA_DIR to the folder of "
-            "the Indonesian recipes (../shared/data/indonesian-recipes beside the project)"
+            "the Indonesian recipes (the repository ships them in data/indonesian-recipes)"
         )
     return files
 

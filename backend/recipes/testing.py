@@ -1,4 +1,6 @@
-"""Helpers for the project's tests: run the real backend (``manage.py runserver``) and empty a test database.
+"""Helpers for the project's tests: run the real backend as production does (gunicorn with
+``backend/gunicorn.conf.py``, DEBUG off, static files collected and served by WhiteNoise) and run management
+commands.
 
 Used by tests/test_backend_*.py and tests/test_push.py; nothing here is imported by the app itself.
 """
@@ -8,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from contextlib import contextmanager
@@ -15,6 +18,8 @@ from pathlib import Path
 
 BACKEND = Path(__file__).resolve().parent.parent
 MANAGE = BACKEND / "manage.py"
+GUNICORN_CONF = BACKEND / "gunicorn.conf.py"
+_STATIC_ROOT: list[str] = []  # collected once per test process
 
 
 def free_port() -> int:
@@ -33,14 +38,25 @@ def manage(*args: str, env: dict | None = None, check: bool = True, timeout: flo
     return proc
 
 
+def static_root() -> str:
+    """A folder with the backend's static files collected into it (``collectstatic``, once per process)."""
+    if not _STATIC_ROOT:
+        folder = tempfile.mkdtemp(prefix="backend-static-")
+        manage("collectstatic", "--noinput", "-v", "0", env={"DJANGO_STATIC_ROOT": folder})
+        _STATIC_ROOT.append(folder)
+    return _STATIC_ROOT[0]
+
+
 @contextmanager
 def run_backend(env: dict, *, log_path: Path | None = None, wait_s: float = 60):
-    """Start ``manage.py runserver 127.0.0.1:<free port> --noreload``; yield its base URL; stop it at the end."""
+    """Start the backend as production runs it: gunicorn with backend/gunicorn.conf.py on a free loopback port,
+    DEBUG off, static files collected; yield its base URL; stop it (SIGTERM, graceful) at the end."""
     port = free_port()
     log = open(log_path, "w") if log_path else subprocess.DEVNULL
     proc = subprocess.Popen(
-        [sys.executable, str(MANAGE), "runserver", f"127.0.0.1:{port}", "--noreload"],
-        env={**os.environ, "DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": "test-secret", **env},
+        [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF)],
+        env={**os.environ, "DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": "test-secret", "DJANGO_STATIC_ROOT": static_root(),
+             "BACKEND_BIND": f"127.0.0.1:{port}", **env},
         stdout=log, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
@@ -48,19 +64,19 @@ def run_backend(env: dict, *, log_path: Path | None = None, wait_s: float = 60):
         deadline = time.monotonic() + wait_s
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"runserver exited with {proc.returncode}; see {log_path}")
+                raise RuntimeError(f"gunicorn exited with {proc.returncode}; see {log_path}")
             try:
                 urllib.request.urlopen(url + "/api/schema/", timeout=2).read()
                 break
             except OSError:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"runserver did not answer on {url} within {wait_s} s") from None
+                    raise RuntimeError(f"gunicorn did not answer on {url} within {wait_s} s") from None
                 time.sleep(0.2)
         yield url
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=10)
+            proc.wait(timeout=35)
         except subprocess.TimeoutExpired:
             proc.kill()
         if log_path:

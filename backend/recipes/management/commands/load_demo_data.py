@@ -15,13 +15,13 @@ from ._common import open_store
 
 
 class Command(BaseCommand):
-    help = ("Load the Indonesian recipes (../shared/data/indonesian-recipes/*.csv.gz, 11,751 recipes from Cookpad) "
+    help = ("Load the Indonesian recipes (data/indonesian-recipes/*.csv.gz in the repository, 11,751 rows from Cookpad) "
             "into Neo4j as Recipe, Ingredient and Category nodes. Idempotent: running it again updates in place.")
 
     def add_arguments(self, parser):
         parser.add_argument("--data-dir", type=Path, default=None,
-                            help="folder of the *.csv.gz files (default: DEMO_DATA_DIR or ../shared/data/"
-                                 "indonesian-recipes beside the project)")
+                            help="folder of the *.csv.gz files (default: DEMO_DATA_DIR or the "
+                                 "repository's data/indonesian-recipes)")
         parser.add_argument("--limit", type=int, default=None,
                             help="load at most N recipes, taken evenly from each file")
         parser.add_argument("--batch-size", type=int, default=500, help="recipes per transaction (500)")

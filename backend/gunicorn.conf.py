@@ -1,0 +1,25 @@
+"""gunicorn settings of the recipe backend: `gunicorn -c backend/gunicorn.conf.py` (what start.sh runs).
+
+Every value can be set from the environment, so that a deployment changes numbers, not this file.
+
+- BACKEND_BIND (127.0.0.1:8000): loopback by default; put a reverse proxy with TLS in front for other hosts.
+- BACKEND_WORKERS (2): processes. Each one holds its own copy of the query-embedding model (MiniLM ~90 MB,
+  Qwen3-Embedding-0.6B ~2.4 GB in float32) and embeds a query on the CPU with all cores, so more workers than
+  cores only adds memory; two keeps one worker serving while the other is busy or restarting.
+- BACKEND_THREADS (4): threads per worker (gthread). A search spends most of its time waiting on Neo4j or on the
+  model's native code, which releases the GIL, so a few threads serve concurrent requests without more copies of
+  the model.
+- BACKEND_TIMEOUT (300 s): a push of a few thousand 1024-d vectors in one request takes tens of seconds.
+"""
+import os
+
+wsgi_app = "config.wsgi:application"
+chdir = os.path.dirname(os.path.abspath(__file__))
+bind = os.environ.get("BACKEND_BIND", "127.0.0.1:" + os.environ.get("BACKEND_PORT", "8000"))
+workers = int(os.environ.get("BACKEND_WORKERS", "2"))
+worker_class = "gthread"
+threads = int(os.environ.get("BACKEND_THREADS", "4"))
+timeout = int(os.environ.get("BACKEND_TIMEOUT", "300"))
+graceful_timeout = 30
+accesslog = "-"
+errorlog = "-"
