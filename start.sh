@@ -19,6 +19,9 @@ for arg in "$@"; do
   esac
 done
 scripts/setup.sh
+if [ "$(id -u)" = 0 ]; then
+  echo "start.sh: running as root; once Java and Chromium are installed, prefer a normal user (README: Security)" >&2
+fi
 PY="$ROOT/.venv/bin/python"
 export CONSOLE_WORKDIR="${CONSOLE_WORKDIR:-$ROOT/work}"
 mkdir -p "$CONSOLE_WORKDIR/uploads"

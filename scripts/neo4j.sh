@@ -52,6 +52,7 @@ POM
 
 write_conf() {
   mkdir -p "$HOME_DIR/conf" "$HOME_DIR/run" "$HOME_DIR/logs"
+  chmod 700 "$HOME_DIR"  # data, auth.ini (password hashes) and credentials.env: this user's only
   cat > "$HOME_DIR/conf/neo4j.conf" <<CONF
 server.default_listen_address=127.0.0.1
 server.bolt.listen_address=127.0.0.1:$PORT
