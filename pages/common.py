@@ -1,6 +1,8 @@
 """UI helpers shared by the pages (not a page itself: app.py lists the pages with st.navigation)."""
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import streamlit as st
 
@@ -54,7 +56,7 @@ def password_gate() -> bool:
         if st.form_submit_button("Sign in"):
             wait = max(session.wait_s(), access.PROCESS_THROTTLE.wait_s())
             if wait:
-                st.error(f"Too many wrong passwords: try again in {wait:.0f} s.")
+                st.error(f"Too many wrong passwords: try again in {math.ceil(wait)} s.")
             elif access.password_matches(given, expected):
                 st.session_state["signed_in"] = True
                 st.rerun()

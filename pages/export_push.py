@@ -40,11 +40,11 @@ if target.startswith("Neo4j"):
     configured_uri = defaults["uri"] or Neo4jSettings.uri
     c1, c2, c3, c4 = st.columns(4)
     uri = c1.text_input("URI", value=configured_uri)
-    stored_ok = bool(defaults["password"]) and same_target(uri, configured_uri)
     user = c2.text_input("User", value=defaults["user"] or "neo4j")
-    password = c3.text_input("Password", type="password", placeholder="from settings" if stored_ok else "")
+    password = c3.text_input("Password", type="password", key="neo4j_password",  # a fixed placeholder keeps it typed
+                             placeholder="from settings (configured URI)" if defaults["password"] else "")
     database = c4.text_input("Database", value=defaults["database"] or "neo4j")
-    if defaults["password"] and not stored_ok:
+    if defaults["password"] and not same_target(uri, configured_uri):
         st.caption(f"Not the configured Neo4j ({configured_uri}): type this server's password (NEO4J_PASSWORD is "
                    "only sent to the configured one).")
     destination = f"{uri} ({database})"
@@ -75,9 +75,9 @@ else:
     configured_url = os.environ.get("BACKEND_URL") or common.secret("backend_url", "") or "http://127.0.0.1:8000"
     stored_token = os.environ.get("EMBEDDINGS_IMPORT_TOKEN") or common.secret("embeddings_import_token", "") or ""
     url = st.text_input("Backend URL", value=configured_url)
-    stored_ok = bool(stored_token) and same_target(url, configured_url)
-    token = st.text_input("Import token", type="password", placeholder="from settings" if stored_ok else "")
-    if stored_token and not stored_ok:
+    token = st.text_input("Import token", type="password", key="import_token",
+                          placeholder="from settings (configured URL)" if stored_token else "")
+    if stored_token and not same_target(url, configured_url):
         st.caption(f"Not the configured backend ({configured_url}): type this backend's import token "
                    "(EMBEDDINGS_IMPORT_TOKEN is only sent to the configured one).")
     endpoint = url.rstrip("/") if url.rstrip("/").endswith("/api/embeddings/import") else \
