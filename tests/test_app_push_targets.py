@@ -120,14 +120,14 @@ def test_a_changed_neo4j_uri_with_an_empty_password_sends_nothing_there(at, list
     bolt = listener("bolt")
     uri = f"bolt://127.0.0.1:{bolt.port}"
     at.text_input[0].input(uri).run()
+    _button(at, button).click().run()
+    assert bolt.connections == 0 and STORED_PASSWORD.encode() not in bolt.received
     assert [c.value for c in at.caption if c.value.startswith("Not the configured")] == [
         "Not the configured Neo4j (bolt://127.0.0.1:9): type this server's password (NEO4J_PASSWORD is only sent "
         "to the configured one)."]
-    _button(at, button).click().run()
     assert [e.value for e in at.error] == [
         f"{uri} is not the configured target (bolt://127.0.0.1:9): NEO4J_PASSWORD is only sent there. Type the "
         "credentials of this target, or set it as the configured one and restart the console"]
-    assert bolt.connections == 0 and STORED_PASSWORD.encode() not in bolt.received
 
 
 def test_a_changed_neo4j_uri_gets_the_typed_password_only(at, listener):
@@ -147,11 +147,11 @@ def test_a_changed_backend_url_with_an_empty_token_sends_nothing_there(at, liste
     url = f"http://127.0.0.1:{http.port}"
     at.text_input[0].input(url).run()
     _button(at, "Preview (dry run)").click().run()
+    assert http.connections == 0 and STORED_TOKEN.encode() not in http.received
     assert [e.value for e in at.error] == [
         f"{url}/api/embeddings/import/ is not the configured target (http://127.0.0.1:9): EMBEDDINGS_IMPORT_TOKEN is "
         "only sent there. Type the credentials of this target, or set it as the configured one and restart the "
         "console"]
-    assert http.connections == 0 and STORED_TOKEN.encode() not in http.received
 
 
 def test_a_failed_answer_is_a_short_message_not_its_body(at, listener):
