@@ -2,8 +2,9 @@
 
 Upload export files, generate embeddings in the background with progress, explore them on a UMAP map with a
 similarity preview, download them or push them into Neo4j. Everything is kept in the work folder
-(env CONSOLE_WORKDIR, default ./work). Set CONSOLE_PASSWORD (or `console_password` in .streamlit/secrets.toml)
-to require a password.
+(env CONSOLE_WORKDIR, default ./work). It listens on 127.0.0.1 (.streamlit/config.toml); on any
+other address it shows no page until CONSOLE_PASSWORD (or CONSOLE_PASSWORD_FILE, or `console_password` in
+.streamlit/secrets.toml) is set, and then asks for it (pages/common.py password_gate, console/access.py).
 """
 import os
 import sys
@@ -20,14 +21,20 @@ from pages import common  # noqa: E402
 
 st.set_page_config(page_title="Embedding console", page_icon=":material/hub:", layout="wide")
 
-if not common.password_gate():
-    st.stop()
-
-common.sidebar(common.workspace())
-page = st.navigation([
+PAGES = [
     st.Page(str(ROOT / "pages" / "upload.py"), title="Upload", icon=":material/upload_file:", default=True),
     st.Page(str(ROOT / "pages" / "generate.py"), title="Generate", icon=":material/memory:"),
     st.Page(str(ROOT / "pages" / "explore.py"), title="Explore", icon=":material/scatter_plot:"),
     st.Page(str(ROOT / "pages" / "export_push.py"), title="Export & push", icon=":material/cloud_upload:"),
-])
-page.run()
+]
+
+
+def _signed_out() -> None:
+    """The only page before sign-in: whatever page URL was asked for, nothing of it runs."""
+
+
+if common.password_gate():
+    common.sidebar(common.workspace())
+    st.navigation(PAGES).run()
+else:  # the gate showed the sign-in form (or why there is none); every URL lands on this empty page
+    st.navigation([st.Page(_signed_out, title="Sign in", default=True)], position="hidden").run()

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Set up and start the embedding console (Streamlit) on http://localhost:8501.
+# Set up and start the embedding console (Streamlit) on http://127.0.0.1:8501 (this machine only).
 #   ./start.sh            the console alone (push targets come from NEO4J_* / BACKEND_URL settings)
 #   ./start.sh --demo     also a local Neo4j, the demo recipes (data/indonesian-recipes) loaded into it, the Django
 #                         backend under gunicorn on http://127.0.0.1:8000 and the demo export files in
 #                         $CONSOLE_WORKDIR/uploads
-# Environment: CONSOLE_PORT (8501), BACKEND_PORT (8000), BACKEND_WORKERS/BACKEND_THREADS (backend/gunicorn.conf.py),
+# Environment: CONSOLE_ADDRESS (127.0.0.1; another address needs CONSOLE_PASSWORD or CONSOLE_PASSWORD_FILE),
+# CONSOLE_PORT (8501), BACKEND_PORT (8000), BACKEND_WORKERS/BACKEND_THREADS (backend/gunicorn.conf.py),
 # CONSOLE_WORKDIR (./work), CONSOLE_PASSWORD, NEO4J_URI/USER/PASSWORD/DATABASE (your own Neo4j or Aura instead of
 # the local one), EMBEDDINGS_IMPORT_TOKEN, DJANGO_SECRET_KEY (generated once into the work folder when unset).
 set -euo pipefail
@@ -14,10 +15,20 @@ DEMO=0
 for arg in "$@"; do
   case "$arg" in
     --demo) DEMO=1 ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     *) echo "start.sh: unknown option $arg (see --help)" >&2; exit 2 ;;
   esac
 done
+# Refuse to open the console to the network without a password (before any setup work).
+CONSOLE_ADDRESS="${CONSOLE_ADDRESS:-127.0.0.1}"
+case "$CONSOLE_ADDRESS" in
+  127.*|localhost|::1) ;;
+  *) if [ -z "${CONSOLE_PASSWORD:-}${CONSOLE_PASSWORD_FILE:-}" ]; then
+       echo "start.sh: CONSOLE_ADDRESS=$CONSOLE_ADDRESS opens the console to the network: set CONSOLE_PASSWORD" \
+         "(or CONSOLE_PASSWORD_FILE, a file readable only by you) too, or leave CONSOLE_ADDRESS unset for 127.0.0.1" >&2
+       exit 2
+     fi ;;
+esac
 scripts/setup.sh
 if [ "$(id -u)" = 0 ]; then
   echo "start.sh: running as root; once Java and Chromium are installed, prefer a normal user (README: Security)" >&2
@@ -70,7 +81,10 @@ if [ "$DEMO" = 1 ]; then
     source "$ROOT/.neo4j/credentials.env"
   fi
   start_backend
+  export CONSOLE_DATA_ROOTS="${CONSOLE_DATA_ROOTS:-$CONSOLE_WORKDIR/uploads}"
 fi
 
-echo "start.sh: the console is on http://localhost:${CONSOLE_PORT:-8501}" >&2
-"$PY" -m streamlit run app.py --server.port "${CONSOLE_PORT:-8501}"
+echo "start.sh: the console is on http://$CONSOLE_ADDRESS:${CONSOLE_PORT:-8501}" >&2
+# The console pushes with NEO4J_PASSWORD / EMBEDDINGS_IMPORT_TOKEN; the backend's own secret stays out of it.
+env -u DJANGO_SECRET_KEY "$PY" -m streamlit run app.py --server.address "$CONSOLE_ADDRESS" \
+  --server.port "${CONSOLE_PORT:-8501}"

@@ -13,6 +13,8 @@ checkpoints in the output folder). Plain Python: no Streamlit import.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -30,6 +32,35 @@ LOG_FILE = "generate.log"
 
 # Processes this server started, so that their exit codes are collected (and no zombie is left behind).
 _CHILDREN: dict[int, subprocess.Popen] = {}
+
+# Secrets the generator never needs: left out of its environment (a job runs a model's code, and its log is shown).
+SECRET_ENV = ("NEO4J_PASSWORD", "EMBEDDINGS_IMPORT_TOKEN", "CONSOLE_PASSWORD", "CONSOLE_PASSWORD_FILE",
+              "DJANGO_SECRET_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+MAX_JOBS_ENV = "CONSOLE_MAX_JOBS"
+
+
+class JobLimitError(RuntimeError):
+    """As many runs as CONSOLE_MAX_JOBS allows are running already; the message says what to do."""
+
+
+def max_jobs(env=None) -> int:
+    """CONSOLE_MAX_JOBS: generation runs at a time for this work folder (default 1: one run uses every core)."""
+    value = (os.environ if env is None else env).get(MAX_JOBS_ENV, "1")
+    try:
+        return max(1, int(value))
+    except ValueError:
+        raise JobLimitError(f"{MAX_JOBS_ENV}={value!r} is not a number: set it to how many runs may run at once") from None
+
+
+def job_env(env=None) -> dict:
+    """The environment of a generation subprocess: this one's, without :data:`SECRET_ENV`."""
+    env = dict(os.environ if env is None else env)
+    for name in SECRET_ENV:
+        env.pop(name, None)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
 
 SEED_GUIDANCE = "Guidance: CPU 8-16, 8 GB GPU 32-64, 16 GB+ GPU 64-128."
 
@@ -178,9 +209,11 @@ class Job:
     def start(cls, spec: JobSpec) -> "Job":
         """Start a new job writing into ``spec.output_dir`` (a fresh run folder)."""
         job = cls(spec.output_dir)
-        job.run_dir.mkdir(parents=True, exist_ok=True)
-        job._save({"run_id": job.id, "created_at": _now(), "spec": asdict(spec), "attempts": []})
-        job._launch()
+        with _launch_lock(job.run_dir.parent):
+            check_capacity(job.run_dir.parent, exclude=job.run_dir)
+            job.run_dir.mkdir(parents=True, exist_ok=True)
+            job._save({"run_id": job.id, "created_at": _now(), "spec": asdict(spec), "attempts": []})
+            job._launch()
         return job
 
     def resume(self) -> None:
@@ -189,15 +222,15 @@ class Job:
             raise RuntimeError(f"run {self.id} is still running: stop it first")
         if self.spec is None:
             raise RuntimeError(f"{self.run_dir / JOB_FILE} is missing: this folder was not started by the console")
-        self._launch()
+        with _launch_lock(self.run_dir.parent):
+            check_capacity(self.run_dir.parent, exclude=self.run_dir)
+            self._launch()
 
     def _launch(self) -> None:
         spec = self.spec
         assert spec is not None
         (self.run_dir / STATUS_FILE).unlink(missing_ok=True)  # a stale status must not show as this attempt's
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
-        env.setdefault("PYTHONUNBUFFERED", "1")
+        env = job_env()
         cmd = [sys.executable, "-m", "console.cli", *spec.cli_args()]
         with open(self.run_dir / LOG_FILE, "ab") as log:
             log.write(f"\n=== {_now()} {' '.join(cmd)}\n".encode())
@@ -271,6 +304,27 @@ class Job:
             return JobStatus(state="done", **base)
         base["message"] = "The generator is no longer running (server restarted?). Resume to finish."
         return JobStatus(state="interrupted", **base)
+
+
+def check_capacity(runs_dir: str | os.PathLike, exclude: str | os.PathLike | None = None) -> None:
+    """Raise :class:`JobLimitError` when CONSOLE_MAX_JOBS runs of ``runs_dir`` (other than ``exclude``) run."""
+    limit = max_jobs()
+    running = [j.id for j in list_jobs(runs_dir) if j.run_dir != Path(exclude or "") and j.is_running()]
+    if len(running) >= limit:
+        raise JobLimitError(f"{len(running)} run(s) already running ({', '.join(running)}) and {MAX_JOBS_ENV} allows "
+                            f"{limit} at a time: wait for it to finish or stop it (or raise {MAX_JOBS_ENV})")
+
+
+@contextlib.contextmanager
+def _launch_lock(runs_dir: Path):
+    """One launch at a time per runs/ folder, across sessions and server processes (the count, then the start)."""
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    with open(runs_dir / ".launch.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def list_jobs(runs_dir: str | os.PathLike) -> list[Job]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any, Iterable, Mapping
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -28,6 +29,54 @@ from console.neo4j_store import (
 
 class PushError(Neo4jStoreError):
     """The backend refused or failed a push; the message says why and what to do."""
+
+
+_DEFAULT_PORTS = {"bolt": 7687, "neo4j": 7687, "http": 80, "https": 443}
+
+
+def _endpoint(url: str) -> tuple[str, str, int | None]:
+    """(scheme family, host, port) of a URI: bolt/neo4j(+s/+ssc) are one family (the same server), http and https
+    are not."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower().split("+")[0]
+    family = "neo4j" if scheme in ("bolt", "neo4j") else scheme
+    try:
+        port = parts.port or _DEFAULT_PORTS.get(scheme)
+    except ValueError:  # a port that is not a number
+        port = -1
+    return family, (parts.hostname or "").lower(), port
+
+
+def same_target(url: str, configured: str) -> bool:
+    """Whether ``url`` reaches the same server (scheme family, host, port) as ``configured``."""
+    return bool(configured) and _endpoint(url) == _endpoint(configured) and bool(_endpoint(url)[1])
+
+
+def credential_for(url: str, typed: str, configured_url: str, stored: str, setting: str) -> str:
+    """The secret to send to ``url``: what the operator typed, else the stored one (``setting``, e.g.
+    NEO4J_PASSWORD) only when ``url`` is the server it belongs to (``configured_url``). A stored secret never goes to
+    a target typed into the form: :class:`PushError` asks for that target's own credentials instead."""
+    if typed:
+        return typed
+    if not stored:
+        return ""
+    if same_target(url, configured_url):
+        return stored
+    raise PushError(f"{url} is not the configured target ({configured_url}): {setting} is only sent there. Type the "
+                    "credentials of this target, or set it as the configured one and restart the console")
+
+
+def _safe_detail(response) -> str:
+    """A short, printable message for a failed request: the backend's own JSON ``error`` (its documented error
+    format), cut to one line of 200 characters; never the raw body of whatever answered."""
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        error = None
+    if not isinstance(error, str) or not error.strip():
+        return "not an answer of the embeddings import endpoint: check the URL"
+    text = "".join(ch if ch.isprintable() else " " for ch in " ".join(error.split()))
+    return text[:200] + ("…" if len(text) > 200 else "")
 
 
 def load_items(items: Any, model: str | None = None, query_prompt: str | None = None
@@ -114,22 +163,28 @@ def push_to_backend(items: Any, url: str, token: str, *, model: str | None = Non
             "items": [{**i, "embedding": _finite(i["embedding"])} for i in batch],
         }
         try:
-            response = requests.post(url, data=json.dumps(body), headers=headers, timeout=timeout)
+            # no redirects: the token goes to this URL only
+            response = requests.post(url, data=json.dumps(body), headers=headers, timeout=timeout,
+                                     allow_redirects=False)
         except requests.ConnectionError:
             raise PushError(f"Cannot reach the backend at {url}: is it running (./start.sh --demo, or gunicorn "
                             "-c backend/gunicorn.conf.py)? Check the URL") from None
         except requests.Timeout:
             raise PushError(f"The backend at {url} did not answer within {timeout:.0f} s") from None
-        try:
-            answer = response.json()
-        except ValueError:
-            answer = {}
         if response.status_code in (401, 403):
             raise PushError(f"The backend at {url} refused the token (HTTP {response.status_code}): "
                             "use the value of its EMBEDDINGS_IMPORT_TOKEN setting")
+        if 300 <= response.status_code < 400:
+            raise PushError(f"The backend at {url} answered HTTP {response.status_code} (a redirect, not followed): "
+                            "use the URL it redirects to")
         if response.status_code >= 400:
-            detail = answer.get("error") or answer.get("detail") or response.text[:300]
-            raise PushError(f"The backend at {url} answered HTTP {response.status_code}: {detail}")
+            raise PushError(f"The backend at {url} answered HTTP {response.status_code}: {_safe_detail(response)}")
+        try:
+            answer = response.json()
+            answer["written"], answer["unchanged"], answer["unknown_ids"], answer["rejected"]  # noqa: B018
+        except (ValueError, KeyError, TypeError):
+            raise PushError(f"The backend at {url} answered HTTP {response.status_code} without an import report: "
+                            "check the URL (it must be the backend's /api/embeddings/import/)") from None
         part = WriteReport(
             written=answer["written"], unchanged=answer["unchanged"], unknown_ids=answer["unknown_ids"],
             unknown_count=answer.get("unknown_count", 0),  # absent from older backends: the list's length then

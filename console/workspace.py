@@ -8,13 +8,14 @@ Layout (root from env ``CONSOLE_WORKDIR``, default ``<project>/work``, git-ignor
                              generate.log (the CLI's output)
     runs/<run-id>/exports/   files converted for download (JSON, JSON Lines, Parquet)
     cache/projections/       projections cached by hash of data and parameters
-    state.json               small choices worth keeping across reloads (e.g. the server folder to read)
+
+The operator's choices (input source, server folder, model) are kept per browser session by the pages, never in a
+file shared by every visitor. A server folder is read only under ``CONSOLE_DATA_ROOTS`` (:func:`allowed_folder`).
 
 Plain Python: no Streamlit import here; the pages are thin shells over this module.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -178,23 +179,49 @@ class Workspace:
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
-    # -- small state kept across reloads ---------------------------------------------------------------------
-    @property
-    def _state_path(self) -> Path:
-        return self.root / "state.json"
 
-    def state(self) -> dict:
-        try:
-            return json.loads(self._state_path.read_text(encoding="utf-8"))
-        except (FileNotFoundError, json.JSONDecodeError):
-            return {}
+# -- "a folder on the server": only under the roots the operator configured -----------------------------------------
+DATA_ROOTS_ENV = "CONSOLE_DATA_ROOTS"
 
-    def remember(self, key: str, value) -> None:
-        data = self.state()
-        data[key] = value
-        tmp = self._state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
-        os.replace(tmp, self._state_path)
+
+class FolderNotAllowed(ValueError):
+    """A server folder the console may not read; the message says how to allow it."""
+
+
+def data_roots(env=None) -> list[Path]:
+    """The folders the console may read export files from: ``CONSOLE_DATA_ROOTS`` (separated by ``os.pathsep``),
+    resolved (symlinks followed). Empty: reading a server folder is off."""
+    env = os.environ if env is None else env
+    return [Path(p).expanduser().resolve() for p in env.get(DATA_ROOTS_ENV, "").split(os.pathsep) if p.strip()]
+
+
+def _inside(path: Path, roots: list[Path]) -> bool:
+    return any(path == root or path.is_relative_to(root) for root in roots)
+
+
+def allowed_folder(folder: str | os.PathLike, roots: list[Path] | None = None) -> Path:
+    """``folder`` resolved (symlinks included), when it lies inside one of ``roots`` (default: :func:`data_roots`);
+    else :class:`FolderNotAllowed`."""
+    roots = data_roots() if roots is None else roots
+    if not roots:
+        raise FolderNotAllowed(f"reading a folder on the server is off: set {DATA_ROOTS_ENV} to the folders the "
+                               f"console may read (separated by '{os.pathsep}') and restart it, or upload the files")
+    resolved = Path(folder).expanduser().resolve()
+    if not _inside(resolved, roots):
+        raise FolderNotAllowed(f"{folder}: outside the folders the console may read "
+                               f"({', '.join(str(r) for r in roots)}): pick a folder under one of them, or add it "
+                               f"to {DATA_ROOTS_ENV}")
+    return resolved
+
+
+def folder_input_files(folder: str | os.PathLike, roots: list[Path] | None = None) -> list[Path]:
+    """The export files in an allowed server folder (:func:`console.records.find_input_files`), resolved; a file
+    that is a link leading out of the roots is left out. Raises FolderNotAllowed or InputError."""
+    from console.records import find_input_files
+
+    roots = data_roots() if roots is None else roots
+    base = allowed_folder(folder, roots)
+    return [p.resolve() for p in find_input_files(base) if _inside(p.resolve(), roots)]
 
 
 # -- what the Upload page shows before anything runs --------------------------------------------------------------

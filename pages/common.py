@@ -1,12 +1,12 @@
 """UI helpers shared by the pages (not a page itself: app.py lists the pages with st.navigation)."""
 from __future__ import annotations
 
-import hmac
-import os
+import math
 
 import pandas as pd
 import streamlit as st
 
+from console import access
 from console.jobs import Job, list_jobs
 from console.workspace import EmbeddingFile, InputSummary, Workspace, human_size, inspect_inputs
 
@@ -28,23 +28,52 @@ def secret(name: str, default=None):
 
 
 def expected_password() -> str | None:
-    return os.environ.get("CONSOLE_PASSWORD") or secret("console_password")
+    return access.configured_password(secret("console_password"))
 
 
 def password_gate() -> bool:
-    """True when the visitor may see the console: no password configured, or the right one given."""
-    expected = expected_password()
+    """True when the visitor may see the console: the address is loopback or a password is set, and then no
+    password is configured or the right one was given. Wrong passwords are throttled (console.access.Throttle)
+    per session and per server process. app.py calls this before st.navigation, so no page URL gets around it."""
+    try:
+        expected = expected_password()
+    except access.AccessError as exc:
+        st.error(f"The console cannot start: {exc}")
+        return False
+    address = st.get_option("server.address")
+    if not expected and not access.is_loopback(address):
+        st.title("Embedding console")
+        st.error(f"The console listens on {address or 'every network interface'} without a password, so it shows "
+                 f"nothing: {access.HOW_TO_SET_A_PASSWORD}.")
+        return False
     if not expected or st.session_state.get("signed_in"):
         return True
     st.title("Embedding console")
+    session = st.session_state.setdefault(
+        "login_throttle", access.Throttle(max_failures=access.SESSION_MAX_FAILURES))
     with st.form("sign-in"):
         given = st.text_input("Password", type="password")
         if st.form_submit_button("Sign in"):
-            if hmac.compare_digest(given.encode(), str(expected).encode()):
+            wait = max(session.wait_s(), access.PROCESS_THROTTLE.wait_s())
+            if wait:
+                st.error(f"Too many wrong passwords: try again in {math.ceil(wait)} s.")
+            elif access.password_matches(given, expected):
                 st.session_state["signed_in"] = True
                 st.rerun()
-            st.error("Wrong password.")
+            else:
+                session.failed()
+                access.PROCESS_THROTTLE.failed()
+                st.error("Wrong password.")
     return False
+
+
+def choices() -> dict:
+    """This browser session's choices (input source, server folder, model): not shared with other visitors."""
+    return st.session_state.setdefault("choices", {})
+
+
+def remember(key: str, value) -> None:
+    choices()[key] = value
 
 
 def sidebar(ws: Workspace) -> None:

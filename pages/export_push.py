@@ -6,7 +6,7 @@ import streamlit as st
 from console.embfiles import read_meta
 from console.errors import ConsoleError
 from console.neo4j_store import Neo4jSettings, Neo4jStore, Neo4jStoreError
-from console.push import push_to_backend, push_to_neo4j
+from console.push import credential_for, push_to_backend, push_to_neo4j, same_target
 from pages import common
 
 ws = common.workspace()
@@ -37,16 +37,25 @@ configured = common.secret("neo4j", None) or {}
 if target.startswith("Neo4j"):
     env = {k: os.environ.get(f"NEO4J_{k.upper()}") for k in ("uri", "user", "password", "database")}
     defaults = {k: env[k] or configured.get(k) for k in env}
+    configured_uri = defaults["uri"] or Neo4jSettings.uri
     c1, c2, c3, c4 = st.columns(4)
-    uri = c1.text_input("URI", value=defaults["uri"] or "bolt://127.0.0.1:7687")
+    uri = c1.text_input("URI", value=configured_uri)
     user = c2.text_input("User", value=defaults["user"] or "neo4j")
-    password = c3.text_input("Password", type="password", placeholder="from settings" if defaults["password"] else "")
+    password = c3.text_input("Password", type="password", key="neo4j_password",  # a fixed placeholder keeps it typed
+                             placeholder="from settings (configured URI)" if defaults["password"] else "")
     database = c4.text_input("Database", value=defaults["database"] or "neo4j")
-    settings = Neo4jSettings(uri=uri, user=user, password=password or defaults["password"] or "", database=database)
+    if defaults["password"] and not same_target(uri, configured_uri):
+        st.caption(f"Not the configured Neo4j ({configured_uri}): type this server's password (NEO4J_PASSWORD is "
+                   "only sent to the configured one).")
     destination = f"{uri} ({database})"
+
+    def settings() -> Neo4jSettings:
+        secret = credential_for(uri, password, configured_uri, defaults["password"] or "", "NEO4J_PASSWORD")
+        return Neo4jSettings(uri=uri, user=user, password=secret, database=database)
+
     if st.button("Test connection"):
         try:
-            with Neo4jStore(settings) as store:
+            with Neo4jStore(settings()) as store:
                 index = store.find_vector_index(chosen.type)
         except Neo4jStoreError as exc:
             st.error(str(exc))
@@ -61,19 +70,23 @@ if target.startswith("Neo4j"):
                 st.success(f"{msg} Index {index['name']}: {index['dimensions']} dimensions, like this file.")
 
     def push(dry_run, progress):
-        return push_to_neo4j(chosen.path, settings, dry_run=dry_run, progress=progress)
+        return push_to_neo4j(chosen.path, settings(), dry_run=dry_run, progress=progress)
 else:
-    url = st.text_input("Backend URL", value=os.environ.get("BACKEND_URL") or common.secret("backend_url", "")
-                        or "http://127.0.0.1:8000")
-    token = st.text_input("Import token", type="password",
-                          placeholder="from settings" if os.environ.get("EMBEDDINGS_IMPORT_TOKEN") else "")
-    token = token or os.environ.get("EMBEDDINGS_IMPORT_TOKEN") or common.secret("embeddings_import_token", "")
+    configured_url = os.environ.get("BACKEND_URL") or common.secret("backend_url", "") or "http://127.0.0.1:8000"
+    stored_token = os.environ.get("EMBEDDINGS_IMPORT_TOKEN") or common.secret("embeddings_import_token", "") or ""
+    url = st.text_input("Backend URL", value=configured_url)
+    token = st.text_input("Import token", type="password", key="import_token",
+                          placeholder="from settings (configured URL)" if stored_token else "")
+    if stored_token and not same_target(url, configured_url):
+        st.caption(f"Not the configured backend ({configured_url}): type this backend's import token "
+                   "(EMBEDDINGS_IMPORT_TOKEN is only sent to the configured one).")
     endpoint = url.rstrip("/") if url.rstrip("/").endswith("/api/embeddings/import") else \
         url.rstrip("/") + "/api/embeddings/import"
     destination = endpoint + "/"
 
     def push(dry_run, progress):
-        return push_to_backend(chosen.path, destination, token, dry_run=dry_run, progress=progress)
+        secret = credential_for(destination, token, configured_url, stored_token, "EMBEDDINGS_IMPORT_TOKEN")
+        return push_to_backend(chosen.path, destination, secret, dry_run=dry_run, progress=progress)
 
 key = f"{chosen.path}|{destination}"
 previews = st.session_state.setdefault("push_previews", {})

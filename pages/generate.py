@@ -3,18 +3,25 @@ from pathlib import Path
 
 import streamlit as st
 
-from console.jobs import Job, JobSpec, batch_size_advice, list_jobs
+from console.errors import InputError
+from console.jobs import Job, JobLimitError, JobSpec, batch_size_advice, list_jobs
+from console.models import model_source
+from console.workspace import FolderNotAllowed, folder_input_files
 from pages import common
 
 ws = common.workspace()
 st.title("Generate embeddings")
 
-state = ws.state()
+state = common.choices()  # this browser session's (the Upload page sets source and folder)
+input_dir = None
 if state.get("source") == "folder" and state.get("input_dir"):
-    input_dir, inputs = state["input_dir"], []
-    st.write(f"Input: the export files in the server folder `{input_dir}` (change it on the Upload page).")
+    try:  # only under CONSOLE_DATA_ROOTS; the run gets the files, not the folder
+        inputs = [str(p) for p in folder_input_files(state["input_dir"])]
+        st.write(f"Input: the export files in the server folder `{state['input_dir']}` (change it on the Upload page).")
+    except (FolderNotAllowed, InputError) as exc:
+        inputs = []
+        st.error(str(exc))
 else:
-    input_dir = None
     names = [f.name for f in ws.list_uploads()]
     inputs = [str(ws.uploads / n) for n in st.multiselect("Input files (uploaded)", names, default=names)]
     if not names:
@@ -40,19 +47,28 @@ with st.form("generate"):
                           help="skip: embed the valid records and list the others in rejects.jsonl")
     start = st.form_submit_button("Start", type="primary", disabled=not (inputs or input_dir))
 
+source = model_source(model) if model.strip() else None  # a download is said, and refused offline
+if source is not None and source.kind in ("download", "unavailable"):
+    st.warning(source.message)
 if start:
     if not model.strip():
         st.error("Enter a model name or folder.")
     elif not formats:
         st.error("Choose at least one output format.")
+    elif not source.may_start:
+        st.error(f"Not started: {source.message}")
     else:
-        ws.remember("model", model.strip())
+        common.remember("model", model.strip())
         run_dir = ws.new_run_dir("-".join(Path(model.strip()).parts[-2:]))
         spec = JobSpec(output_dir=str(run_dir), inputs=inputs, input_dir=input_dir, model=model.strip(),
                        device=device, dtype=dtype, batch_size=int(batch_size), dimensions=int(dimensions) or None,
                        formats=formats, on_invalid=on_invalid)
-        Job.start(spec)
-        st.session_state["shown_run"] = run_dir.name  # show the new run, whatever was shown before
+        try:
+            Job.start(spec)
+            st.session_state["shown_run"] = run_dir.name  # show the new run, whatever was shown before
+        except JobLimitError as exc:
+            run_dir.rmdir()
+            st.error(f"Not started: {exc}.")
 
 jobs = list_jobs(ws.runs)
 if not jobs:
@@ -98,8 +114,12 @@ def monitor():
             st.rerun()
     elif status.resumable:
         if st.button("Resume", key="resume", type="primary"):
-            job.resume()
-            st.rerun()
+            try:
+                job.resume()
+            except JobLimitError as exc:
+                st.error(f"Not resumed: {exc}.")
+            else:
+                st.rerun()
     if status.state == "done":
         outputs = sorted(p.name for p in Path(job.run_dir).glob("embeddings_*") if p.is_file())
         st.success(f"Done: {status.done} items embedded. Files in `{job.run_dir}`: {', '.join(outputs)}. "

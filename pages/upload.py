@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from console.errors import InputError
-from console.records import find_input_files
+from console.workspace import FolderNotAllowed, data_roots, folder_input_files
 from pages import common
 
 ws = common.workspace()
@@ -30,14 +30,14 @@ for f in uploaded or []:
     saved.add(f.file_id)
     st.toast(f"Saved {path.name} in the work folder")
 
-state = ws.state()
+state = common.choices()  # this browser session's, not shared with other visitors
 source = st.radio(
     "Generate from", ["Uploaded files", "A folder on the server"], horizontal=True,
     index=1 if state.get("source") == "folder" else 0,
 )
 paths: list[Path] = []
 if source == "Uploaded files":
-    ws.remember("source", "uploads")
+    common.remember("source", "uploads")
     files = ws.list_uploads()
     if not files:
         st.info("No files uploaded yet.")
@@ -49,13 +49,17 @@ if source == "Uploaded files":
             st.rerun()
     paths = [f.path for f in files]
 else:
-    folder = st.text_input("Folder on the server", value=state.get("input_dir", ""), placeholder="/data/export")
-    ws.remember("source", "folder")
-    if folder:
-        ws.remember("input_dir", folder)
+    common.remember("source", "folder")
+    roots = data_roots()
+    if roots:
+        st.caption("Allowed folders (CONSOLE_DATA_ROOTS): " + ", ".join(f"`{r}`" for r in roots))
+    folder = st.text_input("Folder on the server", value=state.get("input_dir", ""),
+                           placeholder=str(roots[0]) if roots else "", disabled=not roots)
+    common.remember("input_dir", folder)
+    if not roots or folder:
         try:
-            paths = find_input_files(Path(folder).expanduser())
-        except InputError as exc:
+            paths = folder_input_files(folder, roots)
+        except (FolderNotAllowed, InputError) as exc:
             st.error(str(exc))
 
 if paths:

@@ -104,19 +104,66 @@ def test_stop_then_resume_finishes_the_run(ws, minilm_path):
     at = _poll(at, lambda a: any(s.value.startswith("Done: 60 items embedded.") for s in a.success))
 
 
-def test_a_new_run_is_shown_as_soon_as_it_starts(ws):
+def test_a_new_run_is_shown_as_soon_as_it_starts(ws, tmp_path, monkeypatch):
+    monkeypatch.setenv("CONSOLE_MAX_JOBS", "2")
+    not_a_model = tmp_path / "not-a-model"  # a local folder: the run starts (and fails: no model in it)
+    not_a_model.mkdir()
     _upload(ws, 5)
-    at = _start(_page(), "no-such/model")
+    at = _start(_page(), str(not_a_model))
     first = at.selectbox(key="shown_run").value
-    at = _start(at, "no-such/other-model")
+    at = _start(at, str(not_a_model))
     [newest, older] = [p.name for p in ws.run_dirs()]
     assert (older, at.selectbox(key="shown_run").value) == (first, newest)
 
 
-def test_a_model_that_cannot_be_loaded_shows_the_reason_not_a_traceback(ws):
+def test_a_folder_that_holds_no_model_shows_the_reason_not_a_traceback(ws, tmp_path):
+    not_a_model = tmp_path / "not-a-model"
+    not_a_model.mkdir()
     _upload(ws, 5)
-    at = _poll(_start(_page(), "no-such/model"), lambda a: bool(a.error))
-    assert at.error[0].value.startswith(
-        "cannot load model 'no-such/model': it is not a local folder and the model hub cannot be reached")
+    at = _poll(_start(_page(), str(not_a_model)), lambda a: bool(a.error))
+    assert str(not_a_model) in at.error[0].value and "Traceback" not in at.error[0].value
     assert not at.exception
     assert [b.label for b in at.button if b.label == "Resume"] == ["Resume"]
+
+
+def test_offline_a_model_that_is_neither_local_nor_cached_is_not_started(ws):
+    """HF_HUB_OFFLINE=1 (the tests' setting): the page says why and starts nothing (it used to start a run that
+    failed on the hub)."""
+    _upload(ws, 5)
+    at = _start(_page(), "no-such/model")
+    message = ("`no-such/model` is neither a folder on this server nor in the local model cache, and HF_HUB_OFFLINE "
+               "is set: it cannot be downloaded. Enter a local model folder (or a cached model), or unset "
+               "HF_HUB_OFFLINE.")
+    assert [w.value for w in at.warning] == [message]
+    assert [e.value for e in at.error] == [f"Not started: {message}"]
+    assert ws.run_dirs() == []
+
+
+def test_online_the_page_says_that_the_model_would_be_downloaded(ws, monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    _upload(ws, 5)
+    at = _page()  # the default model, not downloaded here; nothing is started
+    assert [w.value for w in at.warning] == [
+        "`Qwen/Qwen3-Embedding-0.6B` is neither a folder on this server nor in the local model cache: the run "
+        "downloads it from the Hugging Face hub (set HF_HUB_OFFLINE=1 to forbid downloads)."]
+    assert ws.run_dirs() == []
+
+
+def test_a_local_model_folder_gets_no_warning(ws, minilm_path):
+    _upload(ws, 5)
+    at = _page()
+    at.text_input[0].input(str(minilm_path))
+    at = at.button[0].click().run()
+    assert not at.warning
+    assert len(ws.run_dirs()) == 1
+
+
+def test_only_one_run_at_a_time_by_default(ws, minilm_path):
+    _upload(ws, 60)
+    at = _start(_page(), str(minilm_path), batch_size=2)
+    [running] = ws.run_dirs()
+    at = _start(at, str(minilm_path))
+    [message] = [e.value for e in at.error]
+    assert message == (f"Not started: 1 run(s) already running ({running.name}) and CONSOLE_MAX_JOBS allows 1 at a "
+                       "time: wait for it to finish or stop it (or raise CONSOLE_MAX_JOBS).")
+    assert ws.run_dirs() == [running]

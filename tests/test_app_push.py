@@ -122,6 +122,7 @@ def test_a_wrong_password_is_a_clear_message(at, neo4j_settings):
 def test_an_unreachable_neo4j_is_a_clear_message(at):
     uri = f"bolt://127.0.0.1:{_free_port()}"
     at.text_input[0].input(uri)
+    at.text_input[2].input("its-own-password")  # another server than NEO4J_URI: NEO4J_PASSWORD is not sent there
     _button(at, "Preview (dry run)").click().run()
     assert [e.value for e in at.error] == [
         f"Cannot reach Neo4j at {uri}: is it running? Start it with scripts/neo4j.sh start or set NEO4J_URI"]

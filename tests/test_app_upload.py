@@ -1,5 +1,6 @@
 """The Upload page: export files in (uploaded or from a server folder), per-file counts by type, a preview and
-the validation report, before anything runs; uploads are kept in the work folder across reloads."""
+the validation report, before anything runs; uploads are kept in the work folder across reloads. A server folder is read only under
+CONSOLE_DATA_ROOTS (links included), and the choice is the browser session's own."""
 from __future__ import annotations
 
 import json
@@ -23,6 +24,7 @@ def _recipes(n: int, name: str = "tempe") -> list[dict]:
 def workdir(tmp_path, monkeypatch):
     monkeypatch.setenv("CONSOLE_WORKDIR", str(tmp_path / "work"))
     monkeypatch.delenv("CONSOLE_PASSWORD", raising=False)
+    monkeypatch.delenv("CONSOLE_DATA_ROOTS", raising=False)
     return tmp_path / "work"
 
 
@@ -83,20 +85,76 @@ def test_uploads_are_still_listed_after_a_reload(workdir):
     assert reloaded.dataframe[0].value["recipe"].tolist() == [1]
 
 
-def test_a_folder_on_the_server_is_read_and_remembered(workdir, tmp_path):
-    folder = tmp_path / "export"
-    folder.mkdir()
-    (folder / "recipes.json").write_text(json.dumps(_recipes(12)), encoding="utf-8")
+@pytest.fixture
+def roots(tmp_path, monkeypatch):
+    """CONSOLE_DATA_ROOTS: one allowed folder, data/."""
+    root = tmp_path / "data"
+    root.mkdir()
+    monkeypatch.setenv("CONSOLE_DATA_ROOTS", str(root))
+    return root
+
+
+def _export_folder(folder: Path, n: int = 12) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "recipes.json").write_text(json.dumps(_recipes(n)), encoding="utf-8")
+    return folder
+
+
+def _read_folder(folder) -> AppTest:
     at = _open()
     at.radio[0].set_value("A folder on the server").run()
-    at.text_input[0].input(str(folder)).run()
+    return at.text_input[0].input(str(folder)).run()
+
+
+def test_a_folder_on_the_server_is_read_and_kept_for_this_session_only(workdir, roots):
+    """The choice was kept in work/state.json, shared by every visitor; now it is this browser session's."""
+    folder = _export_folder(roots / "export")
+    at = _read_folder(folder)
     assert at.dataframe[0].value["recipe"].tolist() == [12]
-    reloaded = _open()
-    assert reloaded.radio[0].value == "A folder on the server" and reloaded.text_input[0].value == str(folder)
+    generate = at.switch_page("pages/generate.py").run()
+    assert any(m.value.startswith(f"Input: the export files in the server folder `{folder}`") for m in generate.markdown)
+    other = _open()  # another visitor (or a reload): not this session's choice
+    assert other.radio[0].value == "Uploaded files"
+    assert not (workdir / "state.json").exists()
 
 
-def test_a_missing_server_folder_says_so(workdir, tmp_path):
+def test_a_missing_server_folder_says_so(workdir, roots):
+    at = _read_folder(roots / "nowhere")
+    assert [e.value for e in at.error] == ["nowhere: no such folder — pass the folder that holds the exported files"]
+
+
+def test_a_folder_outside_the_roots_is_refused(workdir, roots, tmp_path):
+    outside = _export_folder(tmp_path / "elsewhere")
+    at = _read_folder(outside)
+    assert [e.value for e in at.error] == [
+        f"{outside}: outside the folders the console may read ({roots}): pick a folder under one of them, or add "
+        "it to CONSOLE_DATA_ROOTS"]
+    assert not at.dataframe  # nothing listed, nothing previewed
+
+
+def test_a_link_inside_the_roots_to_a_folder_outside_is_refused(workdir, roots, tmp_path):
+    outside = _export_folder(tmp_path / "elsewhere")
+    (roots / "link").symlink_to(outside, target_is_directory=True)
+    at = _read_folder(roots / "link")
+    assert [e.value for e in at.error][0].startswith(f"{roots / 'link'}: outside the folders the console may read")
+    assert not at.dataframe
+
+
+def test_a_file_linked_from_outside_the_roots_is_left_out(workdir, roots, tmp_path):
+    folder = _export_folder(roots / "export", n=5)
+    secret = _export_folder(tmp_path / "elsewhere", n=9) / "recipes.json"
+    (folder / "more.json").symlink_to(secret)
+    at = _read_folder(folder)
+    assert at.dataframe[0].value["file"].tolist() == ["recipes.json"]
+
+
+def test_without_roots_reading_a_server_folder_is_off(workdir, tmp_path, monkeypatch):
+    monkeypatch.delenv("CONSOLE_DATA_ROOTS", raising=False)
+    _export_folder(tmp_path / "export")
     at = _open()
     at.radio[0].set_value("A folder on the server").run()
-    at.text_input[0].input(str(tmp_path / "nowhere")).run()
-    assert [e.value for e in at.error] == ["nowhere: no such folder — pass the folder that holds the exported files"]
+    assert at.text_input[0].disabled
+    assert [e.value for e in at.error] == [
+        "reading a folder on the server is off: set CONSOLE_DATA_ROOTS to the folders the console may read "
+        "(separated by ':') and restart it, or upload the files"]
+    assert not at.dataframe

@@ -1,8 +1,10 @@
-"""The console's work folder: uploads, runs and their outputs, downloads in every format, state kept across
-reloads, and the input summary the Upload page shows."""
+"""The console's work folder: uploads, runs and their outputs, downloads in every format, server folders only
+under CONSOLE_DATA_ROOTS, and the input summary the Upload page shows."""
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -42,9 +44,25 @@ def test_uploading_the_same_name_again_replaces_the_file(ws):
     assert ws.list_uploads()[0].size == len(b"id,type,text\nrecipe-1,recipe,Tempe\n")
 
 
-def test_choices_are_remembered_across_reloads(ws):
-    ws.remember("input_dir", "/data/export")
-    assert Workspace(ws.root).state() == {"input_dir": "/data/export"}
+def test_server_folders_are_allowed_only_under_the_configured_roots(tmp_path):
+    """No more work/state.json shared by every visitor (the pages keep choices per session); a server folder is
+    checked against CONSOLE_DATA_ROOTS with links resolved."""
+    from console.workspace import FolderNotAllowed, allowed_folder, data_roots
+
+    root, outside = tmp_path / "data", tmp_path / "other"
+    (root / "export").mkdir(parents=True)
+    outside.mkdir()
+    (root / "escape").symlink_to(outside, target_is_directory=True)
+    roots = data_roots({"CONSOLE_DATA_ROOTS": f"{root}{os.pathsep}{tmp_path / 'more'}"})
+    assert roots == [root.resolve(), (tmp_path / "more").resolve()]
+    assert allowed_folder(root / "export", roots) == (root / "export").resolve()
+    assert allowed_folder(root / "export" / ".." / "export", roots) == (root / "export").resolve()
+    for bad in (outside, root / "escape", root / ".." / "other", Path("/")):
+        with pytest.raises(FolderNotAllowed, match="outside the folders the console may read"):
+            allowed_folder(bad, roots)
+    with pytest.raises(FolderNotAllowed, match="reading a folder on the server is off"):
+        allowed_folder(root, data_roots({}))
+    assert not hasattr(Workspace, "remember")
 
 
 def _run_with_output(ws, fmt="json"):
