@@ -23,3 +23,16 @@ timeout = int(os.environ.get("BACKEND_TIMEOUT", "300"))
 graceful_timeout = 30
 accesslog = "-"
 errorlog = "-"
+
+# The throttles' counters live in a folder shared by this server's workers (settings.CACHES), made here in the
+# master before the workers fork, and removed when the server stops. Set BACKEND_CACHE_DIR to keep your own.
+if not os.environ.get("BACKEND_CACHE_DIR"):
+    import tempfile
+
+    os.environ["BACKEND_CACHE_DIR"] = tempfile.mkdtemp(prefix="recipe-backend-cache-")
+    _made_cache_dir = os.environ["BACKEND_CACHE_DIR"]
+
+    def on_exit(server):
+        import shutil
+
+        shutil.rmtree(_made_cache_dir, ignore_errors=True)
