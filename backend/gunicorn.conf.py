@@ -10,6 +10,7 @@ Every value can be set from the environment, so that a deployment changes number
   model's native code, which releases the GIL, so a few threads serve concurrent requests without more copies of
   the model.
 - BACKEND_TIMEOUT (300 s): a push of a few thousand 1024-d vectors in one request takes tens of seconds.
+- BACKEND_CACHE_DIR: the throttles' counters, shared by the workers (a temporary folder per server when unset).
 """
 import os
 

@@ -152,12 +152,6 @@ def test_an_https_deployment_redirects_and_sends_hsts(graph, neo4j_env):
         assert proxied.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains; preload"
 
 
-def test_unknown_urls_get_a_plain_404_without_the_url_patterns(backend):
-    response = requests.get(f"{backend}/no-such-page/", timeout=60)
-    assert response.status_code == 404
-    assert "api/semantic-search" not in response.text and "URLconf" not in response.text
-
-
 # -- long queries ----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("path", ["/api/keyword-search/", "/api/semantic-search/"])
 def test_a_1100_word_query_is_400_naming_the_parameter(backend, path):
