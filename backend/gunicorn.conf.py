@@ -10,6 +10,7 @@ Every value can be set from the environment, so that a deployment changes number
   model's native code, which releases the GIL, so a few threads serve concurrent requests without more copies of
   the model.
 - BACKEND_TIMEOUT (300 s): a push of a few thousand 1024-d vectors in one request takes tens of seconds.
+- BACKEND_CACHE_DIR: the throttles' counters, shared by the workers (a temporary folder per server when unset).
 """
 import os
 
@@ -23,3 +24,16 @@ timeout = int(os.environ.get("BACKEND_TIMEOUT", "300"))
 graceful_timeout = 30
 accesslog = "-"
 errorlog = "-"
+
+# The throttles' counters live in a folder shared by this server's workers (settings.CACHES), made here in the
+# master before the workers fork, and removed when the server stops. Set BACKEND_CACHE_DIR to keep your own.
+if not os.environ.get("BACKEND_CACHE_DIR"):
+    import tempfile
+
+    os.environ["BACKEND_CACHE_DIR"] = tempfile.mkdtemp(prefix="recipe-backend-cache-")
+    _made_cache_dir = os.environ["BACKEND_CACHE_DIR"]
+
+    def on_exit(server):
+        import shutil
+
+        shutil.rmtree(_made_cache_dir, ignore_errors=True)

@@ -1,55 +1,35 @@
 """The JSON API: keyword and semantic search, items and their similar items, and the embeddings import endpoint.
 
 Errors are JSON ``{"error": "<what went wrong and what to do>"}`` with a 4xx status for a bad request (400), a bad
-token (401/403), an unknown item (404) or a type without embeddings / a dimension mismatch (409), and 503 when
-Neo4j (or the query model) is not available.
+token (401/403), an unknown item (404), a type without embeddings / a dimension mismatch (409), a body or batch too
+large (413) or too many requests from one address (429), and 503 when Neo4j (or the query model) is not available.
+Statuses follow the exception's type (:mod:`recipes.errors`).
 """
 from __future__ import annotations
 
 import hmac
 import logging
+import re
+from collections import Counter
 
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, Throttled
 from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from console.neo4j_store import (
-    TYPE_TO_LABEL,
-    DimensionMismatch,
-    ItemNotFound,
-    Neo4jAuthError,
-    Neo4jConfigError,
-    Neo4jUnavailable,
-    NoEmbeddings,
-    UnknownType,
-    VectorWriter,
-)
-from recipes.graph import embed_query, get_store, item_neighbours
+from console.neo4j_store import TYPE_TO_LABEL, VectorWriter
+from recipes.errors import STATUS_FOR, BadRequest, ModelUnavailable
+from recipes.graph import check_model_allowed, embed_query, get_store, item_neighbours, keyword_search, model_label
+from recipes.parsers import BodyTooLarge
 
 log = logging.getLogger(__name__)
-
-STATUS_FOR = {
-    UnknownType: 400,
-    ItemNotFound: 404,
-    NoEmbeddings: 409,
-    DimensionMismatch: 409,
-    Neo4jUnavailable: 503,
-    Neo4jAuthError: 503,
-    Neo4jConfigError: 503,
-}
-
-
-class BadRequest(APIException):
-    status_code = 400
-
-
-class ModelUnavailable(APIException):
-    status_code = 503
+THROTTLE_SETTING = {"search": "BACKEND_THROTTLE_SEARCH", "similar": "BACKEND_THROTTLE_SIMILAR",
+                    "import": "BACKEND_THROTTLE_IMPORT"}
 
 
 def exception_handler(exc, context):
@@ -58,16 +38,43 @@ def exception_handler(exc, context):
             return Response({"error": str(exc)}, status=code)
     response = drf_exception_handler(exc, context)
     if response is not None:
+        if isinstance(exc, Throttled):
+            scope = getattr(context.get("view"), "throttle_scope", "")
+            response.data = {"error": throttled_message(scope, exc.wait)}
+            return response
         detail = response.data.get("detail") if isinstance(response.data, dict) else response.data
         response.data = {"error": str(detail)}
     return response
+
+
+def throttled_message(scope: str, wait: float | None) -> str:
+    rate = settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"].get(scope)
+    again = f"; try again in {int(wait + 0.999)} s" if wait is not None else ""
+    return (f"Too many requests from your address: at most {rate} for {scope} ({THROTTLE_SETTING.get(scope)} on "
+            f"the backend){again}")
+
+
+class Throttle(ScopedRateThrottle):
+    """Requests per client address and scope (settings REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]), counted in the
+    cache shared by the server's workers."""
 
 
 def _query_param(request, name: str) -> str:
     value = (request.query_params.get(name) or "").strip()
     if not value:
         raise BadRequest(f"Missing query parameter '{name}': e.g. ?{name}=nasi goreng")
+    check_query_length(value, name)
     return value
+
+
+def check_query_length(value: str, name: str = "q") -> None:
+    """:class:`BadRequest` when the search text is longer than SEARCH_MAX_QUERY_CHARS or has more words than
+    SEARCH_MAX_QUERY_TERMS."""
+    chars, terms = len(value), len(value.split())
+    max_chars, max_terms = settings.SEARCH_MAX_QUERY_CHARS, settings.SEARCH_MAX_QUERY_TERMS
+    if chars > max_chars or terms > max_terms:
+        raise BadRequest(f"The query parameter '{name}' is too long ({chars:,} characters, {terms:,} words): "
+                         f"shorten it to at most {max_chars} characters and {max_terms} words")
 
 
 def _type_param(request, required: bool = True, default: str | None = "recipe") -> str | None:
@@ -119,16 +126,19 @@ def semantic_search(q: str, type_: str, k: int) -> dict:
     space = store.embedding_space(type_)
     try:
         vector = embed_query(space["model"], q, space["dimensions"])
-    except Exception as exc:  # a model that cannot be loaded here (offline, missing files)
+    except ModelUnavailable:
+        raise
+    except Exception:  # files present but broken, out of memory: the details (paths) go to the log only
         log.exception("query model %s failed", space["model"])
-        raise ModelUnavailable(
-            f"The model {space['model']!r} that embedded the {type_} vectors cannot be loaded here: {exc}"
-        ) from None
-    return {"query": q, "type": type_, "model": space["model"], "k": k,
+        raise ModelUnavailable(f"The model {model_label(space['model'])!r} that embedded the {type_} vectors cannot "
+                               "be loaded here: the backend's log says why") from None
+    return {"query": q, "type": type_, "model": model_label(space["model"]), "k": k,
             "results": store.vector_search(type_, vector, k, space=space)}
 
 
 class SemanticSearch(APIView):
+    throttle_classes, throttle_scope = [Throttle], "search"
+
     @extend_schema(
         summary="Semantic search over a type's vector index",
         description="Embeds `q` with the model recorded for the type's index (query prompt applied) and returns "
@@ -136,7 +146,7 @@ class SemanticSearch(APIView):
         parameters=[Q, TYPE, K],
         responses={200: inline_serializer("SemanticResults", {
             "query": serializers.CharField(), "type": serializers.CharField(), "model": serializers.CharField(),
-            "k": serializers.IntegerField(), "results": hits()}), 400: Error, 409: Error, 503: Error},
+            "k": serializers.IntegerField(), "results": hits()}), 400: Error, 409: Error, 429: Error, 503: Error},
     )
     def get(self, request):
         q = _query_param(request, "q")
@@ -145,15 +155,17 @@ class SemanticSearch(APIView):
 
 
 class KeywordSearch(APIView):
+    throttle_classes, throttle_scope = [Throttle], "search"
+
     @extend_schema(summary="Full-text search over titles, texts and names", parameters=[Q, TYPE, K],
                    responses={200: inline_serializer("KeywordResults", {
                        "query": serializers.CharField(), "type": serializers.CharField(allow_null=True),
-                       "results": hits()}), 400: Error, 503: Error})
+                       "results": hits()}), 400: Error, 429: Error, 503: Error})
     def get(self, request):
         q = _query_param(request, "q")
         type_ = _type_param(request, default=None)
         k = _k_param(request, 10)
-        return Response({"query": q, "type": type_, "results": get_store().keyword_search(q, type_, k)})
+        return Response({"query": q, "type": type_, "results": keyword_search(get_store(), q, type_, k)})
 
 
 class ItemDetail(APIView):
@@ -162,15 +174,19 @@ class ItemDetail(APIView):
     def get(self, request, item_id: str):
         store = get_store()
         item = store.get_item(item_id)
+        if item.get("embedding_model"):
+            item["embedding_model"] = model_label(item["embedding_model"])
         item.update(item_neighbours(store, item_id))
         return Response(item)
 
 
 class SimilarItems(APIView):
+    throttle_classes, throttle_scope = [Throttle], "similar"
+
     @extend_schema(summary="Items nearest to this one in its type's vector index", parameters=[K],
                    responses={200: inline_serializer("SimilarResults", {
                        "id": serializers.CharField(), "type": serializers.CharField(),
-                       "results": hits()}), 404: Error, 409: Error, 503: Error})
+                       "results": hits()}), 404: Error, 409: Error, 429: Error, 503: Error})
     def get(self, request, item_id: str):
         k = _k_param(request, 5)
         item, similar = get_store().similar_items(item_id, k)
@@ -210,11 +226,20 @@ ImportItem = inline_serializer("ImportItem", {"id": serializers.CharField(), "ty
 
 
 class ImportEmbeddings(APIView):
+    throttle_classes, throttle_scope = [Throttle], "import"
+
+    @property
+    def max_body_bytes(self) -> int:  # read by recipes.parsers.BoundedJSONParser
+        return settings.IMPORT_MAX_BODY_BYTES
+
     @extend_schema(
         summary="Import embeddings (the console's push)",
         description="Header `Authorization: Token <EMBEDDINGS_IMPORT_TOKEN>`. Writes each vector onto the node "
                     "with that id (idempotent: unchanged vectors are skipped); unknown ids and bad vectors are "
-                    "reported. `create_index` (default true) creates a missing vector index before the first write; it stays online while the vectors land.",
+                    "reported (the first 100 rejected items, and counts by reason). `create_index` (default true) creates a "
+                    "missing vector index before the first write; it stays online while the vectors land. At most "
+                    "EMBEDDINGS_IMPORT_MAX_ITEMS items and EMBEDDINGS_IMPORT_MAX_BYTES bytes per request (413 "
+                    "beyond: send smaller batches).",
         request=inline_serializer("ImportRequest", {
             "model": serializers.CharField(), "dimensions": serializers.IntegerField(required=False),
             "query_prompt": serializers.CharField(required=False, allow_null=True),
@@ -225,35 +250,70 @@ class ImportEmbeddings(APIView):
             "unknown_ids": serializers.ListField(child=serializers.CharField(),
                                                  help_text="the first 1,000 ids not in the graph"),
             "unknown_count": serializers.IntegerField(help_text="all ids not in the graph"),
-            "rejected": serializers.ListField(child=serializers.DictField()),
-            "dry_run": serializers.BooleanField()}), 400: Error, 401: Error, 403: Error, 409: Error, 503: Error},
+            "rejected": serializers.ListField(child=serializers.DictField(),
+                                              help_text="the first 100 rejected items: {id, reason}"),
+            "rejected_count": serializers.IntegerField(help_text="all rejected items"),
+            "rejected_reasons": serializers.DictField(child=serializers.IntegerField(),
+                                                      help_text="rejected items by reason"),
+            "dry_run": serializers.BooleanField()}), 400: Error, 401: Error, 403: Error, 409: Error, 413: Error,
+            429: Error, 503: Error},
     )
     def post(self, request):
         check_import_token(request)
-        body = request.data
-        if not isinstance(body, dict):
-            raise BadRequest("The body must be a JSON object with 'model' and 'items'")
-        model = body.get("model")
-        if not isinstance(model, str) or not model.strip():
-            raise BadRequest("'model' is required: the name of the model that made the vectors")
-        items = body.get("items")
-        if not isinstance(items, list):
-            raise BadRequest("'items' is required: a list of {\"id\", \"type\", \"embedding\"}")
-        dimensions = body.get("dimensions")
-        if dimensions is not None and (isinstance(dimensions, bool) or not isinstance(dimensions, int)
-                                       or dimensions < 1):
-            raise BadRequest(f"'dimensions' must be a positive whole number, not {dimensions!r}")
-        flags = {}
-        for name, default in (("dry_run", False), ("create_index", True)):
-            value = body.get(name, default)
-            if not isinstance(value, bool):
-                raise BadRequest(f"'{name}' must be true or false, not {value!r}")
-            flags[name] = value
-        query_prompt = body.get("query_prompt")
-        if query_prompt is not None and not isinstance(query_prompt, str):
-            raise BadRequest("'query_prompt' must be a string or null")
-        items = [item if isinstance(item, dict) else {"id": None} for item in items]
-        writer = VectorWriter(get_store(), model=model.strip(), query_prompt=query_prompt, dimensions=dimensions,
-                              source="the request", create_index=flags["create_index"])
-        report = writer.write(items, batch_size=settings.IMPORT_BATCH_SIZE, dry_run=flags["dry_run"])
-        return Response(report.to_dict(), status=status.HTTP_200_OK)
+        options = import_options(request.data)
+        items, dry_run = options.pop("items"), options.pop("dry_run")
+        writer = VectorWriter(get_store(), source="the request", **options)
+        report = writer.write((item if isinstance(item, dict) else {"id": None} for item in items), total=len(items),
+                              batch_size=settings.IMPORT_BATCH_SIZE, dry_run=dry_run)
+        answer = report.to_dict()
+        answer.update(summarise_rejections(report.rejected, settings.IMPORT_REJECTED_SHOWN))
+        return Response(answer, status=status.HTTP_200_OK)
+
+
+MAX_MODEL_NAME = 300
+MAX_REASONS = 20
+
+
+def import_options(body) -> dict:
+    """The import request's fields, checked: model, items, dimensions, query_prompt, dry_run, create_index."""
+    if not isinstance(body, dict):
+        raise BadRequest("The body must be a JSON object with 'model' and 'items'")
+    model = body.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise BadRequest("'model' is required: the name of the model that made the vectors")
+    model = model.strip()
+    if len(model) > MAX_MODEL_NAME or not model.isprintable():
+        raise BadRequest(f"'model' must be a model id or folder of at most {MAX_MODEL_NAME} printable characters")
+    check_model_allowed(model, BadRequest)
+    items = body.get("items")
+    if not isinstance(items, list):
+        raise BadRequest("'items' is required: a list of {\"id\", \"type\", \"embedding\"}")
+    if len(items) > settings.IMPORT_MAX_ITEMS:
+        raise BodyTooLarge(f"{len(items):,} items in one request, more than this backend takes "
+                           f"({settings.IMPORT_MAX_ITEMS:,}, EMBEDDINGS_IMPORT_MAX_ITEMS): send smaller batches")
+    dimensions = body.get("dimensions")
+    if dimensions is not None and (isinstance(dimensions, bool) or not isinstance(dimensions, int)
+                                   or dimensions < 1):
+        raise BadRequest(f"'dimensions' must be a positive whole number, not {dimensions!r}")
+    flags = {}
+    for name, default in (("dry_run", False), ("create_index", True)):
+        value = body.get(name, default)
+        if not isinstance(value, bool):
+            raise BadRequest(f"'{name}' must be true or false, not {value!r}")
+        flags[name] = value
+    query_prompt = body.get("query_prompt")
+    if query_prompt is not None and not isinstance(query_prompt, str):
+        raise BadRequest("'query_prompt' must be a string or null")
+    return {"model": model, "items": items, "dimensions": dimensions, "query_prompt": query_prompt,
+            **flags}
+
+
+def summarise_rejections(rejected: list[dict], shown: int) -> dict:
+    """The first ``shown`` rejected items, their number, and counts by reason (numbers in a reason, such as
+    positions and sizes, read as N, so that like reasons count together; at most 20 reasons, the rest as other)."""
+    reasons = Counter(re.sub(r"\d+", "N", str(r.get("reason"))) for r in rejected)
+    by_reason = dict(reasons.most_common(MAX_REASONS))
+    rest = sum(reasons.values()) - sum(by_reason.values())
+    if rest:
+        by_reason["(other reasons)"] = rest
+    return {"rejected": rejected[:shown], "rejected_count": len(rejected), "rejected_reasons": by_reason}

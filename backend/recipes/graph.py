@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import functools
 import threading
+from pathlib import Path, PurePath
 
 from django.conf import settings
+from rest_framework.exceptions import APIException
 
 from console.neo4j_store import Neo4jSettings, Neo4jStore
+from recipes.errors import ModelUnavailable, QueryRejected
 
 _lock = threading.Lock()
 _store: Neo4jStore | None = None
@@ -42,15 +45,69 @@ def reset_store() -> None:
 
 @functools.lru_cache(maxsize=4)
 def get_embedder(model: str, dimensions: int | None = None):
-    """A sentence-transformers model per (model, dimensions), loaded once per process; ``dimensions`` cuts
-    Matryoshka vectors to the index's size, as the console did for the documents."""
+    """A sentence-transformers model per (model, dimensions), loaded once per process from local files only;
+    ``dimensions`` cuts Matryoshka vectors to the index's size, as the console did for the documents."""
     from console.engine import Embedder
 
-    return Embedder(model, dimensions=dimensions)
+    return Embedder(model, dimensions=dimensions, local_files_only=True)
 
 
 def embed_query(model: str, text: str, dimensions: int | None = None):
+    """The query's vector, by the model recorded for the index; :class:`ModelUnavailable` when that model is not
+    allowed here or not on this machine (a search never downloads a model)."""
+    check_model_allowed(model, ModelUnavailable)
+    if not model_is_local(model):
+        raise ModelUnavailable(
+            f"The model {model_label(model)!r} that embedded these vectors is not on this server, and the backend "
+            "never downloads models: put it in the Hugging Face cache (huggingface-cli download <model>) or in a "
+            "local folder, and import the vectors with that model name or folder")
     return get_embedder(model, dimensions).encode_queries([text])[0]
+
+
+def check_model_allowed(model: str, error: type[APIException]) -> None:
+    """``error`` when BACKEND_QUERY_MODELS is set and does not name ``model``."""
+    if settings.QUERY_MODELS and model not in settings.QUERY_MODELS:
+        raise error(f"The model {model_label(model)!r} is not one this backend uses: BACKEND_QUERY_MODELS allows "
+                    f"{', '.join(model_label(m) for m in settings.QUERY_MODELS)}")
+
+
+def model_is_local(model: str) -> bool:
+    """A folder on this machine, or a model id whose files are in the Hugging Face cache (nothing is fetched)."""
+    path = Path(model)
+    if path.is_absolute() or model.startswith((".", "~")) or path.is_dir():
+        return path.is_dir()
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(model, "config.json"), str)
+    except Exception:  # not a valid model id (HFValidationError), unreadable cache
+        return False
+
+
+def model_label(model: str) -> str:
+    """What pages and answers show for a model: its id, or for a folder its last two path parts (the id for a
+    folder in the Hugging Face cache), never the server's full path."""
+    path = PurePath(model)
+    if not path.is_absolute() and not model.startswith((".", "~")) and len(path.parts) <= 2:
+        return model
+    for part in path.parts:
+        if part.startswith("models--"):
+            return part[len("models--"):].replace("--", "/")
+    return "/".join(path.parts[-2:])
+
+
+def keyword_search(store: Neo4jStore, text: str, type_: str | None, k: int) -> list[dict]:
+    """The store's full-text search; a search text the full-text index refuses (Lucene's limit of 1,024 clauses:
+    Neo4j's ProcedureCallFailed client error from the index procedure) is a :class:`QueryRejected`."""
+    from neo4j.exceptions import ClientError
+
+    try:
+        return store.keyword_search(text, type_, k)
+    except ClientError as exc:
+        if exc.code != "Neo.ClientError.Procedure.ProcedureCallFailed":
+            raise
+        raise QueryRejected("The full-text index cannot run this search text (too many words or terms): "
+                            "shorten the query 'q'") from None
 
 
 def item_neighbours(store: Neo4jStore, item_id: str, limit: int = 50) -> dict:

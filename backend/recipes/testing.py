@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,6 +48,14 @@ def static_root() -> str:
     return _STATIC_ROOT[0]
 
 
+class _KeepRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None  # a redirect is an answer: the server is up
+
+
+_NO_REDIRECTS = urllib.request.build_opener(_KeepRedirects)
+
+
 @contextmanager
 def run_backend(env: dict, *, log_path: Path | None = None, wait_s: float = 60):
     """Start the backend as production runs it: gunicorn with backend/gunicorn.conf.py on a free loopback port,
@@ -66,7 +75,9 @@ def run_backend(env: dict, *, log_path: Path | None = None, wait_s: float = 60):
             if proc.poll() is not None:
                 raise RuntimeError(f"gunicorn exited with {proc.returncode}; see {log_path}")
             try:
-                urllib.request.urlopen(url + "/api/schema/", timeout=2).read()
+                _NO_REDIRECTS.open(url + "/api/schema/", timeout=2).read()
+                break
+            except urllib.error.HTTPError:  # it answers (e.g. with DJANGO_HTTPS=1, a redirect to https)
                 break
             except OSError:
                 if time.monotonic() > deadline:

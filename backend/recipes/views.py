@@ -1,15 +1,37 @@
-"""The two HTML pages: search (keyword | semantic) and an item's detail with its similar items."""
+"""The two HTML pages: search (keyword | semantic) and an item's detail with its similar items.
+
+They share the API's checks and throttles: the search text's length (400), the rates per client address (429, the
+"search" and "similar" scopes), and statuses chosen by exception type (:func:`recipes.errors.status_for`).
+"""
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 from django.http import Http404
 from django.shortcuts import render
 from rest_framework.exceptions import APIException
+from rest_framework.request import Request
 
 from console.neo4j_store import TYPE_TO_LABEL, ItemNotFound, Neo4jStoreError
-from recipes.api import semantic_search
-from recipes.graph import get_store, item_neighbours
+from recipes.api import Throttle, check_query_length, semantic_search, throttled_message
+from recipes.errors import message_of, status_for
+from recipes.graph import get_store, item_neighbours, keyword_search
 
 MODES = ("keyword", "semantic")
+
+
+def throttled(request, scope: str):
+    """None when the request may go on, else the 429 page (same rates and counters as the API's)."""
+    throttle = Throttle()
+    if throttle.allow_request(Request(request), SimpleNamespace(throttle_scope=scope)):
+        return None
+    wait = throttle.wait()
+    response = render(request, "recipes/search.html", {"error": throttled_message(scope, wait), "modes": MODES,
+                                                       "types": list(TYPE_TO_LABEL), "mode": "keyword",
+                                                       "type": "recipe"}, status=429)
+    if wait is not None:
+        response["Retry-After"] = str(int(wait + 0.999))
+    return response
 
 
 def search_page(request):
@@ -18,20 +40,27 @@ def search_page(request):
     type_ = request.GET.get("type") if request.GET.get("type") in TYPE_TO_LABEL else "recipe"
     context = {"q": q, "mode": mode, "type": type_, "types": list(TYPE_TO_LABEL), "modes": MODES,
                "results": [], "error": None, "model": None}
+    status = 200
     if q:
+        refused = throttled(request, "search")
+        if refused is not None:
+            return refused
         try:
+            check_query_length(q)
             if mode == "semantic":
                 answer = semantic_search(q, type_, 20)
                 context["results"], context["model"] = answer["results"], answer["model"]
             else:
-                context["results"] = get_store().keyword_search(q, type_, 20)
+                context["results"] = keyword_search(get_store(), q, type_, 20)
         except (Neo4jStoreError, APIException) as exc:
-            context["error"] = str(exc.detail if isinstance(exc, APIException) else exc)
-    status = 503 if context["error"] and "Cannot reach" in context["error"] else 200
+            context["error"], status = message_of(exc), status_for(exc) or 500
     return render(request, "recipes/search.html", context, status=status)
 
 
 def item_page(request, item_id: str):
+    refused = throttled(request, "similar")
+    if refused is not None:
+        return refused
     try:
         store = get_store()
         item = store.get_item(item_id)
@@ -40,7 +69,7 @@ def item_page(request, item_id: str):
     except Neo4jStoreError as exc:
         return render(request, "recipes/search.html", {"error": str(exc), "types": list(TYPE_TO_LABEL),
                                                        "modes": MODES, "mode": "keyword", "type": "recipe"},
-                      status=503)
+                      status=status_for(exc) or 500)
     item.update(item_neighbours(store, item_id))
     similar, similar_error = [], None
     try:
