@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -32,26 +32,15 @@ import numpy as np
 
 from console.checkpoint import Checkpoint, content_digest, settings_key
 from console.embfiles import FORMATS, EmbeddedItem, EmbeddingWriter, make_meta
-from console.engine import DEFAULT_MODEL, gpu_memory_mb
+from console.engine import gpu_memory_mb
 from console.errors import InputError, OptionError, ValidationFailed
+from console.options import DEFAULT_MODEL
+from console.progress import Progress
 from console.records import Record, find_input_files
 from console.validate import ValidationReport, validate_files, write_rejects
 
 REJECTS_FILE = "rejects.jsonl"
 CHUNK_SIZE = 10_000  # records read, embedded and written at a time
-
-
-@dataclass
-class Progress:
-    """One progress event: counts, rate (items/s), ETA, current batch size, GPU memory, and an optional message."""
-    done: int = 0
-    total: int = 0
-    label: str = ""
-    rate: float | None = None
-    eta_s: float | None = None
-    batch_size: int | None = None
-    gpu_mem_mb: float | None = None
-    message: str | None = None
 
 
 @dataclass
@@ -379,21 +368,18 @@ def _generate(opts, progress, embedder, status: StatusFile) -> GenerateResult:
         def embed(t: str, rows: list[int], texts: list[str], ids: list[str]) -> None:
             nonlocal done, batch_size
             st, cp = states[t], checkpoints[t]
-
-            def on_batch(idx: np.ndarray, vecs: np.ndarray) -> None:
-                nonlocal done
-                batch_rows = [rows[i] for i in idx]
+            for idx, vecs, batch_size, messages in embedder.iter_batches(texts, batch_size=batch_size):
+                for message in messages:
+                    report_progress(t, Progress(batch_size=batch_size, gpu_mem_mb=gpu_memory_mb(), message=message))
                 cp.append([ids[i] for i in idx], [content_digest(key, texts[i]).hex() for i in idx], vecs)
-                for r, v in zip(batch_rows, vecs):
+                for i, v in zip(idx, vecs):
+                    r = rows[i]
                     st.put(r, v)
                     n = int(st.uses[r])
                     st.done += n
                     done += n
                 result.embedded += len(idx)
-
-            embedder.encode(texts, batch_size=batch_size, on_batch=on_batch,
-                            progress=lambda p: report_progress(t, p), label=t)
-            batch_size = min(batch_size, getattr(embedder, "last_batch_size", batch_size) or batch_size)
+                report_progress(t, Progress(batch_size=batch_size, gpu_mem_mb=gpu_memory_mb()))
             st.forget_cache()
 
         chunk: list[tuple[_TypeVectors, int, Record]] = []
@@ -443,5 +429,3 @@ def _generate(opts, progress, embedder, status: StatusFile) -> GenerateResult:
     return result
 
 
-def progress_dict(p: Progress) -> dict:
-    return asdict(p)
