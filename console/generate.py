@@ -37,38 +37,15 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from console.checkpoint import Checkpoint, content_digest, settings_key
-from console.embfiles import FORMATS, EmbeddedItem, EmbeddingWriter, make_meta
+from console.embfiles import EmbeddedItem, EmbeddingWriter, make_meta
 from console.engine import gpu_memory_mb
-from console.errors import InputError, OptionError, ValidationFailed
-from console.options import DEFAULT_MODEL
+from console.errors import InputError, ValidationFailed
+from console.options import GenerateOptions, check_options  # GenerateOptions: also imported from here
 from console.progress import Progress
 from console.records import Record, find_input_files
 from console.validate import ValidationReport, validate_files, write_rejects
 
 REJECTS_FILE = "rejects.jsonl"
-CHUNK_SIZE = 10_000  # records read, embedded and written at a time
-
-
-@dataclass
-class GenerateOptions:
-    input_dir: Path | None = None
-    inputs: Sequence[Path] = ()
-    output_dir: Path = Path("embeddings_output")
-    model: str = DEFAULT_MODEL
-    batch_size: int = 16
-    device: str = "auto"
-    dtype: str = "auto"
-    dimensions: int | None = None
-    normalize: bool = True
-    max_length: int | None = None
-    limit: int | None = None
-    dry_run: bool = False
-    on_invalid: str = "stop"
-    encoding_errors: str = "strict"
-    formats: Sequence[str] = ("json",)
-    progress_file: Path | None = None
-    reuse: Sequence[Path] = ()  # output folders of earlier runs whose checkpoints may hold finished vectors
-    chunk_size: int = CHUNK_SIZE  # records embedded and written at a time (bounds the memory of a run)
 
 
 @dataclass
@@ -102,25 +79,6 @@ class StatusFile:
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(self.state, ensure_ascii=False, default=str), encoding="utf-8")
         os.replace(tmp, self.path)
-
-
-def check_options(opts: GenerateOptions) -> None:
-    if opts.batch_size < 1:
-        raise OptionError("--batch-size must be at least 1")
-    if opts.limit is not None and opts.limit < 1:
-        raise OptionError("--limit must be at least 1")
-    if opts.on_invalid not in ("stop", "skip"):
-        raise OptionError("--on-invalid must be stop or skip")
-    if opts.encoding_errors not in ("strict", "replace"):
-        raise OptionError("--encoding-errors must be strict or replace")
-    unknown = [f for f in opts.formats if f not in FORMATS]
-    if unknown or not opts.formats:
-        raise OptionError(f"--format takes a comma-separated list of {', '.join(FORMATS)}"
-                          + (f", not {', '.join(unknown)}" if unknown else ""))
-    if opts.dimensions is not None and opts.dimensions < 1:
-        raise OptionError("--dimensions must be at least 1")
-    if opts.chunk_size < 1:
-        raise OptionError("--chunk-size must be at least 1")
 
 
 def load_and_validate(opts: GenerateOptions) -> tuple[list[Path], ValidationReport]:

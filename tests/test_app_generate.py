@@ -120,3 +120,14 @@ def test_a_model_that_cannot_be_loaded_shows_the_reason_not_a_traceback(ws):
         "cannot load model 'no-such/model': it is not a local folder and the model hub cannot be reached")
     assert not at.exception
     assert [b.label for b in at.button if b.label == "Resume"] == ["Resume"]
+
+
+def test_the_form_takes_its_choices_and_defaults_from_the_option_table(ws):
+    from console.options import DEFAULT_MODEL, DEVICES, DTYPES, FORMATS
+
+    _upload(ws, 5)
+    at = _page()
+    assert at.text_input[0].value == DEFAULT_MODEL
+    assert [s.options for s in at.selectbox[:2]] == [list(DEVICES), list(DTYPES)]
+    assert at.multiselect[1].options == list(FORMATS) and at.multiselect[1].value == ["json", "parquet"]
+    assert at.radio[0].value == "skip"

@@ -118,9 +118,8 @@ def test_no_normalize_keeps_the_truncated_lengths(minilm_path, texts):
     assert (np.linalg.norm(out, axis=1) < 0.99).all()
 
 
-def test_cuda_out_of_memory_halves_the_batch_and_loses_nothing(minilm_path, texts, monkeypatch):
+def _with_memory_for_4(embedder, monkeypatch):
     """Fault injection: the real model runs, but a batch larger than 4 raises CUDA's OOM error first."""
-    embedder = Embedder(str(minilm_path), device="cpu")
     real = embedder._encode_batch
 
     def small_memory(batch, prompt):
@@ -129,6 +128,12 @@ def test_cuda_out_of_memory_halves_the_batch_and_loses_nothing(minilm_path, text
         return real(batch, prompt)
 
     monkeypatch.setattr(embedder, "_encode_batch", small_memory)
+    return embedder
+
+
+def test_cuda_out_of_memory_halves_the_batch_and_loses_nothing(minilm_path, texts, monkeypatch):
+    """Fault injection: the real model runs, but a batch larger than 4 raises CUDA's OOM error first."""
+    embedder = _with_memory_for_4(Embedder(str(minilm_path), device="cpu"), monkeypatch)
     events = []
     out = embedder.encode(texts, batch_size=16, progress=events.append)
     assert [e.message for e in events if e.message] == [
@@ -206,15 +211,7 @@ def test_a_real_cuda_oom_halves_the_batch(tmp_path, texts):
 
 
 def test_iter_batches_goes_longest_first_and_halves_on_oom_without_losing_an_index(minilm_path, texts, monkeypatch):
-    embedder = Embedder(str(minilm_path), device="cpu")
-    real = embedder._encode_batch
-
-    def small_memory(batch, prompt):
-        if len(batch) > 4:
-            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
-        return real(batch, prompt)
-
-    monkeypatch.setattr(embedder, "_encode_batch", small_memory)
+    embedder = _with_memory_for_4(Embedder(str(minilm_path), device="cpu"), monkeypatch)
     batches = list(embedder.iter_batches(texts, batch_size=16))
     assert [b.batch_size for b in batches] == [4] * len(batches)
     assert [len(b.indices) for b in batches] == [4] * (len(texts) // 4) + [len(texts) % 4]
