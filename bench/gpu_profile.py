@@ -79,13 +79,14 @@ def main(argv=None) -> int:
             if embedder.device.startswith("cuda"):
                 torch.cuda.reset_peak_memory_stats()
             loop_s, _, _ = timed(st_loop)
-            engine_s, _, _ = timed(lambda bs=batch_size: embedder.encode(texts, batch_size=bs))
+            events = []
+            engine_s, _, _ = timed(lambda bs=batch_size: embedder.encode(texts, batch_size=bs, progress=events.append))
             row = {"dtype": embedder.dtype, "batch_size": batch_size, "n_texts": len(texts), "tokens": tokens,
                    "st_loop_items_per_s": round(len(texts) / loop_s, 2),
                    "engine_items_per_s": round(len(texts) / engine_s, 2),
                    "engine_tokens_per_s": round(tokens / engine_s, 1),
                    "speedup_engine_vs_st_loop": round(loop_s / engine_s, 3),
-                   "engine_batch_size_at_end": embedder.last_batch_size}
+                   "engine_batch_size_at_end": events[-1].batch_size if events else batch_size}
             if embedder.device.startswith("cuda"):
                 row["gpu_peak_mem_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
                 peak = peak_tflops(torch.cuda.get_device_name(0))

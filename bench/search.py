@@ -10,7 +10,7 @@ Then the real backend (gunicorn with backend/gunicorn.conf.py, DJANGO_DEBUG=0) a
 of demo recipes, lower-cased), one client, one request at a time.
 
 The API returns no timing fields, so the two parts are timed in-process on the same 1,000 queries:
-- ``embed``: ``Embedder.encode_queries([q])`` with the same model (what ``recipes.graph.embed_query`` does);
+- ``embed``: ``Embedder.encode_query([q])`` with the same model (what ``recipes.graph.embed_query`` does);
 - ``neo4j``: what ``recipes.api.semantic_search`` asks Neo4j per request (``embedding_space`` once, then
   ``vector_search`` given that space), and ``vector_query`` alone (the bare ``db.index.vector.queryNodes`` call) as
   the plain baseline.
@@ -128,13 +128,13 @@ def in_process(env: dict, texts: list[str], k: int) -> dict:
     with Neo4jStore(Neo4jSettings.from_env(env)) as store:
         space = store.embedding_space("recipe")
         embedder = Embedder(space["model"], device="cpu")
-        embedder.encode_queries(texts[:5])  # warm-up
+        embedder.encode_query(texts[:5])  # warm-up
         embed, api_neo4j, bare = [], [], []
         bare_query = ("CALL db.index.vector.queryNodes($index, $k, $vector) YIELD node, score "
                       "RETURN node.id AS id, coalesce(node.title, node.name) AS title, score")
         for q in texts:
             t0 = time.perf_counter()
-            vec = embedder.encode_queries([q])[0]
+            vec = embedder.encode_query([q])[0]
             t1 = time.perf_counter()
             looked_up = store.embedding_space("recipe")
             store.vector_search("recipe", vec, k, space=looked_up)

@@ -15,46 +15,13 @@ import sys
 from pathlib import Path
 
 from console import __version__
+from console.options import add_arguments, from_args
 
 COMMANDS = ("generate", "validate")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
-def _formats(text: str) -> list[str]:
-    from console.embfiles import FORMATS
-
-    formats = [f.strip().lower() for f in text.split(",") if f.strip()]
-    bad = [f for f in formats if f not in FORMATS]
-    if bad or not formats:
-        raise argparse.ArgumentTypeError(f"choose from {', '.join(FORMATS)} (comma-separated), not {text!r}")
-    return formats
-
-
-def _add_input_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--input-dir", type=Path, default=None,
-                   help="folder with the exported files (*.json arrays, *.jsonl, *.csv); default embedding_data")
-    p.add_argument("--input", type=Path, action="append", default=[], metavar="FILE",
-                   help="an input file (repeatable); used instead of --input-dir")
-    p.add_argument("--on-invalid", choices=("stop", "skip"), default="stop",
-                   help="bad records: stop before embedding (default) or skip them and list them in rejects.jsonl")
-    p.add_argument("--encoding-errors", choices=("strict", "replace"), default="strict",
-                   help="invalid UTF-8: stop with the byte offset (default) or replace bad bytes with U+FFFD")
-    p.add_argument("--limit", type=_positive_int, default=None, help="use only the first N valid records")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    from console.engine import DEFAULT_MODEL
-    from console.generate import CHUNK_SIZE
-
+    """The parser; the options of `generate` (and the input options of `validate`) come from `console.options`."""
     parser = argparse.ArgumentParser(prog="embedding-console",
                                      description="Embed exported recipes/ingredients/categories for Neo4j.")
     parser.add_argument("--version", action="version", version=f"embedding-console {__version__}")
@@ -64,35 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Validate the exported records, embed them in checkpointed batches (a re-run "
                                      "resumes), and write embeddings_<type>.* files. Other command: "
                                      "`embedding-console validate` (no model).")
-    _add_input_options(gen)
-    gen.add_argument("--output-dir", type=Path, default=Path("embeddings_output"),
-                     help="where embeddings_<type>.* go (and .checkpoints/, rejects.jsonl); default embeddings_output")
-    gen.add_argument("--model", default=DEFAULT_MODEL,
-                     help=f"sentence-transformers model id or local folder (default {DEFAULT_MODEL})")
-    gen.add_argument("--batch-size", type=_positive_int, default=16, help="texts per batch (default 16)")
-    gen.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
-    gen.add_argument("--dtype", choices=("auto", "float32", "float16", "bfloat16"), default="auto",
-                     help="auto: bfloat16 (or float16) on a GPU, float32 on the CPU")
-    gen.add_argument("--dimensions", type=_positive_int, default=None,
-                     help="Matryoshka: keep the first N dimensions, then re-normalise")
-    gen.add_argument("--normalize", dest="normalize", action="store_true", default=True,
-                     help="unit-length vectors (default)")
-    gen.add_argument("--no-normalize", dest="normalize", action="store_false")
-    gen.add_argument("--max-length", type=_positive_int, default=None, help="max tokens per text (longer: cut)")
-    gen.add_argument("--chunk-size", type=_positive_int, default=CHUNK_SIZE, metavar="N",
-                     help=f"records embedded (sorted by length) and written at a time (default {CHUNK_SIZE:,}): "
-                          "larger sorts lengths better, smaller holds less in memory; a resumed run may change it")
-    gen.add_argument("--format", type=_formats, default=["json"], metavar="json,jsonl,parquet,npy",
-                     help="output formats, comma-separated (default json)")
-    gen.add_argument("--dry-run", action="store_true", help="validate only; load no model, write nothing")
-    gen.add_argument("--progress-file", type=Path, default=None,
-                     help="write a JSON status after each batch (read by the web console)")
-    gen.add_argument("--reuse", type=Path, action="append", default=[], metavar="DIR",
-                     help="output folder of an earlier run: its vectors for unchanged texts are reused (repeatable)")
+    add_arguments(gen)
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
 
     val = sub.add_parser("validate", help="check the input files and report bad records (no model needed)")
-    _add_input_options(val)
+    add_arguments(val, group="input")
     val.add_argument("--rejects", type=Path, default=None, help="also write the bad records to this JSONL file")
     return parser
 
@@ -132,18 +75,7 @@ class _Bar:
 
 
 def _options(args):
-    from console.generate import CHUNK_SIZE, GenerateOptions
-
-    return GenerateOptions(
-        input_dir=args.input_dir, inputs=args.input, output_dir=getattr(args, "output_dir", Path(".")),
-        model=getattr(args, "model", None), batch_size=getattr(args, "batch_size", 16),
-        device=getattr(args, "device", "auto"), dtype=getattr(args, "dtype", "auto"),
-        dimensions=getattr(args, "dimensions", None), normalize=getattr(args, "normalize", True),
-        max_length=getattr(args, "max_length", None), limit=args.limit,
-        dry_run=getattr(args, "dry_run", False) or args.command == "validate", on_invalid=args.on_invalid,
-        encoding_errors=args.encoding_errors, formats=getattr(args, "format", ["json"]),
-        progress_file=getattr(args, "progress_file", None), reuse=getattr(args, "reuse", []),
-        chunk_size=getattr(args, "chunk_size", None) or CHUNK_SIZE)
+    return from_args(args, dry_run=True) if args.command == "validate" else from_args(args)
 
 
 def _print_report(report, files) -> None:

@@ -1,12 +1,13 @@
 """The embedding engine: any sentence-transformers model, batches we control, OOM halving, input order kept.
 
-`Embedder.encode(texts)` sorts the texts by length (longest first, so each batch pads little), encodes them
-batch by batch with `SentenceTransformer.encode`, and returns float32 vectors in input order. Around each batch it
-can call `on_batch(indices, vectors)` (the generator checkpoints there) and `progress(Progress)`.
+`Embedder.iter_batches(texts)` sorts the texts by length (longest first, so each batch pads little), encodes them
+batch by batch with `SentenceTransformer.encode`, and yields each finished batch as `Batch(indices, vectors,
+batch_size, messages)` (the generator checkpoints each one as it comes). `Embedder.encode(texts)`, the one entry
+point for whole lists, consumes it and returns float32 vectors in input order, reporting `progress(Progress)`.
 
 Prompts: documents are encoded with the model's document prompt ("document", "passage" or "corpus" in
-`model.prompts`) or with no prompt at all, never with the query instruction; `encode_queries` uses the query
-prompt ("query", "search_query", ...). Matryoshka `dimensions`: vectors are cut to the first N values, then
+`model.prompts`) or with no prompt at all, never with the query instruction (`encode_document` says so by name, as
+sentence-transformers 5 does); `encode_query` uses the query prompt ("query", "search_query", ...). Matryoshka `dimensions`: vectors are cut to the first N values, then
 re-normalised (when `normalize`). CUDA out of memory: the batch is halved (down to 1) and retried; nothing is lost.
 """
 from __future__ import annotations
@@ -15,17 +16,16 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
 from console.errors import ModelError, OptionError
+from console.options import DEFAULT_MODEL, DEVICES, DTYPES
+from console.progress import Progress
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "Qwen/Qwen3-Embedding-0.6B"
-DEVICES = ("auto", "cuda", "cpu")
-DTYPES = ("auto", "float32", "float16", "bfloat16")
 QUERY_PROMPT_NAMES = ("query", "search_query", "retrieval.query", "query_prompt", "retrieval_query")
 DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus", "search_document", "retrieval.passage")
 
@@ -88,6 +88,14 @@ def truncate_and_normalize(vectors: np.ndarray, dimensions: int | None, normaliz
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
+class Batch(NamedTuple):
+    """One finished batch of `Embedder.iter_batches`."""
+    indices: np.ndarray  # positions in the input
+    vectors: np.ndarray  # float32, one row per index
+    batch_size: int  # the batch size in use now (after any OOM halving)
+    messages: tuple[str, ...] = ()  # what happened since the previous batch (OOM halving), for the user
+
+
 def length_order(texts: Sequence[str]) -> np.ndarray:
     """Indices of `texts`, longest first (stable), so that each batch holds texts of similar length."""
     return np.argsort([-len(t) for t in texts], kind="stable")
@@ -148,34 +156,31 @@ class Embedder:
                                 normalize_embeddings=False, show_progress_bar=False)
         return truncate_and_normalize(out, self._truncate, self.normalize)
 
-    def encode(self, texts: Sequence[str], *, batch_size: int = 16, prompt_name: str | None = None,
-               prompt: str | None = None, progress: Callable | None = None,
-               on_batch: Callable[[np.ndarray, np.ndarray], None] | None = None,
-               label: str = "") -> np.ndarray:
-        """Vectors (float32, shape (len(texts), dimensions)) in input order.
+    def _prompt(self, prompt_name: str | None, prompt: str | None) -> str:
+        """The prompt text to use: `prompt` as given, else the model's prompt named `prompt_name`, else the
+        document prompt."""
+        if prompt is not None:
+            return prompt
+        if prompt_name is None:
+            return self.document_prompt
+        if prompt_name not in self.model.prompts:
+            raise OptionError(f"the model has no prompt named {prompt_name!r} "
+                              f"(it has: {', '.join(self.model.prompts) or 'none'})")
+        return self.model.prompts[prompt_name]
 
-        `prompt_name` picks one of the model's prompts; by default texts are documents (the model's document
-        prompt, or none). `on_batch(indices, vectors)` is called after each batch with the input indices.
-        """
-        from console.generate import Progress
-
+    def iter_batches(self, texts: Sequence[str], *, batch_size: int = 16, prompt_name: str | None = None,
+                     prompt: str | None = None) -> Iterator[Batch]:
+        """Encode `texts` longest first, yielding each finished `Batch` (input indices, their vectors, the batch
+        size now in use, OOM messages since the last batch). Every index comes exactly once; a CUDA out-of-memory
+        error halves the batch size (down to 1) and retries, so nothing is lost."""
         if batch_size < 1:
             raise OptionError("--batch-size must be at least 1")
-        if prompt is None:
-            if prompt_name is not None:
-                if prompt_name not in self.model.prompts:
-                    raise OptionError(f"the model has no prompt named {prompt_name!r} "
-                                      f"(it has: {', '.join(self.model.prompts) or 'none'})")
-                prompt = self.model.prompts[prompt_name]
-            else:
-                prompt = self.document_prompt
+        prompt = self._prompt(prompt_name, prompt)
         texts = list(texts)
-        result = np.zeros((len(texts), self.dimensions), dtype=np.float32)
         order = length_order(texts)
         size = int(batch_size)
         start = 0
-        done = 0
-        t0 = time.monotonic()
+        messages: list[str] = []
         while start < len(order):
             idx = order[start:start + size]
             try:
@@ -183,39 +188,60 @@ class Embedder:
             except Exception as exc:  # noqa: BLE001 - only CUDA OOM is handled, the rest re-raised
                 if not _is_oom(exc):
                     raise
-                import torch
-
-                torch.cuda.empty_cache()
-                if size == 1:
-                    raise ModelError("CUDA out of memory even with batch size 1 — use --max-length to cut long "
-                                     "texts, --dtype float16, or --device cpu") from exc
-                new = max(1, size // 2)
-                message = f"CUDA out of memory at batch size {size}; going on with batch size {new}"
-                log.warning(message)
-                self.batch_messages.append(message)
-                size = new
-                if progress:
-                    progress(Progress(done=done, total=len(texts), label=label, batch_size=size,
-                                      gpu_mem_mb=gpu_memory_mb(), message=message))
+                size = self._halve_after_oom(size, exc)
+                messages.append(self.batch_messages[-1])
                 continue
-            result[idx] = vectors
-            if on_batch is not None:
-                on_batch(idx, vectors)
             start += len(idx)
-            done += len(idx)
-            if progress:
-                elapsed = time.monotonic() - t0
-                rate = done / elapsed if elapsed > 0 else None
-                eta = (len(texts) - done) / rate if rate else None
-                progress(Progress(done=done, total=len(texts), label=label, rate=rate, eta_s=eta, batch_size=size,
-                                  gpu_mem_mb=gpu_memory_mb()))
-        self.last_batch_size = size
+            yield Batch(idx, vectors, size, tuple(messages))
+            messages = []
+
+    def _halve_after_oom(self, size: int, exc: BaseException) -> int:
+        import torch
+
+        torch.cuda.empty_cache()
+        if size == 1:
+            raise ModelError("CUDA out of memory even with batch size 1 — use --max-length to cut long "
+                             "texts, --dtype float16, or --device cpu") from exc
+        new = max(1, size // 2)
+        message = f"CUDA out of memory at batch size {size}; going on with batch size {new}"
+        log.warning(message)
+        self.batch_messages.append(message)
+        return new
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 16, prompt_name: str | None = None,
+               prompt: str | None = None, progress: Callable[[Progress], None] | None = None,
+               label: str = "") -> np.ndarray:
+        """Vectors (float32, shape (len(texts), dimensions)) in input order.
+
+        `prompt_name` picks one of the model's prompts; by default texts are documents (the model's document
+        prompt, or none). `progress(Progress)` after each batch, and for each OOM message.
+        """
+        texts = list(texts)
+        result = np.zeros((len(texts), self.dimensions), dtype=np.float32)
+        done = 0
+        t0 = time.monotonic()
+        for batch in self.iter_batches(texts, batch_size=batch_size, prompt_name=prompt_name, prompt=prompt):
+            result[batch.indices] = batch.vectors
+            done += len(batch.indices)
+            if not progress:
+                continue
+            for message in batch.messages:
+                progress(Progress(done=done - len(batch.indices), total=len(texts), label=label,
+                                  batch_size=batch.batch_size, gpu_mem_mb=gpu_memory_mb(), message=message))
+            elapsed = time.monotonic() - t0
+            rate = done / elapsed if elapsed > 0 else None
+            eta = (len(texts) - done) / rate if rate else None
+            progress(Progress(done=done, total=len(texts), label=label, rate=rate, eta_s=eta,
+                              batch_size=batch.batch_size, gpu_mem_mb=gpu_memory_mb()))
         return result
 
-    def encode_queries(self, texts: Sequence[str], **kw) -> np.ndarray:
-        """Vectors for search queries, with the model's query prompt (e.g. Qwen3's "Instruct: ...\\nQuery:")."""
-        if self.query_prompt is not None:
-            kw.setdefault("prompt", self.query_prompt)
-        else:
-            kw.setdefault("prompt", "")
+    def encode_document(self, texts: Sequence[str], **kw) -> np.ndarray:
+        """Vectors for documents (the items to search): the model's document prompt, or none. Same as `encode`."""
         return self.encode(texts, **kw)
+
+    def encode_query(self, texts: Sequence[str], **kw) -> np.ndarray:
+        """Vectors for search queries, with the model's query prompt (e.g. Qwen3's "Instruct: ...\\nQuery:")."""
+        kw.setdefault("prompt", self.query_prompt if self.query_prompt is not None else "")
+        return self.encode(texts, **kw)
+
+    encode_queries = encode_query  # the earlier name, still used by backend/recipes/graph.py

@@ -1,11 +1,17 @@
 """Orchestration: files -> records -> validation -> checkpointed batches -> embedding files, with Progress events.
 
-`generate(options)` is what `embedding-console generate` and `external_embedding_generator.py` run. Steps:
-1. read the input files (`console.records`) and validate them (`console.validate`) before loading any model;
-   bad records stop the run (default) or are skipped (`on_invalid="skip"`), listed in `<output>/rejects.jsonl`;
-2. per type, hash each text with the settings that change vectors; vectors already in the checkpoint
-   (`<output>/.checkpoints/`) are reused, the rest are embedded batch by batch and checkpointed as they finish;
-3. write `embeddings_<type>.<format>` (+ `.meta.json`) in input order from the finished vectors.
+`generate(options)` is what `embedding-console generate` and `external_embedding_generator.py` run. Read it top
+to bottom from `_generate`:
+- `load_and_validate`: read the input files (`console.records`) and validate them (`console.validate`) before
+  loading any model; `handle_rejects`: bad records stop the run (default) or are skipped (`on_invalid="skip"`),
+  listed in `<output>/rejects.jsonl`; `load_embedder`;
+- `_embed_all`, four stages over the valid records of every type (`TypeVectors` holds a type's rows):
+  1. `collect_digests`: hash each text with the settings that change vectors (`run_key`);
+  2. `reuse_vectors`: vectors already in the checkpoint (`<output>/.checkpoints/`) or in `--reuse` folders;
+  3. `embed_and_write`: chunk by chunk, the missing texts are embedded (`ChunkEmbedder`, batch by batch from
+     `Embedder.iter_batches`, each batch checkpointed as it finishes) and the chunk's records written to
+     `embeddings_<type>.<format>` in input order;
+  4. `finish`: every output is closed (renamed into place) together, with its `.meta.json`.
 
 Memory stays flat with the input size (streaming): the inputs are read again at each step instead of being held
 (`console.validate.GoodRecords`), records are embedded and written `chunk_size` at a time (length-sorted within a
@@ -24,56 +30,22 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
 from console.checkpoint import Checkpoint, content_digest, settings_key
-from console.embfiles import FORMATS, EmbeddedItem, EmbeddingWriter, make_meta
-from console.engine import DEFAULT_MODEL, gpu_memory_mb
-from console.errors import InputError, OptionError, ValidationFailed
+from console.embfiles import EmbeddedItem, EmbeddingWriter, make_meta
+from console.engine import gpu_memory_mb
+from console.errors import InputError, ValidationFailed
+from console.options import GenerateOptions, check_options  # GenerateOptions: also imported from here
+from console.progress import Progress
 from console.records import Record, find_input_files
 from console.validate import ValidationReport, validate_files, write_rejects
 
 REJECTS_FILE = "rejects.jsonl"
-CHUNK_SIZE = 10_000  # records read, embedded and written at a time
-
-
-@dataclass
-class Progress:
-    """One progress event: counts, rate (items/s), ETA, current batch size, GPU memory, and an optional message."""
-    done: int = 0
-    total: int = 0
-    label: str = ""
-    rate: float | None = None
-    eta_s: float | None = None
-    batch_size: int | None = None
-    gpu_mem_mb: float | None = None
-    message: str | None = None
-
-
-@dataclass
-class GenerateOptions:
-    input_dir: Path | None = None
-    inputs: Sequence[Path] = ()
-    output_dir: Path = Path("embeddings_output")
-    model: str = DEFAULT_MODEL
-    batch_size: int = 16
-    device: str = "auto"
-    dtype: str = "auto"
-    dimensions: int | None = None
-    normalize: bool = True
-    max_length: int | None = None
-    limit: int | None = None
-    dry_run: bool = False
-    on_invalid: str = "stop"
-    encoding_errors: str = "strict"
-    formats: Sequence[str] = ("json",)
-    progress_file: Path | None = None
-    reuse: Sequence[Path] = ()  # output folders of earlier runs whose checkpoints may hold finished vectors
-    chunk_size: int = CHUNK_SIZE  # records embedded and written at a time (bounds the memory of a run)
 
 
 @dataclass
@@ -109,25 +81,6 @@ class StatusFile:
         os.replace(tmp, self.path)
 
 
-def check_options(opts: GenerateOptions) -> None:
-    if opts.batch_size < 1:
-        raise OptionError("--batch-size must be at least 1")
-    if opts.limit is not None and opts.limit < 1:
-        raise OptionError("--limit must be at least 1")
-    if opts.on_invalid not in ("stop", "skip"):
-        raise OptionError("--on-invalid must be stop or skip")
-    if opts.encoding_errors not in ("strict", "replace"):
-        raise OptionError("--encoding-errors must be strict or replace")
-    unknown = [f for f in opts.formats if f not in FORMATS]
-    if unknown or not opts.formats:
-        raise OptionError(f"--format takes a comma-separated list of {', '.join(FORMATS)}"
-                          + (f", not {', '.join(unknown)}" if unknown else ""))
-    if opts.dimensions is not None and opts.dimensions < 1:
-        raise OptionError("--dimensions must be at least 1")
-    if opts.chunk_size < 1:
-        raise OptionError("--chunk-size must be at least 1")
-
-
 def load_and_validate(opts: GenerateOptions) -> tuple[list[Path], ValidationReport]:
     """Input files and their validation report (before any model is loaded)."""
     files = [Path(p) for p in opts.inputs] if opts.inputs else find_input_files(opts.input_dir or "embedding_data")
@@ -153,7 +106,7 @@ def generate(opts: GenerateOptions, *, progress: Callable[[Progress], None] | No
     return result
 
 
-class _TypeVectors:
+class TypeVectors:
     """The vectors of one type during a run, by record position (input order among the records of the type).
 
     Records with the same text share one row ("u", numbered in order of first occurrence) of a scratch file on
@@ -221,6 +174,18 @@ class _TypeVectors:
         hit = np.flatnonzero(self.keys[at] == wanted)
         return hit, self.key_row[at[hit]]
 
+    def missing_rows(self, hashes: list[str], matrix: np.ndarray) -> list[tuple[int, int]]:
+        """(index into `hashes`, row) for each row that `hashes` has a vector for and that has none yet; the first
+        index of a row that appears twice. Nothing when the vectors have other dimensions."""
+        if matrix.shape[1] != self.dim:
+            return []
+        keep, seen = [], set()
+        for i, row in zip(*self.rows_of(hashes)):
+            if not self.present[row] and row not in seen:
+                seen.add(row)
+                keep.append((int(i), int(row)))
+        return keep
+
     def put(self, row: int, vector: np.ndarray) -> None:
         os.pwrite(self.fd, np.ascontiguousarray(vector, dtype="<f4").tobytes(), int(row) * self.rowbytes)
         self.present[row] = True
@@ -244,195 +209,78 @@ class _TypeVectors:
         self.path.unlink(missing_ok=True)
 
 
-def _generate(opts, progress, embedder, status: StatusFile) -> GenerateResult:
+def _generate(opts: GenerateOptions, progress, embedder, status: StatusFile) -> GenerateResult:
+    """The run, stage by stage: validate, load the model, then (`_embed_all`) digests, reuse, embed-and-write, finish."""
     check_options(opts)
-    out_dir = Path(opts.output_dir)
     files, report = load_and_validate(opts)
     result = GenerateResult(report=report, files=files)
-
-    def say(message: str) -> None:
-        result.messages.append(message)
-        if progress:
-            progress(Progress(done=status.state["done"], total=status.state["total"], message=message))
-        status.update(message=message)
-
-    counts = report.counts  # good records per type, first-seen order
-    total = len(report.good)
-    status.update(total=total, files={t: {"done": 0, "total": n} for t, n in counts.items()})
-
-    if report.rejects and not opts.dry_run:
-        result.rejects_path = write_rejects(report, out_dir / REJECTS_FILE)
-    if report.rejects and opts.on_invalid == "stop":
-        raise ValidationFailed(report, result.rejects_path)
-    if report.rejects:
-        say(f"skipped {len(report.rejects)} invalid record{'s' if len(report.rejects) != 1 else ''}"
-            + (f"; listed in {result.rejects_path}" if result.rejects_path else ""))
-    if opts.dry_run or not total:
+    tracker = Tracker(result, status, progress, report.counts)
+    handle_rejects(report, opts, result, tracker)
+    if opts.dry_run or not tracker.total:
         return result
-
-    for stale in out_dir.glob(".embeddings_*.tmp"):  # left by a run killed while writing its outputs
-        stale.unlink(missing_ok=True)
-    for stale in out_dir.glob(".embeddings_*.raw"):  # ... and its scratch vectors
-        stale.unlink(missing_ok=True)
+    out_dir = Path(opts.output_dir)
+    remove_leftovers(out_dir)
     if embedder is None:
-        from console.engine import Embedder
-
-        say(f"loading model {opts.model} (device {opts.device}, dtype {opts.dtype})")
-        embedder = Embedder(opts.model, device=opts.device, dtype=opts.dtype, dimensions=opts.dimensions,
-                            normalize=opts.normalize, max_length=opts.max_length)
+        embedder = load_embedder(opts, tracker.say)
     if embedder.device_message:
-        say(embedder.device_message)
-    info = embedder.describe()
-    result.meta = info
-    key = settings_key(model=info["model"], dimensions=info["dimensions"], normalize=info["normalized"],
-                       max_length=info["max_length"], prompt=embedder.document_prompt)
-    dim = int(info["dimensions"])
+        tracker.say(embedder.device_message)
+    result.meta = embedder.describe()
     out_dir.mkdir(parents=True, exist_ok=True)
-    states = {t: _TypeVectors(t, out_dir, dim) for t in counts}
+    _embed_all(report, opts, embedder, tracker)
+    return result
+
+
+def handle_rejects(report: ValidationReport, opts: GenerateOptions, result: GenerateResult, tracker: Tracker) -> None:
+    """Bad records: listed in `<output-dir>/rejects.jsonl` (unless a dry run); then stop (ValidationFailed) or say
+    how many are skipped."""
+    if not report.rejects:
+        return
+    if not opts.dry_run:
+        result.rejects_path = write_rejects(report, Path(opts.output_dir) / REJECTS_FILE)
+    if opts.on_invalid == "stop":
+        raise ValidationFailed(report, result.rejects_path)
+    n = len(report.rejects)
+    tracker.say(f"skipped {n} invalid record{'s' if n != 1 else ''}"
+                + (f"; listed in {result.rejects_path}" if result.rejects_path else ""))
+
+
+def remove_leftovers(out_dir: Path) -> None:
+    """Files of a run killed while writing its outputs: temporary outputs and scratch vectors."""
+    for pattern in (".embeddings_*.tmp", ".embeddings_*.raw"):
+        for stale in out_dir.glob(pattern):
+            stale.unlink(missing_ok=True)
+
+
+def load_embedder(opts: GenerateOptions, say: Callable[[str], None]):
+    from console.engine import Embedder
+
+    say(f"loading model {opts.model} (device {opts.device}, dtype {opts.dtype})")
+    return Embedder(opts.model, device=opts.device, dtype=opts.dtype, dimensions=opts.dimensions,
+                    normalize=opts.normalize, max_length=opts.max_length)
+
+
+def run_key(embedder) -> str:
+    """The checkpoint key: the settings that change vectors (see `console.checkpoint.settings_key`)."""
+    info = embedder.describe()
+    return settings_key(model=info["model"], dimensions=info["dimensions"], normalize=info["normalized"],
+                        max_length=info["max_length"], prompt=embedder.document_prompt)
+
+
+def _embed_all(report: ValidationReport, opts: GenerateOptions, embedder, tracker: Tracker) -> None:
+    """The four stages over the valid records, with every file of the run closed (or removed) at the end."""
+    out_dir, counts, key = Path(opts.output_dir), report.counts, run_key(embedder)
+    states = {t: TypeVectors(t, out_dir, embedder.dimensions) for t in counts}
     checkpoints = {t: Checkpoint(out_dir, t, key) for t in counts}
     writers: dict[str, EmbeddingWriter] = {}
     try:
-        # 1. one read: the content digest of every record, per type
-        for record in report.good:
-            st = states[record.type]
-            st.digests += content_digest(key, record.text)
-            st.sources.add(record.source)
-            st.count += 1
-        for t, st in states.items():
-            if st.count != counts[t]:
-                raise InputError("the input files changed while the run was reading them",
-                                 hint="run the command again once they are complete")
-            st.index()
-
-        # 2. vectors already in the checkpoint, or in the checkpoints of earlier runs (--reuse)
-        for t, st in states.items():
-            def take(ids, hashes, matrix, st=st) -> None:
-                if matrix.shape[1] != st.dim:
-                    return
-                for i, row in zip(*st.rows_of(hashes)):
-                    if not st.present[row]:
-                        st.put(row, matrix[i])
-
-            loaded = checkpoints[t].scan(take)
-            if loaded.repaired:
-                say(loaded.repaired)
-            for folder in opts.reuse:  # incremental: vectors of an earlier run with the same settings
-                if st.present.all() or Path(folder).resolve() == out_dir.resolve():
-                    continue
-                found = 0
-
-                def take_earlier(ids, hashes, matrix, st=st, cp=checkpoints[t]) -> None:
-                    nonlocal found
-                    if matrix.shape[1] != st.dim:
-                        return
-                    keep, seen = [], set()
-                    for i, r in zip(*st.rows_of(hashes)):
-                        if not st.present[r] and r not in seen:
-                            seen.add(r)
-                            keep.append((i, r))
-                    if not keep:
-                        return
-                    idx = [i for i, _ in keep]
-                    # ids are those of the earlier run's records with the same text
-                    cp.append([ids[i] for i in idx], [hashes[i] for i in idx], matrix[idx])
-                    for i, r in keep:
-                        st.put(r, matrix[i])
-                    found += len(keep)
-
-                Checkpoint(folder, t, key).scan(take_earlier)
-                if found:
-                    say(f"{t}: {found} vectors taken from {folder}")
-            reused = int(st.uses[st.present].sum())
-            st.done = reused
-            result.reused += reused
-            if reused:
-                say(f"{t}: {reused} of {st.count} vectors reused from the checkpoint")
-
-        # 3. one more read: embed what is missing, chunk by chunk, and write every record in input order
-        for t, st in states.items():
-            meta = make_meta(model=info["model"], dimensions=info["dimensions"], normalized=info["normalized"],
-                             dtype=info["dtype"], count=st.count, type_=t, prompt=info["prompt"],
-                             query_prompt=info["query_prompt"], max_length=info["max_length"],
-                             sources=sorted(st.sources))
-            writers[t] = EmbeddingWriter(out_dir, t, formats=opts.formats, meta=meta)
-        t0 = time.monotonic()
-        done = result.reused
-        batch_size = opts.batch_size
-
-        def report_progress(t: str, p: Progress) -> None:
-            elapsed = time.monotonic() - t0
-            rate = result.embedded / elapsed if elapsed > 0 and result.embedded else None
-            eta = (total - done) / rate if rate else None
-            if p.message:
-                result.messages.append(p.message)
-            status.state["files"][t] = {"done": states[t].done, "total": states[t].count}
-            status.update(done=done, rate=rate, eta_s=eta, batch_size=p.batch_size, gpu_mem_mb=p.gpu_mem_mb,
-                          **({"message": p.message} if p.message else {}))
-            if progress:
-                progress(Progress(done=done, total=total, label=t, rate=rate, eta_s=eta, batch_size=p.batch_size,
-                                  gpu_mem_mb=p.gpu_mem_mb, message=p.message))
-
-        for t in states:
-            status.state["files"][t] = {"done": states[t].done, "total": states[t].count}
-        report_progress(next(iter(states)), Progress(batch_size=batch_size))
-
-        def embed(t: str, rows: list[int], texts: list[str], ids: list[str]) -> None:
-            nonlocal done, batch_size
-            st, cp = states[t], checkpoints[t]
-
-            def on_batch(idx: np.ndarray, vecs: np.ndarray) -> None:
-                nonlocal done
-                batch_rows = [rows[i] for i in idx]
-                cp.append([ids[i] for i in idx], [content_digest(key, texts[i]).hex() for i in idx], vecs)
-                for r, v in zip(batch_rows, vecs):
-                    st.put(r, v)
-                    n = int(st.uses[r])
-                    st.done += n
-                    done += n
-                result.embedded += len(idx)
-
-            embedder.encode(texts, batch_size=batch_size, on_batch=on_batch,
-                            progress=lambda p: report_progress(t, p), label=t)
-            batch_size = min(batch_size, getattr(embedder, "last_batch_size", batch_size) or batch_size)
-            st.forget_cache()
-
-        chunk: list[tuple[_TypeVectors, int, Record]] = []
-        queue: dict[str, tuple[list[int], list[str], list[str]]] = {}
-        position = dict.fromkeys(states, 0)
-
-        def flush() -> None:
-            for t, (rows, texts, ids) in queue.items():
-                embed(t, rows, texts, ids)
-            queue.clear()
-            for st, row, record in chunk:
-                if not st.present[row]:
-                    raise RuntimeError(f"no vector for record {record.id!r}")  # a bug, not an input problem
-                writers[st.type_].add(EmbeddedItem(record.id, record.type, record.text, st.get(row), record.title))
-            chunk.clear()
-
-        for record in report.good:
-            st = states[record.type]
-            p = position[record.type]
-            if p >= st.count:
-                raise InputError("the input files changed while the run was reading them",
-                                 hint="run the command again once they are complete")
-            position[record.type] = p + 1
-            row = int(st.pos2row[p])
-            if not st.present[row] and not st.queued[row]:
-                st.queued[row] = True
-                rows, texts, ids = queue.setdefault(record.type, ([], [], []))
-                rows.append(row)
-                texts.append(record.text)
-                ids.append(record.id)
-            chunk.append((st, row, record))
-            if len(chunk) >= opts.chunk_size:
-                flush()
-        flush()
-        for t, writer in list(writers.items()):
-            result.outputs += writer.close()
-            del writers[t]
-            result.counts[t] = states[t].count
-        status.update(outputs=[str(p) for p in result.outputs])
+        collect_digests(report.good, states, key, counts)  # 1. one read: digests
+        for t, st in states.items():  # 2. vectors of this run's checkpoint and of --reuse folders
+            tracker.result.reused += reuse_vectors(st, checkpoints[t], key, opts.reuse, out_dir, tracker.say)
+        writers.update(open_writers(states, out_dir, opts.formats, tracker.result.meta))
+        tracker.start(states.values(), opts.batch_size)
+        embed = ChunkEmbedder(embedder, key, opts.batch_size, tracker)
+        embed_and_write(report.good, states, checkpoints, writers, embed, opts.chunk_size)  # 3. one more read
+        finish(writers, states, tracker)  # 4.
     finally:
         for writer in writers.values():
             writer.abort()
@@ -440,8 +288,207 @@ def _generate(opts, progress, embedder, status: StatusFile) -> GenerateResult:
             cp.close()
         for st in states.values():
             st.close()
-    return result
 
 
-def progress_dict(p: Progress) -> dict:
-    return asdict(p)
+class Tracker:
+    """A run's counts and where they go: the `progress` callback (Progress events) and the status file."""
+
+    def __init__(self, result: GenerateResult, status: StatusFile, progress: Callable[[Progress], None] | None,
+                 counts: dict[str, int]):
+        self.result, self.status, self.progress = result, status, progress
+        self.total = sum(counts.values())
+        self.done = 0
+        self.t0 = time.monotonic()
+        status.update(total=self.total, files={t: {"done": 0, "total": n} for t, n in counts.items()})
+
+    def say(self, message: str) -> None:
+        """A message for the user: kept in the result, sent as an event, shown in the status file."""
+        self.result.messages.append(message)
+        if self.progress:
+            self.progress(Progress(done=self.status.state["done"], total=self.status.state["total"], message=message))
+        self.status.update(message=message)
+
+    def start(self, states: Iterable[TypeVectors], batch_size: int) -> None:
+        """Embedding begins: vectors reused so far count as done (not towards the rate)."""
+        states = list(states)
+        self.done = self.result.reused
+        self.t0 = time.monotonic()
+        for st in states:
+            self.status.state["files"][st.type_] = {"done": st.done, "total": st.count}
+        self.event(states[0], batch_size)
+
+    def batch(self, st: TypeVectors, embedded: int, covered: int, batch_size: int, messages=()) -> None:
+        """A batch is stored: `embedded` texts, `covered` records (a text may serve several)."""
+        for message in messages:
+            self.event(st, batch_size, gpu_memory_mb(), message)
+        self.result.embedded += embedded
+        st.done += covered
+        self.done += covered
+        self.event(st, batch_size, gpu_memory_mb())
+
+    def event(self, st: TypeVectors, batch_size: int, gpu_mem_mb: float | None = None,
+              message: str | None = None) -> None:
+        elapsed = time.monotonic() - self.t0
+        embedded = self.result.embedded
+        rate = embedded / elapsed if elapsed > 0 and embedded else None
+        eta = (self.total - self.done) / rate if rate else None
+        if message:
+            self.result.messages.append(message)
+        self.status.state["files"][st.type_] = {"done": st.done, "total": st.count}
+        self.status.update(done=self.done, rate=rate, eta_s=eta, batch_size=batch_size, gpu_mem_mb=gpu_mem_mb,
+                           **({"message": message} if message else {}))
+        if self.progress:
+            self.progress(Progress(done=self.done, total=self.total, label=st.type_, rate=rate, eta_s=eta,
+                                   batch_size=batch_size, gpu_mem_mb=gpu_mem_mb, message=message))
+
+
+def _inputs_changed() -> InputError:
+    return InputError("the input files changed while the run was reading them",
+                      hint="run the command again once they are complete")
+
+
+def collect_digests(records: Iterable[Record], states: dict[str, TypeVectors], key: str,
+                    counts: dict[str, int]) -> None:
+    """Stage 1 (one read of the inputs): the content digest of every record, per type; then each type numbers its
+    distinct texts (`TypeVectors.index`). `counts`: the validation's count per type (else the inputs changed)."""
+    for record in records:
+        st = states[record.type]
+        st.digests += content_digest(key, record.text)
+        st.sources.add(record.source)
+        st.count += 1
+    for t, st in states.items():
+        if st.count != counts[t]:
+            raise _inputs_changed()
+        st.index()
+
+
+def reuse_vectors(st: TypeVectors, checkpoint: Checkpoint, key: str, folders: Sequence[Path], out_dir: Path,
+                  say: Callable[[str], None]) -> int:
+    """Stage 2: vectors of this run's checkpoint, then of the checkpoints of earlier runs (`--reuse`, copied into
+    this run's checkpoint). Returns the number of records that have their vector."""
+    def take(ids, hashes, matrix) -> None:
+        for i, row in st.missing_rows(hashes, matrix):
+            st.put(row, matrix[i])
+
+    loaded = checkpoint.scan(take)
+    if loaded.repaired:
+        say(loaded.repaired)
+    for folder in folders:
+        if st.present.all() or Path(folder).resolve() == Path(out_dir).resolve():
+            continue
+        found = _copy_from_earlier_run(st, checkpoint, Checkpoint(folder, st.type_, key))
+        if found:
+            say(f"{st.type_}: {found} vectors taken from {folder}")
+    reused = int(st.uses[st.present].sum())
+    st.done = reused
+    if reused:
+        say(f"{st.type_}: {reused} of {st.count} vectors reused from the checkpoint")
+    return reused
+
+
+def _copy_from_earlier_run(st: TypeVectors, checkpoint: Checkpoint, earlier: Checkpoint) -> int:
+    """Vectors that `earlier` has for texts of `st` still without one, appended to `checkpoint` with the ids of
+    the earlier run's records (ids in a checkpoint are informational; hashes decide). Returns how many."""
+    found = 0
+
+    def take(ids, hashes, matrix) -> None:
+        nonlocal found
+        keep = st.missing_rows(hashes, matrix)
+        if not keep:
+            return
+        idx = [i for i, _ in keep]
+        checkpoint.append([ids[i] for i in idx], [hashes[i] for i in idx], matrix[idx])
+        for i, row in keep:
+            st.put(row, matrix[i])
+        found += len(keep)
+
+    earlier.scan(take)
+    return found
+
+
+def open_writers(states: dict[str, TypeVectors], out_dir: Path, formats: Sequence[str],
+                 info: dict) -> dict[str, EmbeddingWriter]:
+    """One writer per type (every format), with the metadata of the run."""
+    writers = {}
+    for t, st in states.items():
+        meta = make_meta(model=info["model"], dimensions=info["dimensions"], normalized=info["normalized"],
+                         dtype=info["dtype"], count=st.count, type_=t, prompt=info["prompt"],
+                         query_prompt=info["query_prompt"], max_length=info["max_length"], sources=sorted(st.sources))
+        writers[t] = EmbeddingWriter(out_dir, t, formats=formats, meta=meta)
+    return writers
+
+
+@dataclass
+class Missing:
+    """The texts of one type that a chunk needs a vector for: their rows, texts and (first) record ids."""
+    rows: list[int] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+
+
+class ChunkEmbedder:
+    """Embeds what a chunk misses, batch by batch (`Embedder.iter_batches`): each batch is checkpointed, stored in
+    the type's rows and reported. The batch size carries over from chunk to chunk (after any OOM halving)."""
+
+    def __init__(self, embedder, key: str, batch_size: int, tracker: Tracker):
+        self.embedder, self.key, self.batch_size, self.tracker = embedder, key, batch_size, tracker
+
+    def __call__(self, st: TypeVectors, checkpoint: Checkpoint, missing: Missing) -> None:
+        rows, texts, ids = missing.rows, missing.texts, missing.ids
+        for batch in self.embedder.iter_batches(texts, batch_size=self.batch_size):
+            idx, vectors, self.batch_size = batch.indices, batch.vectors, batch.batch_size
+            checkpoint.append([ids[i] for i in idx], [content_digest(self.key, texts[i]).hex() for i in idx], vectors)
+            covered = 0
+            for i, vector in zip(idx, vectors):
+                st.put(rows[i], vector)
+                covered += int(st.uses[rows[i]])
+            self.tracker.batch(st, len(idx), covered, self.batch_size, batch.messages)
+        st.forget_cache()
+
+
+def embed_and_write(records: Iterable[Record], states: dict[str, TypeVectors], checkpoints: dict[str, Checkpoint],
+                    writers: dict[str, EmbeddingWriter], embed: Callable[[TypeVectors, Checkpoint, Missing], None],
+                    chunk_size: int) -> None:
+    """Stage 3 (one more read of the inputs), `chunk_size` records at a time: the chunk's texts without a vector
+    are embedded (`embed`), then the chunk's records are written to their type's outputs, in input order."""
+    chunk: list[tuple[TypeVectors, int, Record]] = []
+    missing: dict[str, Missing] = {}
+    position = dict.fromkeys(states, 0)
+    for record in records:
+        st = states[record.type]
+        p = position[record.type]
+        if p >= st.count:
+            raise _inputs_changed()
+        position[record.type] = p + 1
+        row = int(st.pos2row[p])
+        if not st.present[row] and not st.queued[row]:
+            st.queued[row] = True
+            m = missing.setdefault(record.type, Missing())
+            m.rows.append(row)
+            m.texts.append(record.text)
+            m.ids.append(record.id)
+        chunk.append((st, row, record))
+        if len(chunk) >= chunk_size:
+            _embed_and_write_chunk(chunk, missing, states, checkpoints, writers, embed)
+    _embed_and_write_chunk(chunk, missing, states, checkpoints, writers, embed)
+
+
+def _embed_and_write_chunk(chunk, missing, states, checkpoints, writers, embed) -> None:
+    for t, m in missing.items():
+        embed(states[t], checkpoints[t], m)
+    missing.clear()
+    for st, row, record in chunk:
+        if not st.present[row]:
+            raise RuntimeError(f"no vector for record {record.id!r}")  # a bug, not an input problem
+        writers[st.type_].add(EmbeddedItem(record.id, record.type, record.text, st.get(row), record.title))
+    chunk.clear()
+
+
+def finish(writers: dict[str, EmbeddingWriter], states: dict[str, TypeVectors], tracker: Tracker) -> None:
+    """Stage 4: every output of the run is closed (renamed into place) together; counts and paths in the result."""
+    result = tracker.result
+    for t, writer in list(writers.items()):
+        result.outputs += writer.close()
+        del writers[t]
+        result.counts[t] = states[t].count
+    tracker.status.update(outputs=[str(p) for p in result.outputs])

@@ -21,9 +21,11 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
+
+from console.options import ConsoleOptions, to_cli_args
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 JOB_FILE = "job.json"
@@ -65,42 +67,13 @@ def job_env(env=None) -> dict:
 SEED_GUIDANCE = "Guidance: CPU 8-16, 8 GB GPU 32-64, 16 GB+ GPU 64-128."
 
 
-@dataclass
-class JobSpec:
-    """What to generate: the CLI options the console exposes."""
-
-    output_dir: str
-    inputs: list[str] = field(default_factory=list)
-    input_dir: str | None = None
-    model: str = "Qwen/Qwen3-Embedding-0.6B"
-    device: str = "auto"
-    dtype: str = "auto"
-    batch_size: int = 16
-    dimensions: int | None = None
-    formats: list[str] = field(default_factory=lambda: ["json", "jsonl", "parquet"])
-    normalize: bool = True
-    max_length: int | None = None
-    limit: int | None = None
-    on_invalid: str = "skip"
+class JobSpec(ConsoleOptions):
+    """What to generate: the output folder, the inputs and the options the console sets (fields and defaults from
+    `console.options`, whose table also builds the CLI this job runs)."""
 
     def cli_args(self) -> list[str]:
-        args = ["generate", "--output-dir", self.output_dir, "--model", self.model]
-        if self.input_dir:
-            args += ["--input-dir", self.input_dir]
-        for path in self.inputs:
-            args += ["--input", path]
-        args += ["--batch-size", str(self.batch_size), "--device", self.device, "--dtype", self.dtype]
-        args += ["--format", ",".join(self.formats), "--on-invalid", self.on_invalid]
-        if self.dimensions:
-            args += ["--dimensions", str(self.dimensions)]
-        if not self.normalize:
-            args.append("--no-normalize")
-        if self.max_length:
-            args += ["--max-length", str(self.max_length)]
-        if self.limit:
-            args += ["--limit", str(self.limit)]
-        args += ["--progress-file", str(Path(self.output_dir) / STATUS_FILE)]
-        return args
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return ["generate", *to_cli_args(values), "--progress-file", str(Path(self.output_dir) / STATUS_FILE)]
 
 
 @dataclass

@@ -116,6 +116,74 @@ JSON_MARGIN = 64  # a decode that fails or ends this close to the end of the win
 JSON_WINDOW = 1 << 20
 
 
+class _JsonWindow:
+    """The window of `iter_json_array` over a stream of text chunks; it always starts at the beginning of a line."""
+
+    def __init__(self, chunks: Iterator[str], path: str | Path):
+        self.chunks, self.path = chunks, path
+        self.buf = ""
+        self.lines_before = 0  # newlines before the window
+        self.eof = False
+        self.counted_pos, self.counted_line = 0, 1  # incremental line counter inside the window
+        self.decoder = json.JSONDecoder()
+
+    def more(self) -> bool:
+        if self.eof:
+            return False
+        for chunk in self.chunks:
+            if chunk:
+                self.buf += chunk
+                return True
+        self.eof = True
+        return False
+
+    def line_at(self, pos: int) -> int:
+        if pos < self.counted_pos:
+            self.counted_pos, self.counted_line = 0, 1
+        self.counted_line += self.buf.count("\n", self.counted_pos, pos)
+        self.counted_pos = pos
+        return self.lines_before + self.counted_line
+
+    def compact(self, i: int) -> int:
+        """Drop the window up to the line holding position i; return i in the new window."""
+        cut = self.buf.rfind("\n", 0, i) + 1
+        if cut <= 0:
+            return i
+        self.lines_before += self.buf.count("\n", 0, cut)
+        self.buf = self.buf[cut:]
+        self.counted_pos, self.counted_line = 0, 1
+        return i - cut
+
+    def skip_ws(self, i: int) -> int:
+        while True:
+            buf = self.buf
+            n = len(buf)
+            while i < n and buf[i] in " \t\r\n":
+                i += 1
+            if i < n or not self.more():
+                return i
+
+    def syntax_error(self, msg: str, pos: int) -> InputError:
+        line = self.line_at(pos)
+        col = pos - self.buf.rfind("\n", 0, pos)
+        return InputError(f"not valid JSON at column {col}: {msg}", file=self.path, line=line,
+                          hint="fix the JSON syntax (a JSON array of objects is expected)")
+
+    def decode(self, i: int) -> tuple[Any, int]:
+        """The JSON value starting at i and the position after it, reading more chunks while it may go on."""
+        while True:
+            try:
+                item, end = self.decoder.raw_decode(self.buf, i)
+            except json.JSONDecodeError as exc:
+                if not self.eof and (exc.pos >= len(self.buf) - JSON_MARGIN
+                                     or exc.msg.startswith("Unterminated string")) and self.more():
+                    continue
+                raise self.syntax_error(exc.msg, exc.pos) from None
+            if not self.eof and end >= len(self.buf) - JSON_MARGIN and self.more():
+                continue  # a number or word at the end of the window may go on in the next chunk
+            return item, end
+
+
 def iter_json_array(text: str | Iterable[str], path: str | Path) -> Iterator[tuple[int, Any]]:
     """Yield (line, item) for each item of a JSON array, the line being where the item starts.
 
@@ -123,93 +191,34 @@ def iter_json_array(text: str | Iterable[str], path: str | Path) -> Iterator[tup
     item over a window of about 1 MB (`json.JSONDecoder.raw_decode`), so memory does not grow with the file.
     Syntax errors raise InputError naming the file, line and column.
     """
-    decoder = json.JSONDecoder()
-    chunks = iter([text]) if isinstance(text, str) else iter(text)
-    buf = ""  # the window; it always starts at the beginning of a line
-    lines_before = 0  # newlines before the window
-    eof = False
-    counted = {"pos": 0, "line": 1}  # incremental line counter inside the window
-
-    def more() -> bool:
-        nonlocal buf, eof
-        if eof:
-            return False
-        for chunk in chunks:
-            if chunk:
-                buf += chunk
-                return True
-        eof = True
-        return False
-
-    def line_at(pos: int) -> int:
-        if pos < counted["pos"]:
-            counted["pos"], counted["line"] = 0, 1
-        counted["line"] += buf.count("\n", counted["pos"], pos)
-        counted["pos"] = pos
-        return lines_before + counted["line"]
-
-    def compact(i: int) -> int:
-        """Drop the window up to the line holding position i; return i in the new window."""
-        nonlocal buf, lines_before
-        cut = buf.rfind("\n", 0, i) + 1
-        if cut <= 0:
-            return i
-        lines_before += buf.count("\n", 0, cut)
-        buf = buf[cut:]
-        counted["pos"], counted["line"] = 0, 1
-        return i - cut
-
-    def skip_ws(i: int) -> int:
-        while True:
-            n = len(buf)
-            while i < n and buf[i] in " \t\r\n":
-                i += 1
-            if i < n or not more():
-                return i
-
-    def syntax_error(msg: str, pos: int) -> InputError:
-        line = line_at(pos)
-        col = pos - buf.rfind("\n", 0, pos)
-        return InputError(f"not valid JSON at column {col}: {msg}", file=path, line=line,
-                          hint="fix the JSON syntax (a JSON array of objects is expected)")
-
-    more()
-    i = skip_ws(0)
-    if i >= len(buf):
+    w = _JsonWindow(iter([text]) if isinstance(text, str) else iter(text), path)
+    w.more()
+    i = w.skip_ws(0)
+    if i >= len(w.buf):
         raise InputError("the file is empty", file=path, hint="export the records again (a JSON array of objects)")
-    if buf[i] != "[":
-        raise InputError("expected a JSON array of records ([{...}, ...])", file=path, line=line_at(i),
+    if w.buf[i] != "[":
+        raise InputError("expected a JSON array of records ([{...}, ...])", file=path, line=w.line_at(i),
                          hint="wrap the records in [ ] or save them as JSON Lines (.jsonl)")
-    i = skip_ws(i + 1)
-    if i < len(buf) and buf[i] == "]":
+    i = w.skip_ws(i + 1)
+    if i < len(w.buf) and w.buf[i] == "]":
         return
     while True:
         if i > JSON_WINDOW:
-            i = compact(i)
-        while True:
-            try:
-                item, end = decoder.raw_decode(buf, i)
-            except json.JSONDecodeError as exc:
-                if not eof and (exc.pos >= len(buf) - JSON_MARGIN or exc.msg.startswith("Unterminated string")) \
-                        and more():
-                    continue
-                raise syntax_error(exc.msg, exc.pos) from None
-            if not eof and end >= len(buf) - JSON_MARGIN and more():
-                continue  # a number or word at the end of the window may go on in the next chunk
-            break
-        yield line_at(i), item
-        i = skip_ws(end)
-        if i >= len(buf):
-            raise syntax_error("the array is not closed (missing ']')", len(buf))
-        if buf[i] == ",":
-            i = skip_ws(i + 1)
+            i = w.compact(i)
+        item, end = w.decode(i)
+        yield w.line_at(i), item
+        i = w.skip_ws(end)
+        if i >= len(w.buf):
+            raise w.syntax_error("the array is not closed (missing ']')", len(w.buf))
+        if w.buf[i] == ",":
+            i = w.skip_ws(i + 1)
             continue
-        if buf[i] == "]":
-            rest = skip_ws(i + 1)
-            if rest < len(buf):
-                raise syntax_error("extra data after the array", rest)
+        if w.buf[i] == "]":
+            rest = w.skip_ws(i + 1)
+            if rest < len(w.buf):
+                raise w.syntax_error("extra data after the array", rest)
             return
-        raise syntax_error("expected ',' or ']' after a record", i)
+        raise w.syntax_error("expected ',' or ']' after a record", i)
 
 
 def iter_json_file(path: str | Path, *, encoding_errors: str = "strict") -> Iterator[tuple[int, Any]]:

@@ -75,7 +75,7 @@ hits, selected, target = [], None, None
 if query.strip():
     model = meta.get("model")
     try:
-        vector = common.embedder(model, meta.get("dimensions")).encode_queries([query.strip()])[0]
+        vector = common.embedder(model, meta.get("dimensions")).encode_query([query.strip()])[0]
     except ConsoleError as exc:  # e.g. the model cannot be loaded offline
         st.error(str(exc))
     except Exception as exc:  # noqa: BLE001 - shown to the user, no traceback

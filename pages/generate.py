@@ -6,6 +6,7 @@ import streamlit as st
 from console.errors import InputError
 from console.jobs import Job, JobLimitError, JobSpec, batch_size_advice, list_jobs
 from console.models import model_source
+from console.options import OPTIONS
 from console.workspace import FolderNotAllowed, folder_input_files
 from pages import common
 
@@ -28,23 +29,29 @@ else:
         st.info("Upload export files first (Upload page).")
 
 advice = st.cache_data(ttl=30, show_spinner=False)(batch_size_advice)()
+O = OPTIONS  # labels, choices, help and the console's defaults: console/options.py
+
+
+def _pick(widget, name: str, **kw):
+    """A choice widget for one option of the table: its label, choices, the console's default and help."""
+    o = O[name]
+    return widget(o.label, o.choices, index=o.choices.index(o.web_default), help=o.help, **kw)
+
+
 with st.form("generate"):
-    model = st.text_input(
-        "Model", value=state.get("model", "Qwen/Qwen3-Embedding-0.6B"),
-        help="Any sentence-transformers model name or a local folder. Without a model hub, use a local path.",
-    )
+    model = st.text_input(O["model"].label, value=state.get("model", O["model"].web_default), help=O["model"].help)
     c1, c2, c3, c4 = st.columns(4)
-    device = c1.selectbox("Device", ["auto", "cuda", "cpu"])
-    dtype = c2.selectbox("Precision", ["auto", "float32", "float16", "bfloat16"],
-                         help="auto: bfloat16 (or float16) on a GPU, float32 on the CPU")
-    batch_size = c3.number_input("Batch size", min_value=1, max_value=4096, value=advice.suggested)
-    dimensions = c4.number_input("Dimensions (0 = the model's own)", min_value=0, max_value=8192, value=0,
-                                 help="Matryoshka truncation, then re-normalisation")
+    device = _pick(c1.selectbox, "device")
+    dtype = _pick(c2.selectbox, "dtype")
+    batch_size = c3.number_input(O["batch_size"].label, min_value=1, max_value=4096, value=advice.suggested,
+                                 help=O["batch_size"].help)
+    dimensions = c4.number_input(O["dimensions"].label, min_value=0, max_value=8192, value=0,
+                                 help=O["dimensions"].help)
     st.caption(advice.text)
     c5, c6 = st.columns(2)
-    formats = c5.multiselect("Output formats", ["json", "jsonl", "parquet", "npy"], default=["json", "parquet"])
-    on_invalid = c6.radio("Invalid records", ["skip", "stop"], horizontal=True,
-                          help="skip: embed the valid records and list the others in rejects.jsonl")
+    formats = c5.multiselect(O["formats"].label, O["formats"].choices, default=list(O["formats"].web_default),
+                             help=O["formats"].help)
+    on_invalid = _pick(c6.radio, "on_invalid", horizontal=True)
     start = st.form_submit_button("Start", type="primary", disabled=not (inputs or input_dir))
 
 source = model_source(model) if model.strip() else None  # a download is said, and refused offline

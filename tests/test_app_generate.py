@@ -167,3 +167,14 @@ def test_only_one_run_at_a_time_by_default(ws, minilm_path):
     assert message == (f"Not started: 1 run(s) already running ({running.name}) and CONSOLE_MAX_JOBS allows 1 at a "
                        "time: wait for it to finish or stop it (or raise CONSOLE_MAX_JOBS).")
     assert ws.run_dirs() == [running]
+
+
+def test_the_form_takes_its_choices_and_defaults_from_the_option_table(ws):
+    from console.options import DEFAULT_MODEL, DEVICES, DTYPES, FORMATS
+
+    _upload(ws, 5)
+    at = _page()
+    assert at.text_input[0].value == DEFAULT_MODEL
+    assert [s.options for s in at.selectbox[:2]] == [list(DEVICES), list(DTYPES)]
+    assert at.multiselect[1].options == list(FORMATS) and at.multiselect[1].value == ["json", "parquet"]
+    assert at.radio[0].value == "skip"

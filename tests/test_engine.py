@@ -74,7 +74,7 @@ def test_qwen3_documents_are_encoded_without_the_query_instruction(qwen3, tiny_q
 def test_qwen3_queries_use_the_models_query_prompt(qwen3, tiny_qwen3_path, texts):
     model = SentenceTransformer(str(tiny_qwen3_path), device="cpu")
     assert qwen3.query_prompt == QWEN3_PROMPTS["query"]
-    queries = qwen3.encode_queries(texts[:6], batch_size=4)
+    queries = qwen3.encode_query(texts[:6], batch_size=4)
     assert _cos(queries, model.encode(texts[:6], prompt_name="query")).min() > 0.9999
     assert _cos(queries, qwen3.encode(texts[:6])).max() < 0.999  # the instruction changes the vector
 
@@ -91,9 +91,9 @@ def test_order_is_kept_whatever_the_length_sorting(minilm, texts):
                                atol=1e-5)
 
 
-def test_on_batch_sees_every_input_index_exactly_once(minilm, texts):
-    seen = []
-    out = minilm.encode(texts, batch_size=6, on_batch=lambda idx, vecs: seen.append((list(idx), vecs.copy())))
+def test_iter_batches_yields_every_input_index_exactly_once(minilm, texts):
+    seen = [(list(b.indices), b.vectors.copy()) for b in minilm.iter_batches(texts, batch_size=6)]
+    out = minilm.encode(texts, batch_size=6)
     flat = [i for idx, _ in seen for i in idx]
     assert sorted(flat) == list(range(len(texts)))
     for idx, vecs in seen:
@@ -118,9 +118,8 @@ def test_no_normalize_keeps_the_truncated_lengths(minilm_path, texts):
     assert (np.linalg.norm(out, axis=1) < 0.99).all()
 
 
-def test_cuda_out_of_memory_halves_the_batch_and_loses_nothing(minilm_path, texts, monkeypatch):
+def _with_memory_for_4(embedder, monkeypatch):
     """Fault injection: the real model runs, but a batch larger than 4 raises CUDA's OOM error first."""
-    embedder = Embedder(str(minilm_path), device="cpu")
     real = embedder._encode_batch
 
     def small_memory(batch, prompt):
@@ -129,12 +128,18 @@ def test_cuda_out_of_memory_halves_the_batch_and_loses_nothing(minilm_path, text
         return real(batch, prompt)
 
     monkeypatch.setattr(embedder, "_encode_batch", small_memory)
+    return embedder
+
+
+def test_cuda_out_of_memory_halves_the_batch_and_loses_nothing(minilm_path, texts, monkeypatch):
+    """Fault injection: the real model runs, but a batch larger than 4 raises CUDA's OOM error first."""
+    embedder = _with_memory_for_4(Embedder(str(minilm_path), device="cpu"), monkeypatch)
     events = []
     out = embedder.encode(texts, batch_size=16, progress=events.append)
     assert [e.message for e in events if e.message] == [
         "CUDA out of memory at batch size 16; going on with batch size 8",
         "CUDA out of memory at batch size 8; going on with batch size 4"]
-    assert embedder.last_batch_size == 4
+    assert events[-1].batch_size == 4  # the batch size at the end
     plain = SentenceTransformer(str(minilm_path), device="cpu").encode(texts)
     assert _cos(out, plain).min() > 0.9999
 
@@ -203,3 +208,28 @@ def test_a_real_cuda_oom_halves_the_batch(tmp_path, texts):
         torch.cuda.set_per_process_memory_fraction(1.0)
     assert any("CUDA out of memory at batch size 256" in (e.message or "") for e in events)
     assert out.shape[0] == len(long_texts) and np.isfinite(out).all()
+
+
+def test_iter_batches_goes_longest_first_and_halves_on_oom_without_losing_an_index(minilm_path, texts, monkeypatch):
+    embedder = _with_memory_for_4(Embedder(str(minilm_path), device="cpu"), monkeypatch)
+    batches = list(embedder.iter_batches(texts, batch_size=16))
+    assert [b.batch_size for b in batches] == [4] * len(batches)
+    assert [len(b.indices) for b in batches] == [4] * (len(texts) // 4) + [len(texts) % 4]
+    assert batches[0].messages == ("CUDA out of memory at batch size 16; going on with batch size 8",
+                                   "CUDA out of memory at batch size 8; going on with batch size 4")
+    assert all(b.messages == () for b in batches[1:])
+    flat = [int(i) for b in batches for i in b.indices]
+    assert sorted(flat) == list(range(len(texts)))
+    lengths = [len(texts[i]) for i in flat]
+    assert lengths == sorted(lengths, reverse=True)
+
+
+def test_encode_document_is_encode_and_encode_query_adds_the_query_prompt(qwen3, texts):
+    np.testing.assert_array_equal(qwen3.encode_document(texts[:4]), qwen3.encode(texts[:4]))
+    np.testing.assert_array_equal(qwen3.encode_query(texts[:4]), qwen3.encode(texts[:4], prompt=qwen3.query_prompt))
+
+
+def test_an_unknown_prompt_name_is_refused_with_the_models_prompts(qwen3):
+    with pytest.raises(OptionError) as info:
+        qwen3.encode(["x"], prompt_name="nope")
+    assert str(info.value) == "the model has no prompt named 'nope' (it has: query, document)"

@@ -1,0 +1,50 @@
+"""docs/DESIGN.md stays true to the code: its module list is console/'s files and the commands it names are the
+CLI's subcommands (as Datasette checks its documentation against the code)."""
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+from console.cli import build_parser
+
+ROOT = Path(__file__).resolve().parent.parent
+DESIGN = (ROOT / "docs" / "DESIGN.md").read_text(encoding="utf-8")
+
+
+def design_modules(text: str) -> list[str]:
+    """The `name.py` entries of the module list under `console/` in the first code block."""
+    block = text.split("```", 2)[1]
+    lines = block.split("console/", 1)[1].splitlines()[1:]
+    listed = []
+    for line in lines:
+        if not line.startswith("  "):
+            break
+        match = re.match(r"  (\w+\.py)\s", line)
+        if match:
+            listed.append(match.group(1))
+    return listed
+
+
+def design_commands(text: str) -> set[str]:
+    return set(re.findall(r"embedding-console ([a-z][\w-]*)", text))
+
+
+def cli_commands() -> set[str]:
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return set(sub.choices)
+
+
+def test_the_module_list_names_every_console_module_and_no_other():
+    assert sorted(design_modules(DESIGN)) == sorted(p.name for p in (ROOT / "console").glob("*.py"))
+
+
+def test_the_commands_named_are_the_clis_subcommands():
+    assert cli_commands() == {"generate", "validate"}
+    assert design_commands(DESIGN) == cli_commands()
+
+
+def test_the_checks_see_a_missing_module_and_an_invented_command():
+    text = "```\nconsole/   x\n  a.py   one\n  b.py   two\nother\n```\n`embedding-console push` and embedding-console generate"
+    assert design_modules(text) == ["a.py", "b.py"]
+    assert design_commands(text) == {"push", "generate"}
