@@ -62,11 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     gen = sub.add_parser("generate", help="validate, embed (resumable) and write embedding files",
                          description="Validate the exported records, embed them in checkpointed batches (a re-run "
-                                     "resumes), and write embeddings_<type>.* files. Other command: "
+                                     "resumes), and write embeddings_recipes.*, embeddings_ingredients.*, "
+                                     "embeddings_categories.* (embeddings_<type>.* for other types). Other command: "
                                      "`embedding-console validate` (no model).")
     _add_input_options(gen)
     gen.add_argument("--output-dir", type=Path, default=Path("embeddings_output"),
-                     help="where embeddings_<type>.* go (and .checkpoints/, rejects.jsonl); default embeddings_output")
+                     help="where the embeddings_*.* files go (and .checkpoints/, rejects.jsonl); default embeddings_output")
     gen.add_argument("--model", default=DEFAULT_MODEL,
                      help=f"sentence-transformers model id or local folder (default {DEFAULT_MODEL})")
     gen.add_argument("--batch-size", type=_positive_int, default=16, help="texts per batch (default 16)")
