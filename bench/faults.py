@@ -82,7 +82,7 @@ def main(argv=None) -> int:
         if ref.returncode != 0:
             raise RuntimeError(ref.stderr)
         reference_s = time.perf_counter() - t0
-        ref_ids, ref_vecs = _read(work / "ref" / "embeddings_recipe.jsonl")
+        ref_ids, ref_vecs = _read(work / "ref" / "embeddings_recipes.jsonl")
         log(f"uninterrupted run: {len(ref_ids)} vectors in {reference_s:.1f} s")
 
         out = work / "out"
@@ -115,7 +115,7 @@ def main(argv=None) -> int:
             raise RuntimeError(final.stderr)
         torn_repaired += len(re.findall(r"dropped \d+ unreadable batch line", final.stderr))
         embedded, reused = map(int, re.search(r"(\d+) embedded, (\d+) reused", final.stdout).groups())
-        ids, vecs = _read(out / "embeddings_recipe.jsonl")
+        ids, vecs = _read(out / "embeddings_recipes.jsonl")
         same_ids = ids == ref_ids
         max_diff = float(np.abs(vecs - ref_vecs).max()) if same_ids else None
         hashes = [h for f in (out / ".checkpoints").glob("*.jsonl") for line in f.read_text().splitlines()

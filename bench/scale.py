@@ -219,7 +219,7 @@ def run(sizes: list[int], generate_sizes: list[int], work: Path, neo4j_home: Pat
                 if formats == FORMATS:
                     record("write", n, wr, file_mb=sizes_mb)
                 for fmt in FORMATS if "read" in stages_wanted else ():
-                    rd = _stage("read", str(out / f"embeddings_recipe.{fmt}")).check(f"read {fmt}")
+                    rd = _stage("read", str(out / f"embeddings_recipes.{fmt}")).check(f"read {fmt}")
                     assert json.loads(rd.stdout.strip().splitlines()[-1])["items"] == n
                     record(f"read_{fmt}", n, rd, items_per_s=round(n / rd.seconds, 1))
 
@@ -229,7 +229,7 @@ def run(sizes: list[int], generate_sizes: list[int], work: Path, neo4j_home: Pat
                 empty_graph(driver)
                 create_s = _create_nodes(driver, n)
                 imp = run_stage([sys.executable, str(ROOT / "backend" / "manage.py"), "import_embeddings",
-                                 "--embedding-file", str(out / "embeddings_recipe.jsonl"), "--verbosity", "0"],
+                                 "--embedding-file", str(out / "embeddings_recipes.jsonl"), "--verbosity", "0"],
                                 env={**ENV, **env}, cwd=ROOT).check("import")
                 embedded = driver.execute_query(
                     "MATCH (n:Recipe) WHERE n.embedding IS NOT NULL RETURN count(n) AS c").records[0]["c"]

@@ -97,7 +97,7 @@ def setup(env: dict, work: Path, recipes: int) -> dict:
     timings["generate_s"] = round(time.perf_counter() - t0, 1)
     t0 = time.perf_counter()
     timings["import"] = manage("import_embeddings", "--embedding-file",
-                               str(work / "embeddings" / "embeddings_recipe.jsonl"), "--verbosity", "0",
+                               str(work / "embeddings" / "embeddings_recipes.jsonl"), "--verbosity", "0",
                                env=env).strip().splitlines()[0]
     timings["import_s"] = round(time.perf_counter() - t0, 1)
     log(f"setup: {timings}")

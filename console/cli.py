@@ -29,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     gen = sub.add_parser("generate", help="validate, embed (resumable) and write embedding files",
                          description="Validate the exported records, embed them in checkpointed batches (a re-run "
-                                     "resumes), and write embeddings_<type>.* files. Other command: "
+                                     "resumes), and write embeddings_recipes.*, embeddings_ingredients.*, "
+                                     "embeddings_categories.* (embeddings_<type>.* for other types). Other command: "
                                      "`embedding-console validate` (no model).")
     add_arguments(gen)
     gen.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -1,11 +1,16 @@
 """Embedding files: write and read the seed JSON, JSON Lines, Parquet and .npy + ids formats, plus metadata.
 
-Formats (one set per type, in the output folder):
-- ``embeddings_<type>.json``: JSON array of {"id", "type", "text", "embedding": [floats]} (the seed format)
-- ``embeddings_<type>.jsonl``: one such object per line
-- ``embeddings_<type>.parquet``: columns id, type, text, title, embedding (list<float32>)
-- ``embeddings_<type>.npy`` (float32 matrix) + ``embeddings_<type>.ids.json`` (list of {id, type, text, title})
-- ``embeddings_<type>.meta.json``: model, dimensions, normalized, dtype, count, type, created_at, tool, ...
+Formats (one set per type, in the output folder; ``<stem>`` from :func:`file_stem`):
+- ``<stem>.json``: JSON array of {"id", "type", "text", "embedding": [floats]} (the seed format)
+- ``<stem>.jsonl``: one such object per line
+- ``<stem>.parquet``: columns id, type, text, title, embedding (list<float32>)
+- ``<stem>.npy`` (float32 matrix) + ``<stem>.ids.json`` (list of {id, type, text, title})
+- ``<stem>.meta.json``: model, dimensions, normalized, dtype, count, type, created_at, tool, ...
+
+Names: the guide's three types have the guide's plural names (``embeddings_recipes``, ``embeddings_ingredients``,
+``embeddings_categories``); any other type keeps its own name (``embeddings_<type>``, e.g. ``embeddings_tag``).
+Earlier runs wrote ``embeddings_<type>`` for every type (``embeddings_recipe.json``): every reader
+finds a type's file under either name, the new one first (:func:`find_embedding_file`, :func:`parse_embedding_name`).
 
 Writers stream (items are consumed one at a time) and replace the final file atomically (tmp + os.replace).
 Floats are written with 9 significant digits, which round-trips float32 exactly.
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -41,14 +47,62 @@ class EmbeddedItem:
     title: str | None = None
 
 
+# -- names ---------------------------------------------------------------------------------------------------------
+PREFIX = "embeddings_"
+GUIDE_NAMES = {"recipe": "recipes", "ingredient": "ingredients", "category": "categories"}  # the guide's file names
+_TYPE_OF_GUIDE_NAME = {name: type_ for type_, name in GUIDE_NAMES.items()}
+_EMBEDDING_NAME = re.compile(r"^embeddings_(?P<name>[a-z0-9_-]+)\.(?P<fmt>json|jsonl|parquet|npy)$")
+
+
+def file_stem(type_: str) -> str:
+    """The one place that names a type's files: ``embeddings_recipes`` for recipe, ``embeddings_ingredients``,
+    ``embeddings_categories`` (the guide's names), and ``embeddings_<type>`` unchanged for any other type."""
+    return PREFIX + GUIDE_NAMES.get(type_, type_)
+
+
+def _stems(type_: str) -> list[str]:
+    """A type's file stems, the current name first, then the name earlier runs wrote (``embeddings_<type>``)."""
+    return list(dict.fromkeys((file_stem(type_), PREFIX + type_)))
+
+
+def type_from_stem(stem: str) -> str | None:
+    """``embeddings_recipes`` and the older ``embeddings_recipe`` -> "recipe"; ``embeddings_tag`` -> "tag"; a name
+    that is not an embedding file's -> None."""
+    if not stem.startswith(PREFIX) or len(stem) == len(PREFIX):
+        return None
+    name = stem[len(PREFIX):]
+    return _TYPE_OF_GUIDE_NAME.get(name, name)
+
+
+def parse_embedding_name(name: str) -> tuple[str, str, bool] | None:
+    """(type, format, is the current name) of an ``embeddings_<...>.<json|jsonl|parquet|npy>`` file name, under the
+    current or the older name; None for any other name (metadata, ids, inputs)."""
+    m = _EMBEDDING_NAME.match(name)
+    if not m:
+        return None
+    type_ = type_from_stem(PREFIX + m["name"])
+    return type_, m["fmt"], PREFIX + m["name"] == file_stem(type_)
+
+
+def find_embedding_file(folder: str | Path, type_: str, fmt: str = "json") -> Path | None:
+    """A type's existing embedding file of one format in `folder`, under the current name first, else under the
+    older one (``embeddings_recipe.json`` of earlier runs); None when there is neither."""
+    for stem in _stems(type_):
+        path = Path(folder) / (stem + SUFFIX[fmt])
+        if path.is_file():
+            return path
+    return None
+
+
 def output_path(out_dir: str | Path, type_: str, fmt: str) -> Path:
+    """Where a type's file of one format is written (:func:`file_stem`)."""
     if fmt not in SUFFIX:
         raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
-    return Path(out_dir) / f"embeddings_{type_}{SUFFIX[fmt]}"
+    return Path(out_dir) / f"{file_stem(type_)}{SUFFIX[fmt]}"
 
 
 def meta_path_for(path: str | Path) -> Path:
-    """embeddings_recipe.{json,jsonl,parquet,npy,ids.json} -> embeddings_recipe.meta.json"""
+    """embeddings_recipes.{json,jsonl,parquet,npy,ids.json} -> embeddings_recipes.meta.json (any name: the stem's)"""
     path = Path(path)
     name = path.name
     for suffix in (".ids.json", ".json", ".jsonl", ".parquet", ".npy"):
@@ -218,7 +272,7 @@ class EmbeddingWriter:
         meta = dict(self.meta, count=self._writers.count, type=self.type_)
         if self._writers.dim is not None:
             meta["dimensions"] = self._writers.dim
-        mpath = self.out_dir / f"embeddings_{self.type_}.meta.json"
+        mpath = self.out_dir / f"{file_stem(self.type_)}.meta.json"
         tmp = _tmp(mpath)
         tmp.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         os.replace(tmp, mpath)
@@ -280,18 +334,24 @@ def _item_from_obj(obj, path: Path, line: int, default_type: str | None = None) 
                         embedding=vec, title=obj.get("title"))
 
 
-def _type_from_name(path: Path) -> str | None:
-    name = meta_path_for(path).name
-    if name.startswith("embeddings_"):
-        return name[len("embeddings_"): -len(".meta.json")]
-    return None
+def _default_type(path: Path) -> str | None:
+    """The type of items that do not say theirs: from the file's name (either naming), else from its .meta.json
+    (a file the user renamed, e.g. test_embeddings.json beside test_embeddings.meta.json)."""
+    mpath = meta_path_for(path)
+    found = type_from_stem(mpath.name[: -len(".meta.json")])
+    if found is None and mpath.is_file():
+        try:
+            found = json.loads(read_text(mpath)).get("type") or None
+        except (ValueError, AttributeError, InputError):
+            found = None  # a broken .meta.json is reported by whoever needs its model
+    return found
 
 
 def read_embeddings(path: str | Path) -> Iterator[EmbeddedItem]:
     """Items of an embedding file (.json, .jsonl, .parquet, .npy with its .ids.json), checking that all have the
     same number of dimensions. Problems raise InputError naming the file and line (or row)."""
     path = Path(path)
-    default_type = _type_from_name(path)
+    default_type = _default_type(path)
     dim = None
 
     def check(item: EmbeddedItem, line: int) -> EmbeddedItem:

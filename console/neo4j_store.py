@@ -355,9 +355,11 @@ class Neo4jStore:
         )
         index = self.find_vector_index(type_)
         if not rows or index is None:
+            from console.embfiles import file_stem
+
             raise NoEmbeddings(
                 f"No embeddings for type {type_!r} yet: generate them, then import with "
-                f"python backend/manage.py import_embeddings --embedding-file embeddings_{type_}.json"
+                f"python backend/manage.py import_embeddings --embedding-file {file_stem(type_)}.json"
             )
         space = rows[0]
         space["index_name"] = index["name"]

@@ -83,7 +83,7 @@ class GenerateOptions:
                              label="Limit")
     output_dir: Path = _opt(
         Path("embeddings_output"), "--output-dir",
-        "where embeddings_<type>.* go (and .checkpoints/, rejects.jsonl); default embeddings_output", kind="path")
+        "where the embeddings_*.* files go (and .checkpoints/, rejects.jsonl); default embeddings_output", kind="path")
     model: str = _opt(DEFAULT_MODEL, "--model",
                       f"sentence-transformers model id or local folder (default {DEFAULT_MODEL})", label="Model")
     batch_size: int = _opt(16, "--batch-size", "texts per batch (default 16)", kind="count", label="Batch size")

@@ -18,6 +18,7 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
+from console.embfiles import GUIDE_NAMES
 from console.errors import InputError
 from console.records import PROBLEM_KEY, Record, iter_records
 
@@ -97,6 +98,9 @@ def check_record(record: Record) -> tuple[str, str] | None:
         shown = json.dumps(record.type, ensure_ascii=False) if isinstance(record.type, str) else _json_kind(record.type)
         return (f'"type" must be a lowercase word such as "recipe", not {shown}',
                 'use recipe, ingredient, category or another lowercase word')
+    singular = next((t for t, plural in GUIDE_NAMES.items() if plural == record.type), None)
+    if singular:  # its files would be named like the singular type's (embeddings_recipes.*)
+        return f'"type" is "{record.type}", the plural of "{singular}"', f'use "{singular}"'
     if record.text is None:
         return 'record has no "text"', "add the text to embed"
     if not isinstance(record.text, str):

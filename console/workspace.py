@@ -3,7 +3,7 @@
 Layout (root from env ``CONSOLE_WORKDIR``, default ``<project>/work``, git-ignored)::
 
     uploads/                 export files the operator uploaded (JSON, JSON Lines, CSV)
-    runs/<run-id>/           one generation run: its output folder (embeddings_<type>.*, .checkpoints/),
+    runs/<run-id>/           one generation run: its output folder (embeddings_recipes.* etc., .checkpoints/),
                              job.json (the arguments, pid, attempts), status.json (the CLI's progress file),
                              generate.log (the CLI's output)
     runs/<run-id>/exports/   files converted for download (JSON, JSON Lines, Parquet)
@@ -28,7 +28,6 @@ from typing import BinaryIO, Iterable
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INPUT_SUFFIXES = (".json", ".jsonl", ".ndjson", ".csv")
 EMBEDDING_SUFFIXES = (".json", ".jsonl", ".parquet", ".npy")
-_EMBEDDING_NAME = re.compile(r"^embeddings_(?P<type>[a-z0-9_-]+)\.(?P<fmt>json|jsonl|parquet|npy)$")
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
 
 
@@ -45,7 +44,7 @@ class FileInfo:
 
 @dataclass(frozen=True)
 class EmbeddingFile:
-    """An ``embeddings_<type>.<fmt>`` file of a run."""
+    """An embedding file of a run (``embeddings_recipes.json``, or ``embeddings_recipe.json`` of earlier runs)."""
 
     path: Path
     run_id: str
@@ -145,32 +144,42 @@ class Workspace:
         return sorted((p for p in self.runs.iterdir() if p.is_dir()), key=lambda p: p.name, reverse=True)
 
     def embedding_files(self, formats: Iterable[str] = ("json", "jsonl", "parquet", "npy")) -> list[EmbeddingFile]:
-        """Every embeddings_<type>.<fmt> output of every run, newest run first."""
+        """Every embedding file of every run, newest run first, under the current or the older name
+        (``console.embfiles.parse_embedding_name``); an older-named file is left out when the run also has the
+        current name for that type and format."""
+        from console.embfiles import find_embedding_file, parse_embedding_name
+
         wanted = set(formats)
         found = []
         for run in self.run_dirs():
             for path in sorted(run.iterdir()):
-                m = _EMBEDDING_NAME.match(path.name)
-                if m and m["fmt"] in wanted and path.is_file():
-                    found.append(EmbeddingFile(path, run.name, m["type"], m["fmt"]))
+                parsed = parse_embedding_name(path.name)
+                if parsed is None or parsed[1] not in wanted or not path.is_file():
+                    continue
+                type_, fmt, _ = parsed
+                if find_embedding_file(run, type_, fmt) == path:
+                    found.append(EmbeddingFile(path, run.name, type_, fmt))
         return found
 
     def export_file(self, embedding_file: str | os.PathLike, fmt: str) -> Path:
-        """The run's ``embeddings_<type>.<fmt>`` for download: the run's own file when it wrote that format, else
-        a conversion into the run's ``exports/`` folder (made once, redone when the source is newer)."""
-        from console.embfiles import output_path, read_embeddings, read_meta, write_embeddings
+        """The run's embedding file of `fmt` for download: the run's own file when it wrote that format (under the
+        current or the older name), else a conversion into the run's ``exports/`` folder under the current name
+        (made once, redone when the source is newer)."""
+        from console.embfiles import (find_embedding_file, output_path, parse_embedding_name, read_embeddings,
+                                      read_meta, write_embeddings)
 
         source = Path(embedding_file)
-        m = _EMBEDDING_NAME.match(source.name)
-        if not m:
-            raise ValueError(f"{source.name} is not an embeddings_<type>.<format> file")
-        native = output_path(source.parent, m["type"], fmt)
-        if native.exists():
+        parsed = parse_embedding_name(source.name)
+        if parsed is None:
+            raise ValueError(f"{source.name} is not an embedding file (embeddings_<type>.<format>)")
+        type_ = parsed[0]
+        native = find_embedding_file(source.parent, type_, fmt)
+        if native is not None:
             return native
         folder = source.parent / "exports"
-        target = output_path(folder, m["type"], fmt)
+        target = output_path(folder, type_, fmt)
         if not target.exists() or target.stat().st_mtime_ns < source.stat().st_mtime_ns:
-            write_embeddings(folder, m["type"], read_embeddings(source), formats=(fmt,),
+            write_embeddings(folder, type_, read_embeddings(source), formats=(fmt,),
                              meta=read_meta(source) or {})
         return target
 

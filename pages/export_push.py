@@ -3,7 +3,7 @@ import os
 
 import streamlit as st
 
-from console.embfiles import read_meta
+from console.embfiles import file_stem, read_meta
 from console.errors import ConsoleError
 from console.neo4j_store import Neo4jSettings, Neo4jStore, Neo4jStoreError
 from console.push import credential_for, push_to_backend, push_to_neo4j, same_target
@@ -28,8 +28,8 @@ def _file_for(fmt: str):
 
 mimes = {"json": "application/json", "jsonl": "application/jsonl", "parquet": "application/vnd.apache.parquet"}
 for col, fmt in zip(st.columns(3), mimes):
-    col.download_button(f"embeddings_{chosen.type}.{fmt}", data=_file_for(fmt), mime=mimes[fmt],
-                        file_name=f"embeddings_{chosen.type}.{fmt}", key=f"download-{fmt}", icon="⬇️")
+    col.download_button(f"{file_stem(chosen.type)}.{fmt}", data=_file_for(fmt), mime=mimes[fmt],
+                        file_name=f"{file_stem(chosen.type)}.{fmt}", key=f"download-{fmt}", icon="⬇️")
 
 st.subheader("Push")
 target = st.radio("Into", ["Neo4j (Bolt)", "The backend's import endpoint"], horizontal=True)

@@ -3,6 +3,7 @@ and the similarity preview for a chosen item or a typed query. Real MiniLM vecto
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -103,11 +104,28 @@ def test_typing_a_query_replaces_the_chosen_item(at):
 def test_a_damaged_embedding_file_is_named_not_a_traceback(tmp_path, monkeypatch):
     ws = Workspace(tmp_path / "work")
     run = ws.new_run_dir("broken")
-    (run / "embeddings_recipe.jsonl").write_text('{"id": "recipe-1", "type": "recipe", "text": "x", "embedding": [0.1,\n')
+    (run / "embeddings_recipes.jsonl").write_text('{"id": "recipe-1", "type": "recipe", "text": "x", "embedding": [0.1,\n')
     monkeypatch.setenv("CONSOLE_WORKDIR", str(ws.root))
     monkeypatch.delenv("CONSOLE_PASSWORD", raising=False)
     at = AppTest.from_file(APP, default_timeout=60).run().switch_page("pages/explore.py").run()
     assert not at.exception
     assert [e.value for e in at.error] == [
-        "embeddings_recipe.jsonl, line 1: not valid JSON at column 1: Expecting value — re-create the file with "
+        "embeddings_recipes.jsonl, line 1: not valid JSON at column 1: Expecting value — re-create the file with "
         "`embedding-console generate`"]
+
+
+def test_a_run_with_the_earlier_file_names_is_explored(workdir, tmp_path, monkeypatch):
+    """Runs made before the guide's names (embeddings_recipe.parquet) keep working."""
+    work = shutil.copytree(workdir, tmp_path / "work")
+    [run] = (work / "runs").iterdir()
+    for path in run.glob("embeddings_recipes.*"):
+        path.rename(run / path.name.replace("embeddings_recipes", "embeddings_recipe"))
+    assert not list(run.glob("embeddings_recipes.*"))
+    monkeypatch.setenv("CONSOLE_WORKDIR", str(work))
+    monkeypatch.delenv("CONSOLE_PASSWORD", raising=False)
+    at = AppTest.from_file(APP, default_timeout=120).run().switch_page("pages/explore.py").run()
+    assert not at.exception
+    assert at.caption[0].value.startswith("120 of 120 items · 384 dimensions")
+    at.text_input(key="explore_query").input("tempe").run()
+    top = at.dataframe[0].value["id"].tolist()[:5]
+    assert sum(i.startswith("recipe-tempe-") for i in top) >= 4, top

@@ -76,8 +76,8 @@ def test_a_run_shows_progress_and_ends_with_its_output_files(ws, minilm_path):
     [run] = ws.run_dirs()
     at = _poll(at, lambda a: any(s.value.startswith("Done") for s in a.success))
     assert [s.value for s in at.success] == [
-        f"Done: 30 items embedded. Files in `{run}`: embeddings_recipe.json, embeddings_recipe.meta.json, "
-        "embeddings_recipe.parquet. Next: Explore, or Export & push."]
+        f"Done: 30 items embedded. Files in `{run}`: embeddings_recipes.json, embeddings_recipes.meta.json, "
+        "embeddings_recipes.parquet. Next: Explore, or Export & push."]
     bars = at.get("progress")
     assert [b.proto.text for b in bars] == [bars[0].proto.text, "recipe: 30 / 30"]
     assert bars[0].proto.text.startswith("Overall: 30 / 30 · ") and " items/s · ETA " in bars[0].proto.text

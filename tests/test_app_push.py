@@ -3,6 +3,7 @@ dry-run preview first, a connection test, progress, counts, safe to press twice,
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 from pathlib import Path
 
@@ -33,7 +34,7 @@ def run_dir(tmp_path_factory, minilm_path):
 
 @pytest.fixture
 def ids(run_dir):
-    return [item.id for item in read_embeddings(run_dir / "embeddings_recipe.json")]
+    return [item.id for item in read_embeddings(run_dir / "embeddings_recipes.json")]
 
 
 @pytest.fixture
@@ -66,7 +67,28 @@ def _button(at, label):
 
 def test_the_three_download_formats_are_offered(at):
     assert [b.label for b in at.get("download_button")] == [
-        "embeddings_recipe.json", "embeddings_recipe.jsonl", "embeddings_recipe.parquet"]
+        "embeddings_recipes.json", "embeddings_recipes.jsonl", "embeddings_recipes.parquet"]
+
+
+def test_a_run_with_the_earlier_file_names_is_offered_and_pushed(run_dir, graph, neo4j_settings, ids, tmp_path,
+                                                                 monkeypatch):
+    """Runs made before the guide's names (embeddings_recipe.json) keep working: listed, downloaded under the
+    current name, pushed."""
+    work = shutil.copytree(run_dir.parent.parent, tmp_path / "work")
+    old_run = work / "runs" / run_dir.name
+    for path in old_run.glob("embeddings_recipes.*"):
+        path.rename(old_run / path.name.replace("embeddings_recipes", "embeddings_recipe"))
+    monkeypatch.setenv("CONSOLE_WORKDIR", str(work))
+    monkeypatch.delenv("CONSOLE_PASSWORD", raising=False)
+    at = AppTest.from_file(APP, default_timeout=120).run().switch_page("pages/export_push.py").run()
+    assert not at.exception
+    assert str(old_run / "embeddings_recipe.json") in at.caption[0].value
+    assert [b.label for b in at.get("download_button")] == [
+        "embeddings_recipes.json", "embeddings_recipes.jsonl", "embeddings_recipes.parquet"]
+    _recipes_in_graph(graph, ids)
+    _button(at, "Preview (dry run)").click().run()
+    _button(at, "Push").click().run()
+    assert at.success[0].value.startswith(f"Pushed to {neo4j_settings['uri']} (neo4j): 40 vectors: 40 written,")
 
 
 def test_test_connection_reports_the_server_and_the_missing_index(at, neo4j_settings):
@@ -99,7 +121,7 @@ def test_push_writes_the_vectors_and_pressing_twice_changes_nothing(at, graph, n
     assert at.get("progress")[0].proto.text == "40 / 40 vectors"
     stored = {r["id"]: np.array(r["v"]) for r in graph.execute_query(
         "MATCH (n:Recipe) RETURN n.id AS id, n.embedding AS v").records}
-    for item in read_embeddings(run_dir / "embeddings_recipe.json"):
+    for item in read_embeddings(run_dir / "embeddings_recipes.json"):
         assert np.allclose(stored[item.id], item.embedding, atol=1e-6)
     _button(at, "Push").click().run()
     assert at.success[0].value.startswith(f"Pushed to {where}: 40 vectors: 0 written, 40 unchanged,")
@@ -138,7 +160,7 @@ def test_a_dimension_mismatch_with_the_index_is_refused_before_writing(at, graph
         "The index recipe_embedding has 8 dimensions but this file has 384: pushing it will be refused.")
     _button(at, "Preview (dry run)").click().run()
     assert at.error[0].value.startswith(
-        "The vector index 'recipe_embedding' on :Recipe(embedding) has 8 dimensions but embeddings_recipe.json has "
+        "The vector index 'recipe_embedding' on :Recipe(embedding) has 8 dimensions but embeddings_recipes.json has "
         "384-dimensional recipe vectors.")
 
 

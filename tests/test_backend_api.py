@@ -114,7 +114,7 @@ def test_item_detail_lists_ingredients_and_categories(backend):
      "Unknown type 'dish': expected one of recipe, ingredient, category"),
     ("semantic-search", {"q": "x", "type": "category"}, 409,
      "No embeddings for type 'category' yet: generate them, then import with python backend/manage.py "
-     "import_embeddings --embedding-file embeddings_category.json"),
+     "import_embeddings --embedding-file embeddings_categories.json"),
     ("semantic-search", {"q": "x", "k": "0"}, 400, "'k' must be a whole number from 1 to 100, not '0'"),
     ("keyword-search", {"q": " "}, 400, "Missing query parameter 'q': e.g. ?q=nasi goreng"),
     ("items/recipe-0/similar", {}, 404, "No item with id 'recipe-0'"),

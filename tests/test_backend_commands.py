@@ -131,16 +131,16 @@ def test_export_as_jsonl_and_csv_with_a_limit(pipeline, env, tmp_path):
 
 # -- import_embeddings --------------------------------------------------------------------------------------------
 def test_import_dry_run_reports_and_writes_nothing(no_embeddings, env, neo4j_driver):
-    path = no_embeddings["emb"] / "embeddings_recipe.json"
+    path = no_embeddings["emb"] / "embeddings_recipes.json"
     proc = manage("import_embeddings", "--embedding-file", str(path), "--dry-run", env=env)
-    assert "Dry run, nothing written: embeddings_recipe.json" in proc.stdout
+    assert "Dry run, nothing written: embeddings_recipes.json" in proc.stdout
     assert "300 vectors: 300 would write, 0 unchanged, 0 unknown ids, 0 rejected" in proc.stdout
     assert count_embedded(neo4j_driver) == 0
     assert neo4j_driver.execute_query("SHOW VECTOR INDEXES YIELD name RETURN name").records == []
 
 
 def test_import_writes_creates_the_index_and_a_second_run_changes_nothing(no_embeddings, env, neo4j_driver):
-    path = no_embeddings["emb"] / "embeddings_recipe.jsonl"
+    path = no_embeddings["emb"] / "embeddings_recipes.jsonl"
     first = manage("import_embeddings", "--embedding-file", str(path), env=env)
     assert "300 vectors: 300 written, 0 unchanged, 0 unknown ids, 0 rejected" in first.stdout
     assert "Created vector index recipe_embedding" in first.stdout
@@ -149,29 +149,43 @@ def test_import_writes_creates_the_index_and_a_second_run_changes_nothing(no_emb
     second = manage("import_embeddings", "--embedding-file", str(path), env=env)
     assert "300 vectors: 0 written, 300 unchanged, 0 unknown ids, 0 rejected" in second.stdout
     assert neo4j_driver.execute_query(stamp).records[0]["t"] == before
-    meta = json.loads((no_embeddings["emb"] / "embeddings_recipe.meta.json").read_text())
+    meta = json.loads((no_embeddings["emb"] / "embeddings_recipes.meta.json").read_text())
     space = neo4j_driver.execute_query("MATCH (s:EmbeddingSpace {type: 'recipe'}) RETURN s.model AS model, "
                                        "s.dimensions AS dims").records[0]
     assert (space["model"], space["dims"]) == (meta["model"], 384)
 
 
+def test_import_reads_a_file_of_an_earlier_run_under_its_earlier_name(no_embeddings, env, tmp_path, neo4j_driver):
+    """Runs made before the guide's names wrote embeddings_recipe.jsonl + embeddings_recipe.meta.json: the type comes
+    from that name (the items here do not say theirs) and the model from that .meta.json."""
+    lines = (no_embeddings["emb"] / "embeddings_recipes.jsonl").read_text().splitlines()
+    untyped = [json.dumps({k: v for k, v in json.loads(line).items() if k != "type"}) for line in lines]
+    (tmp_path / "embeddings_recipe.jsonl").write_text("\n".join(untyped) + "\n")
+    meta = (no_embeddings["emb"] / "embeddings_recipes.meta.json").read_text()
+    (tmp_path / "embeddings_recipe.meta.json").write_text(meta)
+    proc = manage("import_embeddings", "--embedding-file", str(tmp_path / "embeddings_recipe.jsonl"), env=env)
+    assert f"embeddings_recipe.jsonl ({json.loads(meta)['model']}): 300 vectors: 300 written, 0 unchanged" \
+        in proc.stdout
+    assert count_embedded(neo4j_driver) == 300
+
+
 def test_import_shows_the_vector_index_being_built(no_embeddings, env):
-    proc = manage("import_embeddings", "--embedding-file", str(no_embeddings["emb"] / "embeddings_recipe.json"),
+    proc = manage("import_embeddings", "--embedding-file", str(no_embeddings["emb"] / "embeddings_recipes.json"),
                   env=env)
     assert "building recipe_embedding: 100%" in proc.stderr  # a second bar, after the vectors' bar
 
 
 def test_import_reads_parquet_too(no_embeddings, env, neo4j_driver):
-    path = no_embeddings["emb"] / "embeddings_ingredient.parquet"
+    path = no_embeddings["emb"] / "embeddings_ingredients.parquet"
     proc = manage("import_embeddings", "--embedding-file", str(path), env=env)
     assert "0 unknown ids, 0 rejected" in proc.stdout
     assert count_embedded(neo4j_driver, "Ingredient") > 500
 
 
 def test_import_reports_unknown_ids(no_embeddings, env, tmp_path, neo4j_driver):
-    items = json.loads((no_embeddings["emb"] / "embeddings_category.json").read_text())
+    items = json.loads((no_embeddings["emb"] / "embeddings_categories.json").read_text())
     items[0]["id"] = "category-rendang"
-    path = tmp_path / "embeddings_category.json"
+    path = tmp_path / "embeddings_categories.json"
     path.write_text(json.dumps(items))
     proc = manage("import_embeddings", "--embedding-file", str(path), "--model", "all-MiniLM-L6-v2", env=env)
     assert "6 vectors: 5 written, 0 unchanged, 1 unknown ids, 0 rejected" in proc.stdout
@@ -179,38 +193,38 @@ def test_import_reports_unknown_ids(no_embeddings, env, tmp_path, neo4j_driver):
 
 
 def test_a_nan_in_the_file_stops_before_anything_is_written(no_embeddings, env, tmp_path, neo4j_driver):
-    lines = (no_embeddings["emb"] / "embeddings_recipe.jsonl").read_text().splitlines()
+    lines = (no_embeddings["emb"] / "embeddings_recipes.jsonl").read_text().splitlines()
     lines[41] = lines[41].replace("[", "[NaN, ", 1)
-    path = tmp_path / "embeddings_recipe.jsonl"
+    path = tmp_path / "embeddings_recipes.jsonl"
     path.write_text("\n".join(lines) + "\n")
     proc = manage("import_embeddings", "--embedding-file", str(path), "--model", "m", env=env, check=False)
     assert proc.returncode == 1
-    assert "embeddings_recipe.jsonl, line 42: item " in proc.stderr
+    assert "embeddings_recipes.jsonl, line 42: item " in proc.stderr
     assert '"embedding" must be a flat list of finite numbers' in proc.stderr
     assert "(nothing was imported)" in proc.stderr
     assert count_embedded(neo4j_driver) == 0
 
 
 def test_a_dimension_mismatch_with_the_index_is_a_clear_error(no_embeddings, env, tmp_path, neo4j_driver):
-    manage("import_embeddings", "--embedding-file", str(no_embeddings["emb"] / "embeddings_recipe.json"), env=env)
+    manage("import_embeddings", "--embedding-file", str(no_embeddings["emb"] / "embeddings_recipes.json"), env=env)
     rng = np.random.default_rng(0)
     items = [{"id": ORIGINAL_ID, "type": "recipe", "embedding": rng.standard_normal(1024).tolist()}]
-    path = tmp_path / "embeddings_recipe.json"
+    path = tmp_path / "embeddings_recipes.json"
     path.write_text(json.dumps(items))
     proc = manage("import_embeddings", "--embedding-file", str(path), "--model", "Qwen/Qwen3-Embedding-0.6B",
                   env=env, check=False)
     assert proc.returncode == 1
     assert ("CommandError: The vector index 'recipe_embedding' on :Recipe(embedding) has 384 dimensions but "
-            "embeddings_recipe.json has 1024-dimensional recipe vectors. Use a model with 384 dimensions, or drop "
+            "embeddings_recipes.json has 1024-dimensional recipe vectors. Use a model with 384 dimensions, or drop "
             "the index (DROP INDEX recipe_embedding) to re-embed every recipe with the new model.") in proc.stderr
 
 
 def test_a_file_without_metadata_needs_the_model_name(no_embeddings, env, tmp_path):
-    path = tmp_path / "embeddings_recipe.json"
-    path.write_text((no_embeddings["emb"] / "embeddings_recipe.json").read_text())
+    path = tmp_path / "embeddings_recipes.json"
+    path.write_text((no_embeddings["emb"] / "embeddings_recipes.json").read_text())
     proc = manage("import_embeddings", "--embedding-file", str(path), env=env, check=False)
     assert proc.returncode == 1
-    assert ("CommandError: embeddings_recipe.json: no .meta.json beside it says which model made the vectors: "
+    assert ("CommandError: embeddings_recipes.json: no .meta.json beside it says which model made the vectors: "
             "pass --model NAME (semantic search embeds queries with that model)") in proc.stderr
 
 

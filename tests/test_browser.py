@@ -156,7 +156,7 @@ def test_upload_generate_explore_and_push_in_a_real_browser(console_url, page, e
 
     _go(page, "Export & push")
     with page.expect_download() as download:  # JSON Lines was not generated: converted on the click
-        page.get_by_role("button", name="embeddings_recipe.jsonl").click()
+        page.get_by_role("button", name="embeddings_recipes.jsonl").click()
     lines = Path(download.value.path()).read_text(encoding="utf-8").splitlines()
     assert len(lines) == 100 and set(json.loads(lines[0])) >= {"id", "type", "text", "embedding"}
     page.get_by_role("button", name="Test connection").click()
@@ -167,7 +167,7 @@ def test_upload_generate_explore_and_push_in_a_real_browser(console_url, page, e
     page.get_by_text("100 vectors: 100 written, 0 unchanged, 0 unknown ids, 0 rejected.").wait_for(timeout=120_000)
     _shot(page, "push")
 
-    [output] = (tmp_path / "work" / "runs").glob("*/embeddings_recipe.json")
+    [output] = (tmp_path / "work" / "runs").glob("*/embeddings_recipes.json")
     expected = {item.id: item.embedding for item in read_embeddings(output)}
     stored = {r["id"]: np.array(r["v"], dtype=np.float32) for r in graph.execute_query(
         "MATCH (n:Recipe) WHERE n.id IN $ids RETURN n.id AS id, n.embedding AS v", ids=ids).records}

@@ -44,10 +44,10 @@ def test_the_issues_command_works_exactly_as_written(tmp_path, offline_hf_home):
     assert proc.returncode == 0, proc.stderr
     out = tmp_path / "embeddings_output"
     assert sorted(p.name for p in out.glob("embeddings_*.json")) == [
-        "embeddings_category.json", "embeddings_category.meta.json", "embeddings_ingredient.json",
-        "embeddings_ingredient.meta.json", "embeddings_recipe.json", "embeddings_recipe.meta.json"]
-    assert [i.id for i in read_embeddings(out / "embeddings_recipe.json")] == ["recipe-1", "recipe-2", "recipe-3"]
-    assert read_meta(out / "embeddings_recipe.json")["model"] == QWEN
+        "embeddings_categories.json", "embeddings_categories.meta.json", "embeddings_ingredients.json",
+        "embeddings_ingredients.meta.json", "embeddings_recipes.json", "embeddings_recipes.meta.json"]
+    assert [i.id for i in read_embeddings(out / "embeddings_recipes.json")] == ["recipe-1", "recipe-2", "recipe-3"]
+    assert read_meta(out / "embeddings_recipes.json")["model"] == QWEN
     assert "Read categories.csv, ingredients.jsonl, recipes.json: 10 valid records (3 category, 4 ingredient, " \
            "3 recipe)." in proc.stdout
     assert "item/s" in proc.stderr  # the tqdm bar: items/s and ETA
@@ -71,7 +71,7 @@ def test_the_installed_entry_point_runs_the_same_cli(tmp_path, minilm_path):
                            str(tmp_path), "--model", str(minilm_path), "--format", "jsonl", "--quiet"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert len(list(read_embeddings(tmp_path / "embeddings_recipe.jsonl"))) == 3
+    assert len(list(read_embeddings(tmp_path / "embeddings_recipes.jsonl"))) == 3
 
 
 def test_version(capsys):
@@ -118,7 +118,7 @@ def test_encoding_errors_replace_goes_on(tmp_path, capsys, minilm_path):
     (tmp_path / "in" / "recipes.json").write_bytes(b'[{"id": "r1", "type": "recipe", "text": "Es teler \xe9"}]')
     assert main(["--input-dir", str(tmp_path / "in"), "--output-dir", str(tmp_path / "out"), "--model",
                  str(minilm_path), "--encoding-errors", "replace", "--quiet"]) == 0
-    [item] = read_embeddings(tmp_path / "out" / "embeddings_recipe.json")
+    [item] = read_embeddings(tmp_path / "out" / "embeddings_recipes.json")
     assert item.text == "Es teler \ufffd"
 
 
@@ -157,7 +157,7 @@ def test_bad_option_values_are_refused_by_the_parser(capsys, args, message):
 def test_dimensions_and_no_normalize_reach_the_files(tmp_path, minilm_path):
     assert main(["--input", str(INPUTS / "recipes.json"), "--output-dir", str(tmp_path), "--model", str(minilm_path),
                  "--dimensions", "32", "--no-normalize", "--max-length", "64", "--quiet"]) == 0
-    meta = read_meta(tmp_path / "embeddings_recipe.json")
+    meta = read_meta(tmp_path / "embeddings_recipes.json")
     assert (meta["dimensions"], meta["normalized"], meta["max_length"]) == (32, False, 64)
 
 
@@ -166,10 +166,10 @@ def test_a_run_resumed_with_another_chunk_size_reuses_every_vector_and_writes_th
     args = ["--input", str(INPUTS / "recipes.json"), "--input", str(INPUTS / "ingredients.jsonl"), "--model",
             str(minilm_path), "--quiet"]
     assert main([*args, "--output-dir", str(tmp_path / "a"), "--chunk-size", "2"]) == 0
-    first = [(i.id, i.embedding.tolist()) for i in read_embeddings(tmp_path / "a" / "embeddings_ingredient.json")]
-    (tmp_path / "a" / "embeddings_ingredient.json").unlink()
+    first = [(i.id, i.embedding.tolist()) for i in read_embeddings(tmp_path / "a" / "embeddings_ingredients.json")]
+    (tmp_path / "a" / "embeddings_ingredients.json").unlink()
     capsys.readouterr()
     assert main([*args, "--output-dir", str(tmp_path / "a")]) == 0  # default chunk size this time
     assert "0 embedded" in capsys.readouterr().out
-    again = [(i.id, i.embedding.tolist()) for i in read_embeddings(tmp_path / "a" / "embeddings_ingredient.json")]
+    again = [(i.id, i.embedding.tolist()) for i in read_embeddings(tmp_path / "a" / "embeddings_ingredients.json")]
     assert again == first and len(first) == 4

@@ -71,7 +71,7 @@ def reference(export_dir, minilm_path, tmp_path_factory):
     out = tmp_path_factory.mktemp("reference")
     proc = subprocess.run(generator(export_dir, out, minilm_path), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
-    return read_output(out / "embeddings_recipe.jsonl")
+    return read_output(out / "embeddings_recipes.jsonl")
 
 
 def assert_same_output(path: Path, reference) -> None:
@@ -102,13 +102,13 @@ def test_sigkill_at_three_random_points_then_resume_gives_the_uninterrupted_outp
             kills += 1
         proc.wait(timeout=60)
     assert kills >= 2, "the run finished before it could be killed: make the input larger"
-    assert not (out / "embeddings_recipe.jsonl").exists()
+    assert not (out / "embeddings_recipes.jsonl").exists()
 
     final = subprocess.run(generator(export_dir, out, minilm_path), capture_output=True, text=True, timeout=600)
     assert final.returncode == 0, final.stderr
     embedded, reused = map(int, re.search(r"(\d+) embedded, (\d+) reused", final.stdout).groups())
     assert embedded + reused == N and reused > 0
-    assert_same_output(out / "embeddings_recipe.jsonl", reference)
+    assert_same_output(out / "embeddings_recipes.jsonl", reference)
 
 
 def test_a_checkpoint_with_a_truncated_last_line_is_repaired_and_the_run_completes(
@@ -121,14 +121,14 @@ def test_a_checkpoint_with_a_truncated_last_line_is_repaired_and_the_run_complet
     lines = data.count(b"\n")
     last_start = data.rstrip(b"\n").rfind(b"\n") + 1
     checkpoint.write_bytes(data[: last_start + (len(data) - last_start) // 2])  # a write torn in the middle
-    (out / "embeddings_recipe.jsonl").unlink()
+    (out / "embeddings_recipes.jsonl").unlink()
 
     again = subprocess.run(generator(export_dir, out, minilm_path), capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr
     assert (f"{checkpoint.name}: dropped 1 unreadable batch line (line {lines}; a run was probably killed while "
             "writing); those items are embedded again") in again.stderr
     assert f"{BATCH} embedded, {N - BATCH} reused from the checkpoint" in again.stdout
-    assert_same_output(out / "embeddings_recipe.jsonl", reference)
+    assert_same_output(out / "embeddings_recipes.jsonl", reference)
     assert checkpoint.read_bytes().count(b"\n") == lines  # cut off, then the redone batch appended whole
 
 
@@ -176,7 +176,7 @@ def crash_neo4j(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def crash_data(crash_neo4j, tmp_path_factory):
-    """6,000 Recipe nodes and an embeddings_recipe.jsonl (64-d) for them, with its .meta.json."""
+    """6,000 Recipe nodes and an embeddings_recipes.jsonl (64-d) for them, with its .meta.json."""
     import neo4j
 
     _, env = crash_neo4j
@@ -191,7 +191,7 @@ def crash_data(crash_neo4j, tmp_path_factory):
     write_embeddings(folder, "recipe", items, formats=["jsonl"],
                      meta=make_meta(model="test-model", dimensions=DIMS, normalized=False, dtype="float32",
                                     count=NODES, type_="recipe"))
-    return folder / "embeddings_recipe.jsonl"
+    return folder / "embeddings_recipes.jsonl"
 
 
 def embedded_count(env) -> int:
@@ -257,7 +257,7 @@ def test_neo4j_killed_mid_import_gives_a_clear_error_whole_batches_and_a_rerun_c
 
     again = manage("import_embeddings", "--embedding-file", str(crash_data), "--batch-size", str(IMPORT_BATCH),
                    env=env)
-    assert (f"embeddings_recipe.jsonl (test-model): {NODES} vectors: {NODES - kept} written, {kept} unchanged, "
+    assert (f"embeddings_recipes.jsonl (test-model): {NODES} vectors: {NODES - kept} written, {kept} unchanged, "
             "0 unknown ids, 0 rejected") in again.stdout
     # the killed run created the index before its first batch; the re-run writes into it, and it holds every vector
     assert "Created vector index" not in again.stdout
@@ -392,7 +392,7 @@ def test_cypher_and_html_in_ids_and_texts_are_kept_verbatim_as_data(tmp_path, mi
     assert cli(["generate", "--input", str(BAD / "records" / "injection.jsonl"), "--output-dir", str(out),
                 "--model", str(minilm_path), "--device", "cpu", "--quiet", "--format", "jsonl"]) == 0
     wanted = [json.loads(line) for line in (BAD / "records" / "injection.jsonl").read_text().splitlines()]
-    got = list(read_embeddings(out / "embeddings_recipe.jsonl"))
+    got = list(read_embeddings(out / "embeddings_recipes.jsonl"))
     assert [(i.id, i.text) for i in got] == [(w["id"], w["text"]) for w in wanted]
 
 
@@ -405,7 +405,7 @@ def test_a_one_megabyte_text_is_embedded_cut_to_the_models_length(tmp_path, mini
     out = tmp_path / "out"
     assert cli(["generate", "--input", str(path), "--output-dir", str(out), "--model", str(minilm_path),
                 "--device", "cpu", "--quiet", "--format", "jsonl"]) == 0
-    [item] = read_embeddings(out / "embeddings_recipe.jsonl")
+    [item] = read_embeddings(out / "embeddings_recipes.jsonl")
     assert item.text == text
     plain = SentenceTransformer(str(minilm_path), device="cpu").encode([text], normalize_embeddings=True)[0]
     np.testing.assert_allclose(item.embedding, plain, atol=1e-5)

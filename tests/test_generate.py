@@ -50,21 +50,21 @@ def test_writes_one_seed_file_per_type_equal_to_a_plain_encode(tmp_path, export,
     result = generate(opts(tmp_path, input_dir, minilm_path))
     assert result.counts == {"ingredient": 4, "recipe": 24}
     assert (result.embedded, result.reused) == (28, 0)
-    items = list(read_embeddings(tmp_path / "out" / "embeddings_recipe.json"))
+    items = list(read_embeddings(tmp_path / "out" / "embeddings_recipes.json"))
     assert [i.id for i in items] == [r["id"] for r in recipes]
     plain = SentenceTransformer(str(minilm_path), device="cpu").encode([r["text"] for r in recipes])
     assert _cos(np.vstack([i.embedding for i in items]), plain).min() > 0.9999
-    meta = read_meta(tmp_path / "out" / "embeddings_ingredient.json")
+    meta = read_meta(tmp_path / "out" / "embeddings_ingredients.json")
     assert (meta["model"], meta["dimensions"], meta["count"], meta["normalized"]) == (str(minilm_path), 384, 4, True)
 
 
 def test_a_second_run_reuses_every_vector_and_writes_the_same_files(tmp_path, export, minilm_path):
     input_dir, _, _ = export
     generate(opts(tmp_path, input_dir, minilm_path))
-    first = (tmp_path / "out" / "embeddings_recipe.json").read_text()
+    first = (tmp_path / "out" / "embeddings_recipes.json").read_text()
     again = generate(opts(tmp_path, input_dir, minilm_path))
     assert (again.embedded, again.reused) == (0, 28)
-    assert (tmp_path / "out" / "embeddings_recipe.json").read_text() == first
+    assert (tmp_path / "out" / "embeddings_recipes.json").read_text() == first
 
 
 def test_incremental_run_embeds_only_new_and_changed_texts(tmp_path, export, minilm_path):
@@ -83,7 +83,7 @@ def test_changed_settings_never_reuse_vectors_of_other_settings(tmp_path, export
     generate(opts(tmp_path, input_dir, minilm_path))
     result = generate(opts(tmp_path, input_dir, minilm_path, dimensions=128))
     assert (result.embedded, result.reused) == (28, 0)
-    items = list(read_embeddings(tmp_path / "out" / "embeddings_recipe.json"))
+    items = list(read_embeddings(tmp_path / "out" / "embeddings_recipes.json"))
     assert {len(i.embedding) for i in items} == {128}
 
 
@@ -91,7 +91,7 @@ def test_records_with_the_same_text_are_embedded_once(tmp_path, minilm_path):
     write_json(tmp_path / "in" / "c.json", [{"id": f"c{i}", "type": "category", "text": "Ayam"} for i in range(3)])
     result = generate(opts(tmp_path, tmp_path / "in", minilm_path))
     assert (result.embedded, result.counts) == (1, {"category": 3})
-    vecs = [i.embedding for i in read_embeddings(tmp_path / "out" / "embeddings_category.json")]
+    vecs = [i.embedding for i in read_embeddings(tmp_path / "out" / "embeddings_categories.json")]
     np.testing.assert_array_equal(vecs[0], vecs[2])
 
 
@@ -158,7 +158,7 @@ def test_progress_file_tells_the_web_console_where_the_run_is(tmp_path, export, 
     final = json.loads(status_path.read_text())
     assert final["state"] == "done" and (final["done"], final["total"]) == (28, 28)
     assert final["files"] == {"ingredient": {"done": 4, "total": 4}, "recipe": {"done": 24, "total": 24}}
-    assert str(tmp_path / "out" / "embeddings_recipe.json") in final["outputs"]
+    assert str(tmp_path / "out" / "embeddings_recipes.json") in final["outputs"]
     assert set(final) >= {"rate", "eta_s", "batch_size", "gpu_mem_mb", "message", "pid"}
     assert any(s["state"] == "running" and 0 < s["done"] < 28 for s in seen)
 
@@ -179,7 +179,7 @@ def test_all_four_formats_hold_the_same_vectors(tmp_path, export, minilm_path):
     input_dir, _, _ = export
     generate(opts(tmp_path, input_dir, minilm_path, formats=["json", "jsonl", "parquet", "npy"]))
     out = tmp_path / "out"
-    sets = [list(read_embeddings(out / f"embeddings_recipe.{ext}")) for ext in ("json", "jsonl", "parquet", "npy")]
+    sets = [list(read_embeddings(out / f"embeddings_recipes.{ext}")) for ext in ("json", "jsonl", "parquet", "npy")]
     for other in sets[1:]:
         assert [i.id for i in other] == [i.id for i in sets[0]]
         np.testing.assert_array_equal(np.vstack([i.embedding for i in other]),
@@ -189,7 +189,7 @@ def test_all_four_formats_hold_the_same_vectors(tmp_path, export, minilm_path):
 def test_qwen3_run_records_the_query_prompt_in_the_metadata(tmp_path, export, tiny_qwen3_path):
     input_dir, _, _ = export
     generate(opts(tmp_path, input_dir, tiny_qwen3_path, limit=8))
-    meta = read_meta(tmp_path / "out" / "embeddings_recipe.json")
+    meta = read_meta(tmp_path / "out" / "embeddings_recipes.json")
     assert meta["query_prompt"].startswith("Instruct: Given a web search query")
     assert (meta["prompt"], meta["dimensions"]) == (None, 64)
 
@@ -215,7 +215,7 @@ def test_small_chunks_give_the_same_output_and_embed_each_text_once(tmp_path, ex
     write_json(input_dir / "recipes.json", recipes)
     result = generate(opts(tmp_path, input_dir, minilm_path, chunk_size=7))
     assert (result.embedded, result.counts) == (24, {"ingredient": 4, "recipe": 24})
-    items = list(read_embeddings(tmp_path / "out" / "embeddings_recipe.json"))
+    items = list(read_embeddings(tmp_path / "out" / "embeddings_recipes.json"))
     assert [i.id for i in items] == [r["id"] for r in recipes]
     for i in range(4):
         np.testing.assert_array_equal(items[20 + i].embedding, items[i].embedding)

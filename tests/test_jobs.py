@@ -61,7 +61,7 @@ def test_a_job_runs_in_the_background_and_reports_progress_until_done(ws, minilm
     assert (status.state, status.done, status.total) == ("done", 40, 40)
     assert status.files == {"recipe": {"done": 40, "total": 40}}
     assert status.rate and status.rate > 0
-    assert len(list(read_embeddings(job.run_dir / "embeddings_recipe.parquet"))) == 40
+    assert len(list(read_embeddings(job.run_dir / "embeddings_recipes.parquet"))) == 40
     record = json.loads((job.run_dir / "job.json").read_text())
     assert record["spec"]["model"] == str(minilm_path) and record["attempts"][0]["pid"] > 0
 
@@ -87,7 +87,7 @@ def test_a_stopped_job_resumes_from_its_checkpoint_without_redoing_batches(ws, m
     assert stopped.message == "Stopped. Resume to finish: batches already done are kept."
     job.resume()
     assert _wait(job, _finished).state == "done"
-    ids = [item.id for item in read_embeddings(job.run_dir / "embeddings_recipe.jsonl")]
+    ids = [item.id for item in read_embeddings(job.run_dir / "embeddings_recipes.jsonl")]
     assert len(ids) == len(set(ids)) == 60
     reused = [line for line in job.log_tail(200).splitlines() if "reused from the checkpoint" in line][-1]
     assert " 0 reused" not in reused, reused

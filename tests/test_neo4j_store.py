@@ -211,12 +211,12 @@ def test_every_bad_vector_is_rejected_with_its_reason(store, recipes):
         {"id": ids[5], "type": "recipe", "embedding": [True, False] * (DIMS // 2)},
         {"id": ids[5], "type": "recipe", "embedding": ["0.1"] * DIMS},
     ]
-    report = VectorWriter(store, model="m", source="embeddings_recipe.json").write(items)
+    report = VectorWriter(store, model="m", source="embeddings_recipes.json").write(items)
     assert report.written == 1
     assert report.rejected == [
         {"id": ids[1], "reason": "'embedding' has a non-finite value (NaN or infinity) at position 0"},
         {"id": ids[2], "reason": f"'embedding' has {DIMS - 1} dimensions, expected {DIMS} "
-                                 "(the first recipe vector of embeddings_recipe.json)"},
+                                 "(the first recipe vector of embeddings_recipes.json)"},
         {"id": "", "reason": "missing 'id' (a non-empty string)"},
         {"id": ids[3], "reason": "unknown type 'dish': expected one of recipe, ingredient, category"},
         {"id": ids[4], "reason": "missing 'embedding'"},
@@ -230,11 +230,11 @@ def test_every_bad_vector_is_rejected_with_its_reason(store, recipes):
 def test_dimension_mismatch_with_an_existing_index_is_an_error_and_writes_nothing(store, recipes):
     VectorWriter(store, model="m").write(vectors([r["id"] for r in recipes[:5]]))
     with pytest.raises(DimensionMismatch) as err:
-        VectorWriter(store, model="big", source="embeddings_recipe.json").write(
+        VectorWriter(store, model="big", source="embeddings_recipes.json").write(
             vectors([r["id"] for r in recipes[5:10]], dims=32))
     assert str(err.value) == (
         f"The vector index 'recipe_embedding' on :Recipe(embedding) has {DIMS} dimensions but "
-        "embeddings_recipe.json has 32-dimensional recipe vectors. Use a model with 16 dimensions, or drop the "
+        "embeddings_recipes.json has 32-dimensional recipe vectors. Use a model with 16 dimensions, or drop the "
         "index (DROP INDEX recipe_embedding) to re-embed every recipe with the new model."
     )
     assert store.query("MATCH (n:Recipe) WHERE n.embedding_model = 'big' RETURN count(n) AS c")[0]["c"] == 0
@@ -294,7 +294,7 @@ def test_a_type_without_embeddings_says_how_to_import_them(store, recipes):
         store.embedding_space("category")
     assert str(err.value) == (
         "No embeddings for type 'category' yet: generate them, then import with "
-        "python backend/manage.py import_embeddings --embedding-file embeddings_category.json"
+        "python backend/manage.py import_embeddings --embedding-file embeddings_categories.json"
     )
 
 

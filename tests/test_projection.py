@@ -118,7 +118,7 @@ def test_an_embedding_file_loads_with_titles_texts_and_categories(vectors, recip
 def test_the_map_colours_by_category_and_highlights_neighbours(vectors, recipes, tmp_path):
     items = [EmbeddedItem(r["id"], "recipe", r["text"], v, r["title"]) for r, v in zip(recipes, vectors)]
     write_embeddings(tmp_path, "recipe", items, formats=("jsonl",), meta={"model": "m"})
-    data = load_embedding_set(tmp_path / "embeddings_recipe.jsonl")
+    data = load_embedding_set(tmp_path / "embeddings_recipes.jsonl")
     proj = project(data.vectors, sample=50)
     shown = proj.index.tolist()
     fig = scatter_figure(data, proj, color_by="category", highlight=shown[1:4], selected=shown[0])

@@ -122,8 +122,9 @@ def test_unknown_file_type_is_refused(tmp_path):
 
 
 def test_find_input_files_lists_exports_and_leaves_out_the_consoles_own_outputs(tmp_path):
-    for name in ["recipes.json", "ingredients.jsonl", "categories.csv", "embeddings_recipe.json",
-                 "embeddings_recipe.meta.json", "rejects.jsonl", "notes.txt"]:
+    for name in ["recipes.json", "ingredients.jsonl", "categories.csv", "embeddings_recipes.json",
+                 "embeddings_recipes.meta.json", "embeddings_recipe.json", "embeddings_recipe.meta.json",
+                 "embeddings_category.jsonl", "rejects.jsonl", "notes.txt"]:  # current and earlier output names
         (tmp_path / name).write_text("[]")
     assert [p.name for p in find_input_files(tmp_path)] == ["categories.csv", "ingredients.jsonl", "recipes.json"]
 

@@ -65,13 +65,13 @@ def _vectors(path):
 
 def test_a_sigkilled_run_resumes_without_redoing_duplicating_or_losing_batches(tmp_path, export_dir, minilm_path):
     assert main(_command(export_dir, tmp_path / "ref", minilm_path, "--quiet")[2:]) == 0  # uninterrupted, in-process
-    ref_ids, ref_vecs = _vectors(tmp_path / "ref" / "embeddings_recipe.jsonl")
+    ref_ids, ref_vecs = _vectors(tmp_path / "ref" / "embeddings_recipes.jsonl")
     assert len(ref_ids) == len(set(ref_ids)) == N
 
     out = tmp_path / "out"
     code, _, _ = _start_and_wait_for_batches(_command(export_dir, out, minilm_path), out, 3, signal.SIGKILL)
     assert code == -signal.SIGKILL
-    assert not (out / "embeddings_recipe.jsonl").exists()
+    assert not (out / "embeddings_recipes.jsonl").exists()
     batches_at_kill = _checkpoint_lines(out)
     assert 3 <= batches_at_kill < N // 8
 
@@ -80,7 +80,7 @@ def test_a_sigkilled_run_resumes_without_redoing_duplicating_or_losing_batches(t
     embedded, reused = map(int, re.search(r"(\d+) embedded, (\d+) reused from the checkpoint", again.stdout).groups())
     assert embedded + reused == N
     assert reused >= 8 * batches_at_kill - 8  # every complete batch was kept (a torn last line is redone)
-    ids, vecs = _vectors(out / "embeddings_recipe.jsonl")
+    ids, vecs = _vectors(out / "embeddings_recipes.jsonl")
     assert ids == ref_ids  # same ids, same order, no duplicates, no gaps
     cos = (vecs * ref_vecs).sum(1) / np.linalg.norm(vecs, axis=1) / np.linalg.norm(ref_vecs, axis=1)
     assert cos.min() > 0.9999

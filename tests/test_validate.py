@@ -37,6 +37,9 @@ GOOD = {"id": "r0", "type": "recipe", "text": "Nasi goreng"}
     ({"id": "r1", "type": "Recipe!", "text": "Soto"},
      'recipes.json, line 3 (id "r1"): "type" must be a lowercase word such as "recipe", not "Recipe!" — '
      'use recipe, ingredient, category or another lowercase word or run with --on-invalid skip'),
+    ({"id": "r1", "type": "recipes", "text": "Soto"},  # its files would take the name of recipe's
+     'recipes.json, line 3 (id "r1"): "type" is "recipes", the plural of "recipe" — use "recipe" '
+     'or run with --on-invalid skip'),
     ({"id": "r1", "type": "recipe"},
      'recipes.json, line 3 (id "r1"): record has no "text" — add the text to embed or run with --on-invalid skip'),
     ({"id": "r1", "type": "recipe", "text": "   "},

@@ -82,13 +82,38 @@ def test_outputs_of_every_run_are_listed_newest_first(ws):
 
 def test_a_download_in_another_format_is_converted_once_into_exports(ws):
     run = _run_with_output(ws, "json")
-    parquet = ws.export_file(run / "embeddings_recipe.json", "parquet")
-    assert parquet == run / "exports" / "embeddings_recipe.parquet"
+    parquet = ws.export_file(run / "embeddings_recipes.json", "parquet")
+    assert parquet == run / "exports" / "embeddings_recipes.parquet"
     assert [i.id for i in read_embeddings(parquet)] == ["recipe-0", "recipe-1", "recipe-2"]
     assert read_meta(parquet)["model"] == "m"
     stamp = parquet.stat().st_mtime_ns
-    assert ws.export_file(run / "embeddings_recipe.json", "parquet").stat().st_mtime_ns == stamp
-    assert ws.export_file(run / "embeddings_recipe.json", "json") == run / "embeddings_recipe.json"
+    assert ws.export_file(run / "embeddings_recipes.json", "parquet").stat().st_mtime_ns == stamp
+    assert ws.export_file(run / "embeddings_recipes.json", "json") == run / "embeddings_recipes.json"
+
+
+def _rename_to_earlier_names(run, stem="embeddings_recipes", old="embeddings_recipe"):
+    """An output folder as runs before the guide's names left it (embeddings_recipe.*)."""
+    for path in run.glob(stem + ".*"):
+        path.rename(run / (old + path.name[len(stem):]))
+    return run
+
+
+def test_runs_with_the_earlier_names_are_listed_and_downloaded(ws):
+    old = _rename_to_earlier_names(_run_with_output(ws, "json"))
+    new = _run_with_output(ws, "json")
+    assert [(f.run_id, f.path.name, f.type) for f in ws.embedding_files()] == [
+        (new.name, "embeddings_recipes.json", "recipe"), (old.name, "embeddings_recipe.json", "recipe")]
+    assert ws.export_file(old / "embeddings_recipe.json", "json") == old / "embeddings_recipe.json"
+    jsonl = ws.export_file(old / "embeddings_recipe.json", "jsonl")  # a conversion takes the current name
+    assert jsonl == old / "exports" / "embeddings_recipes.jsonl"
+    assert [i.id for i in read_embeddings(jsonl)] == ["recipe-0", "recipe-1", "recipe-2"]
+    assert read_meta(jsonl)["model"] == "m"
+
+
+def test_a_run_with_both_names_lists_only_the_current_one(ws):
+    run = _run_with_output(ws, "json")
+    (run / "embeddings_recipe.json").write_text((run / "embeddings_recipes.json").read_text())
+    assert [f.path.name for f in ws.embedding_files()] == ["embeddings_recipes.json"]
 
 
 def test_the_input_summary_counts_types_across_files_and_names_unreadable_ones(tmp_path):

@@ -21,7 +21,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--embedding-file", type=Path, action="append", required=True, dest="files",
-                            help="embeddings_<type>.json|.jsonl|.parquet (repeatable)")
+                            help="embeddings_recipes.json (embeddings_<type>.json of earlier runs), .jsonl or .parquet; "
+                                 "any name when the items say their type or a <name>.meta.json does (repeatable)")
         parser.add_argument("--dry-run", action="store_true", help="check and report, write nothing")
         parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
                             help=f"vectors per transaction ({DEFAULT_BATCH_SIZE})")
