@@ -312,3 +312,32 @@ def neighbour_overlap(first: RunVectors, second: RunVectors, k: int = 10, sample
     shares = np.array([len(a & b) / k for a, b in zip(*neighbours)])
     return {"items": len(ids), "k": k, "mean": float(shares.mean()), "median": float(np.median(shares)),
             "min": float(shares.min()), "identical_share": float((shares == 1.0).mean())}
+
+
+@dataclass
+class ConsoleResult:
+    """What the Evaluate view shows: the metrics, and where the two compared rankings disagree."""
+
+    evaluation: Evaluation
+    runs: dict[str, Run]
+    compared: tuple[str, str] | None = None   # the two columns whose top-k lists are compared
+    overlap: list[dict] = field(default_factory=list)
+    neighbours: dict | None = None            # neighbour overlap between the two runs' vectors
+
+
+def evaluate_console(query_set: QuerySet, runs: Sequence[RunVectors], modes: Sequence[str], k: int,
+                     encoders: Sequence[QueryEncoder], *, stat_test: str = "student") -> ConsoleResult:
+    """The console's judgement on one or two runs: metrics per mode (and per run for semantic), the paired tests,
+    and the disagreement between the two runs (or, with one run, between the first two modes)."""
+    if len(runs) > 2:
+        raise OptionError("pick one or two runs to compare")
+    ranked = console_runs(query_set, runs, modes, k, encoders)
+    result = ConsoleResult(evaluate_runs(query_set, ranked, k, stat_test=stat_test), ranked)
+    semantic = [name for name in ranked if name.startswith("semantic")]
+    pair = tuple(semantic) if len(semantic) == 2 else tuple(list(ranked)[:2])
+    if len(pair) == 2:
+        result.compared = pair
+        result.overlap = top_k_overlap(query_set, ranked[pair[0]], ranked[pair[1]], k)
+    if len(runs) == 2:
+        result.neighbours = neighbour_overlap(runs[0], runs[1], k)
+    return result

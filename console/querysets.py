@@ -12,6 +12,7 @@ Judgements with grade 0 are kept out (not relevant); queries without any relevan
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -226,3 +227,55 @@ def read_query_set(path: str | Path, qrels: str | Path | None = None) -> QuerySe
         raise InputError("the query set is empty", file=path, hint=HINT)
     _attach_qrels(qs, Path(qrels))
     return _finish(qs, path)
+
+
+# -- query sets kept for the console: the shipped ones and the operator's uploads ------------------------------
+SHIPPED = Path(__file__).resolve().parent.parent / "data" / "queries"
+UPLOAD_SUFFIXES = (".jsonl", ".tsv")
+
+
+def list_query_sets(folder: str | Path | None = None) -> dict[str, Path]:
+    """Label -> path: the project's shipped sets (data/queries/*.jsonl) and those saved in ``folder`` (one
+    .jsonl each, or a BEIR folder with queries.jsonl and qrels/)."""
+    found = {f"shipped: {p.name}": p for p in sorted(SHIPPED.glob("*.jsonl"))}
+    if folder is not None and Path(folder).is_dir():
+        for p in sorted(Path(folder).iterdir()):
+            if (p.is_file() and p.suffix == ".jsonl") or (p.is_dir() and (p / "queries.jsonl").exists()):
+                found[f"uploaded: {p.name}"] = p
+    return found
+
+
+def save_query_set(folder: str | Path, files: dict[str, bytes]) -> Path:
+    """Store an uploaded query set in ``folder``: one simple .jsonl, or a BEIR queries .jsonl with its qrels .tsv
+    (kept as <name>/queries.jsonl + <name>/qrels/test.tsv). The set is read back first, so a broken upload is
+    refused with its file and line and nothing is kept."""
+    import re
+    import shutil
+    import tempfile
+
+    jsonl = [n for n in files if n.lower().endswith(".jsonl")]
+    tsv = [n for n in files if n.lower().endswith(".tsv")]
+    if len(jsonl) != 1 or len(tsv) > 1 or len(files) != len(jsonl) + len(tsv):
+        raise InputError(f"upload one .jsonl query set, or a BEIR queries .jsonl with one qrels .tsv (got: "
+                         f"{', '.join(files) or 'nothing'})", hint=HINT)
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(jsonl[0]).stem).strip("-.") or "queries"
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+        staged = Path(tmp) / jsonl[0]
+        staged.write_bytes(files[jsonl[0]])
+        qrels = None
+        if tsv:
+            qrels = Path(tmp) / tsv[0]
+            qrels.write_bytes(files[tsv[0]])
+        read_query_set(staged, qrels)  # raises InputError naming the uploaded file and line
+        if qrels is None:
+            target = folder / f"{stem}.jsonl"
+            os.replace(staged, target)
+        else:
+            target = folder / stem
+            shutil.rmtree(target, ignore_errors=True)
+            (target / "qrels").mkdir(parents=True)
+            os.replace(staged, target / "queries.jsonl")
+            os.replace(qrels, target / "qrels" / "test.tsv")
+    return target
