@@ -24,7 +24,8 @@ types = sorted({f.type for f in files})
 runs = list(dict.fromkeys(f.run_id for f in files))
 c1, c2 = st.columns([1, 3])
 type_ = c1.selectbox("Item type", types, index=types.index("recipe") if "recipe" in types else 0, key="eval_type")
-chosen = c2.multiselect("Runs (one, or two to compare models or --dimensions)", runs, default=runs[:1],
+with_type = [f.run_id for f in files if f.type == type_]
+chosen = c2.multiselect("Runs (one, or two to compare models or --dimensions)", runs, default=with_type[:1],
                         max_selections=2, key="eval_runs")
 
 with st.expander("Upload a query set", expanded=False):
