@@ -33,6 +33,15 @@ def live(neo4j_driver, neo4j_settings, neo4j_env, tmp_path_factory, minilm_path)
                     "--device", "cpu", "--quiet"], check=True, capture_output=True, text=True)
     embeddings = output_path(base / "emb", "recipe", "json")
     manage("import_embeddings", "--embedding-file", str(embeddings), "--verbosity", "0", env=neo4j_env)
+    # Neo4j 5.26 quantizes a vector index by default (its scores differ from the exact cosine by ~0.002, enough to
+    # swap near ties), so that the live search ranks the same vectors as the console, the index is rebuilt without.
+    db = neo4j_settings["database"]
+    neo4j_driver.execute_query("DROP INDEX recipe_embedding", database_=db)
+    neo4j_driver.execute_query(
+        "CREATE VECTOR INDEX recipe_embedding FOR (n:Recipe) ON (n.embedding) OPTIONS {indexConfig: "
+        "{`vector.dimensions`: 384, `vector.similarity_function`: 'cosine', `vector.quantization.enabled`: false}}",
+        database_=db)
+    neo4j_driver.execute_query("CALL db.awaitIndex('recipe_embedding', 300)", database_=db)
     ids = {item.id for item in read_embeddings(embeddings)}
     lines = []
     for line in (ROOT / "data" / "queries" / "recipes.jsonl").read_text(encoding="utf-8").splitlines():
