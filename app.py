@@ -25,6 +25,7 @@ PAGES = [
     st.Page(str(ROOT / "pages" / "upload.py"), title="Upload", icon=":material/upload_file:", default=True),
     st.Page(str(ROOT / "pages" / "generate.py"), title="Generate", icon=":material/memory:"),
     st.Page(str(ROOT / "pages" / "explore.py"), title="Explore", icon=":material/scatter_plot:"),
+    st.Page(str(ROOT / "pages" / "evaluate.py"), title="Evaluate", icon=":material/fact_check:"),
     st.Page(str(ROOT / "pages" / "export_push.py"), title="Export & push", icon=":material/cloud_upload:"),
 ]
 

@@ -1,0 +1,84 @@
+"""python manage.py evaluate_search --queries FILE [--qrels FILE] --modes keyword,semantic --k 10 [--output F]"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from console.errors import ConsoleError
+from console.evaluate import STAT_TESTS, check_k, evaluate_runs, parse_modes
+from console.neo4j_store import TYPE_TO_LABEL, Neo4jStoreError, label_for
+from console.querysets import read_query_set
+
+from ._common import open_store
+
+
+def _keyword(store, text: str, type_: str, k: int) -> list[dict]:
+    return store.keyword_search(text, type_, k)
+
+
+def _semantic(store, text: str, type_: str, k: int) -> list[dict]:
+    from recipes.api import semantic_search
+
+    return semantic_search(text, type_, k)["results"]
+
+
+# The live searches, as the API serves them: mode -> (store, query, type, k) -> [{"id", "score", ...}, best first].
+# A new search mode of the backend (e.g. hybrid) is one more entry here.
+LIVE_SEARCHES = {"keyword": _keyword, "semantic": _semantic}
+
+
+class Command(BaseCommand):
+    help = ("Score the live search against a labelled query set (simple JSON Lines {\"query\", \"relevant\"}, or "
+            "BEIR queries.jsonl + qrels TSV, or a BEIR folder): recall@k, MRR@k, nDCG@k and precision@k per mode, "
+            "and a paired significance test between the modes (ranx). Prints a table; --output writes JSON.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--queries", type=Path, required=True,
+                            help="query set: .jsonl (simple or BEIR), queries.tsv, or a BEIR folder")
+        parser.add_argument("--qrels", type=Path, default=None, help="qrels TSV (BEIR or TREC) for BEIR/TREC queries")
+        parser.add_argument("--modes", default="keyword,semantic",
+                            help=f"comma-separated, from: {', '.join(LIVE_SEARCHES)} (default keyword,semantic)")
+        parser.add_argument("--k", type=int, default=10, help="results per query, 1-100 (10)")
+        parser.add_argument("--type", dest="type_", default="recipe", help=f"item type: {', '.join(TYPE_TO_LABEL)}")
+        parser.add_argument("--stat-test", default="student", help=f"paired test: {', '.join(STAT_TESTS)}")
+        parser.add_argument("--output", type=Path, default=None, help="write the results as JSON to this file")
+
+    def handle(self, *args, queries, qrels=None, modes="keyword,semantic", k=10, type_="recipe",
+               stat_test="student", output=None, **options):
+        try:
+            chosen = parse_modes(modes, list(LIVE_SEARCHES))
+            check_k(k)
+            if type_ not in TYPE_TO_LABEL:
+                raise CommandError(f"--type: unknown type {type_!r}: choose from {', '.join(TYPE_TO_LABEL)}")
+            if stat_test not in STAT_TESTS:
+                raise CommandError(f"--stat-test must be one of {', '.join(STAT_TESTS)}, not {stat_test!r}")
+            query_set = read_query_set(queries, qrels)
+            store = open_store()
+            query_set.check_ids(_existing_ids(store, type_, query_set.judged_ids()), f"the graph's {type_} items")
+            runs = {mode: self._rank(store, LIVE_SEARCHES[mode], query_set, type_, k) for mode in chosen}
+            evaluation = evaluate_runs(query_set, runs, k, stat_test=stat_test)
+        except (ConsoleError, Neo4jStoreError) as exc:
+            raise CommandError(str(exc)) from None
+        self.stdout.write(evaluation.table())
+        if output is not None:
+            result = dict(evaluation.to_dict(), type=type_, source="live search (evaluate_search)")
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            self.stdout.write(f"Wrote {output}")
+
+    @staticmethod
+    def _rank(store, search, query_set, type_: str, k: int) -> dict[str, dict[str, float]]:
+        from rest_framework.exceptions import APIException
+
+        try:
+            return {qid: {hit["id"]: float(hit["score"]) for hit in search(store, text, type_, k)}
+                    for qid, text in query_set.queries.items()}
+        except APIException as exc:  # e.g. the query model cannot be loaded here
+            raise CommandError(str(exc.detail)) from None
+
+
+def _existing_ids(store, type_: str, ids: set[str]) -> set[str]:
+    rows = store.query(f"UNWIND $ids AS id MATCH (n:{label_for(type_)} {{id: id}}) RETURN n.id AS id", ids=sorted(ids))
+    return {row["id"] for row in rows}

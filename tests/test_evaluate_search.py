@@ -1,0 +1,110 @@
+"""`manage.py evaluate_search` over the live search of the real test Neo4j (300 demo recipes embedded with MiniLM and
+imported), against the console's evaluation of the same vectors: the semantic figures must be the same. And each
+kind of bad input gets its message."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "backend"))
+from conftest import empty_database  # noqa: E402
+from recipes.testing import manage  # noqa: E402
+
+from console.embfiles import output_path, read_embeddings  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def live(neo4j_driver, neo4j_settings, neo4j_env, tmp_path_factory, minilm_path):
+    """300 demo recipes loaded, exported, embedded with MiniLM and imported; the shipped query set restricted to
+    them (judgements of other recipes dropped, queries left without one dropped)."""
+    empty_database(neo4j_driver, neo4j_settings["database"])
+    base = tmp_path_factory.mktemp("evaluate")
+    manage("load_demo_data", "--limit", "300", "--verbosity", "0", env=neo4j_env)
+    manage("export_data_for_embeddings", "--output-dir", str(base / "export"), "--type", "recipe", "--verbosity",
+           "0", env=neo4j_env)
+    subprocess.run([sys.executable, str(ROOT / "external_embedding_generator.py"), "--input-dir", str(base / "export"),
+                    "--output-dir", str(base / "emb"), "--model", str(minilm_path), "--batch-size", "32",
+                    "--device", "cpu", "--quiet"], check=True, capture_output=True, text=True)
+    embeddings = output_path(base / "emb", "recipe", "json")
+    manage("import_embeddings", "--embedding-file", str(embeddings), "--verbosity", "0", env=neo4j_env)
+    # Neo4j 5.26 quantizes a vector index by default (its scores differ from the exact cosine by ~0.002, enough to
+    # swap near ties), so that the live search ranks the same vectors as the console, the index is rebuilt without.
+    db = neo4j_settings["database"]
+    neo4j_driver.execute_query("DROP INDEX recipe_embedding", database_=db)
+    neo4j_driver.execute_query(
+        "CREATE VECTOR INDEX recipe_embedding FOR (n:Recipe) ON (n.embedding) OPTIONS {indexConfig: "
+        "{`vector.dimensions`: 384, `vector.similarity_function`: 'cosine', `vector.quantization.enabled`: false}}",
+        database_=db)
+    neo4j_driver.execute_query("CALL db.awaitIndex('recipe_embedding', 300)", database_=db)
+    ids = {item.id for item in read_embeddings(embeddings)}
+    lines = []
+    for line in (ROOT / "data" / "queries" / "recipes.jsonl").read_text(encoding="utf-8").splitlines():
+        query = json.loads(line)
+        query["relevant"] = [i for i in query["relevant"] if i in ids]
+        if query["relevant"]:
+            lines.append(json.dumps(query))
+    queries = base / "queries.jsonl"
+    queries.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return {"base": base, "embeddings": embeddings, "queries": queries, "env": neo4j_env, "count": len(lines)}
+
+
+def test_the_command_and_the_console_give_the_same_semantic_figures(live, minilm_path):
+    from console.engine import Embedder
+    from console.evaluate import evaluate_console, load_run, query_encoder
+    from console.querysets import read_query_set
+
+    out = live["base"] / "live.json"
+    proc = manage("evaluate_search", "--queries", str(live["queries"]), "--modes", "keyword,semantic", "--k", "10",
+                  "--output", str(out), env=live["env"])
+    command = json.loads(out.read_text())
+    assert command["modes"] == ["keyword", "semantic"] and command["queries"] == live["count"] >= 20
+    assert f"queries.jsonl: {live['count']} queries, k=10" in proc.stdout
+    assert "semantic vs keyword, ndcg@10: " in proc.stdout and f"Wrote {out}" in proc.stdout
+    assert {r["metric"] for r in command["comparisons"]} == {"ndcg@10", "recall@10", "mrr@10", "precision@10"}
+
+    run = load_run(live["embeddings"])
+    console = evaluate_console(read_query_set(live["queries"]), [run], ["semantic"], 10,
+                               [query_encoder(Embedder(str(minilm_path), device="cpu"))]).evaluation
+    for metric in console.metrics:
+        ours = console.per_query["semantic"][metric]
+        theirs = command["per_query"]["semantic"][metric]
+        assert ours.keys() == theirs.keys()
+        assert np.allclose([ours[q] for q in ours], [theirs[q] for q in ours], atol=1e-6), metric
+        assert console.scores["semantic"][metric] == pytest.approx(command["scores"]["semantic"][metric], abs=1e-9)
+    assert 0 < command["scores"]["semantic"]["ndcg@10"] <= 1 and 0 < command["scores"]["keyword"]["ndcg@10"] <= 1
+
+
+@pytest.mark.parametrize("case,args,message", [
+    ("unknown mode", ["--modes", "keyword,hybrid"], "--modes: unknown mode 'hybrid': choose from keyword, semantic"),
+    ("bad k", ["--k", "0"], "--k must be a whole number from 1 to 100, not 0"),
+    ("empty set", ["--queries", "{empty}"], "empty.jsonl: the query set is empty"),
+    ("wrong format", ["--queries", "{export}"],
+     'export.jsonl, line 1: neither a simple query line ("query", "relevant") nor a BEIR query ("_id", "text")'),
+    ("unknown ids", ["--queries", "{unknown}"],
+     "unknown.jsonl, line 2: query 'q2' judges 'recipe-0', which is not in the graph's recipe items"),
+    ("no vectors of the type", ["--queries", "{ingredients}", "--type", "ingredient", "--modes", "semantic"],
+     "No embeddings for type 'ingredient' yet"),
+])
+def test_bad_input_gets_a_clear_message(live, case, args, message):
+    base = live["base"]
+    files = {
+        "empty": base / "empty.jsonl", "export": base / "export.jsonl", "unknown": base / "unknown.jsonl",
+        "ingredients": base / "ingredients.jsonl",
+    }
+    files["empty"].write_text("\n")
+    files["export"].write_text('{"id": "recipe-1", "type": "recipe", "text": "Ayam"}\n')
+    first = json.loads(live["queries"].read_text().splitlines()[0])
+    files["unknown"].write_text(json.dumps(first) + "\n" + json.dumps({"query": "x", "relevant": ["recipe-0"]}) + "\n")
+    files["ingredients"].write_text(json.dumps({"query": "cabai", "relevant": ["ingredient-garam"]}) + "\n")
+    args = [a.format(**files) for a in args]
+    if "--queries" not in args:
+        args = ["--queries", str(live["queries"]), *args]
+    proc = manage("evaluate_search", *args, env=live["env"], check=False)
+    assert proc.returncode == 1, (case, proc.stdout, proc.stderr)
+    assert f"CommandError: {message}" in proc.stderr, (case, proc.stderr)
