@@ -58,14 +58,20 @@ def read_secret_file(path: str | os.PathLike, name: str) -> str:
     return value
 
 
+def secret_env(name: str, env=None) -> str | None:
+    """The secret ``name`` from the environment, else from the file named by ``<name>_FILE`` (mode 600, see
+    :func:`read_secret_file`); None when neither is set."""
+    env = os.environ if env is None else env
+    if env.get(name):
+        return env[name]
+    if env.get(f"{name}_FILE"):
+        return read_secret_file(env[f"{name}_FILE"], f"{name}_FILE")
+    return None
+
+
 def configured_password(secrets_value: str | None = None, env=None) -> str | None:
     """CONSOLE_PASSWORD, else the file named by CONSOLE_PASSWORD_FILE, else the Streamlit secret; None if none."""
-    env = os.environ if env is None else env
-    if env.get("CONSOLE_PASSWORD"):
-        return env["CONSOLE_PASSWORD"]
-    if env.get("CONSOLE_PASSWORD_FILE"):
-        return read_secret_file(env["CONSOLE_PASSWORD_FILE"], "CONSOLE_PASSWORD_FILE")
-    return str(secrets_value) if secrets_value else None
+    return secret_env("CONSOLE_PASSWORD", env) or (str(secrets_value) if secrets_value else None)
 
 
 def password_matches(given: str, expected: str) -> bool:

@@ -36,8 +36,9 @@ LOG_FILE = "generate.log"
 _CHILDREN: dict[int, subprocess.Popen] = {}
 
 # Secrets the generator never needs: left out of its environment (a job runs a model's code, and its log is shown).
-SECRET_ENV = ("NEO4J_PASSWORD", "EMBEDDINGS_IMPORT_TOKEN", "CONSOLE_PASSWORD", "CONSOLE_PASSWORD_FILE",
-              "DJANGO_SECRET_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+SECRET_ENV = tuple(f"{name}{suffix}" for name in ("NEO4J_PASSWORD", "EMBEDDINGS_IMPORT_TOKEN", "CONSOLE_PASSWORD",
+                                                  "DJANGO_SECRET_KEY") for suffix in ("", "_FILE")) + (
+    "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 MAX_JOBS_ENV = "CONSOLE_MAX_JOBS"
 
 

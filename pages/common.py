@@ -67,6 +67,16 @@ def password_gate() -> bool:
     return False
 
 
+def stored_secret(name: str) -> str | None:
+    """``name`` or the file ``<name>_FILE`` names (mode 600); a file that is unreadable or too open stops the page
+    with what to do."""
+    try:
+        return access.secret_env(name)
+    except access.AccessError as exc:
+        st.error(str(exc))
+        st.stop()
+
+
 def choices() -> dict:
     """This browser session's choices (input source, server folder, model): not shared with other visitors."""
     return st.session_state.setdefault("choices", {})

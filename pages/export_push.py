@@ -35,7 +35,8 @@ st.subheader("Push")
 target = st.radio("Into", ["Neo4j (Bolt)", "The backend's import endpoint"], horizontal=True)
 configured = common.secret("neo4j", None) or {}
 if target.startswith("Neo4j"):
-    env = {k: os.environ.get(f"NEO4J_{k.upper()}") for k in ("uri", "user", "password", "database")}
+    env = {k: os.environ.get(f"NEO4J_{k.upper()}") for k in ("uri", "user", "database")}
+    env["password"] = common.stored_secret("NEO4J_PASSWORD")  # or NEO4J_PASSWORD_FILE (mode 600)
     defaults = {k: env[k] or configured.get(k) for k in env}
     configured_uri = defaults["uri"] or Neo4jSettings.uri
     c1, c2, c3, c4 = st.columns(4)
@@ -73,7 +74,7 @@ if target.startswith("Neo4j"):
         return push_to_neo4j(chosen.path, settings(), dry_run=dry_run, progress=progress)
 else:
     configured_url = os.environ.get("BACKEND_URL") or common.secret("backend_url", "") or "http://127.0.0.1:8000"
-    stored_token = os.environ.get("EMBEDDINGS_IMPORT_TOKEN") or common.secret("embeddings_import_token", "") or ""
+    stored_token = common.stored_secret("EMBEDDINGS_IMPORT_TOKEN") or common.secret("embeddings_import_token", "") or ""
     url = st.text_input("Backend URL", value=configured_url)
     token = st.text_input("Import token", type="password", key="import_token",
                           placeholder="from settings (configured URL)" if stored_token else "")

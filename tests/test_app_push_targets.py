@@ -180,3 +180,22 @@ def test_the_configured_target_still_gets_the_stored_secret():
         assert not same_target(url, configured)
         with pytest.raises(PushError, match="is not the configured target"):
             credential_for(url, "", configured, "secret", "X")
+
+
+def test_the_stored_password_can_come_from_a_file_only_its_owner_reads(at, listener, tmp_path, monkeypatch):
+    """NEO4J_PASSWORD_FILE instead of NEO4J_PASSWORD in the environment: still only sent to the configured URI."""
+    bolt = listener("bolt")
+    uri = f"bolt://127.0.0.1:{bolt.port}"
+    secret = tmp_path / "neo4j-password"
+    secret.write_text("from-the-file\n")
+    secret.chmod(0o600)
+    monkeypatch.delenv("NEO4J_PASSWORD")
+    monkeypatch.setenv("NEO4J_PASSWORD_FILE", str(secret))
+    monkeypatch.setenv("NEO4J_URI", uri)  # the listener is the configured server this time
+    page = AppTest.from_file(APP, default_timeout=60).run().switch_page("pages/export_push.py").run()
+    _button(page, "Test connection").click().run()
+    assert b"from-the-file" in bolt.received
+    secret.chmod(0o644)
+    page = AppTest.from_file(APP, default_timeout=60).run().switch_page("pages/export_push.py").run()
+    assert [e.value for e in page.error] == [
+        f"NEO4J_PASSWORD_FILE={secret}: group or others may read it (mode 644): run chmod 600 {secret}"]
