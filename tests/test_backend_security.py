@@ -19,7 +19,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "backend"))
 from conftest import empty_database  # noqa: E402
-from recipes.testing import MANAGE, free_port, manage, run_backend  # noqa: E402
+from recipes.testing import MANAGE, manage, run_backend  # noqa: E402
 
 TOKEN = "test-import-token"
 LONG_QUERY = " ".join(["ab"] * 1100)   # ~1,100 words: more clauses than Lucene takes (1,024)

@@ -126,7 +126,9 @@ def _rate(name: str, default: str) -> str | None:
 # in BACKEND_CACHE_DIR); without it, each process counts on its own (LocMemCache).
 _CACHE_DIR = os.environ.get("BACKEND_CACHE_DIR", "")
 CACHES = {"default": (
-    {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": _CACHE_DIR}
+    # one small file per client address and scope; past MAX_ENTRIES a third are dropped (their counts restart)
+    {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": _CACHE_DIR,
+     "OPTIONS": {"MAX_ENTRIES": 5000}}
     if _CACHE_DIR else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 )}
 

@@ -236,10 +236,10 @@ class ImportEmbeddings(APIView):
         summary="Import embeddings (the console's push)",
         description="Header `Authorization: Token <EMBEDDINGS_IMPORT_TOKEN>`. Writes each vector onto the node "
                     "with that id (idempotent: unchanged vectors are skipped); unknown ids and bad vectors are "
-                    "reported (the first 100 rejected items, and counts by reason). `create_index` (default true) creates a "
-                    "missing vector index before the first write; it stays online while the vectors land. At most "
-                    "EMBEDDINGS_IMPORT_MAX_ITEMS items and EMBEDDINGS_IMPORT_MAX_BYTES bytes per request (413 "
-                    "beyond: send smaller batches).",
+                    "reported (the first 100 rejected items, and counts by reason). `create_index` (default "
+                    "true) creates a missing vector index before the first write; it stays online while the "
+                    "vectors land. At most EMBEDDINGS_IMPORT_MAX_ITEMS items and EMBEDDINGS_IMPORT_MAX_BYTES bytes "
+                    "per request (413 beyond: send smaller batches).",
         request=inline_serializer("ImportRequest", {
             "model": serializers.CharField(), "dimensions": serializers.IntegerField(required=False),
             "query_prompt": serializers.CharField(required=False, allow_null=True),
