@@ -464,10 +464,16 @@ class WriteReport:
     indexes_created: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
     unknown_count: int = 0
+    rejected_count: int = 0  # every rejection; ``rejected`` may hold only the first ones (the backend sends 100)
 
     def __post_init__(self) -> None:
         self.unknown_count = max(self.unknown_count, len(self.unknown_ids))
+        self.rejected_count = max(self.rejected_count, len(self.rejected))
         del self.unknown_ids[UNKNOWN_IDS_KEPT:]
+
+    def count_rejected(self) -> int:
+        """Every rejection, also those only counted (the backend lists the first 100 of a request)."""
+        return max(self.rejected_count, len(self.rejected))
 
     def add_unknown(self, ids: list[str], count: int | None = None) -> None:
         self.unknown_count += len(ids) if count is None else count
@@ -480,6 +486,7 @@ class WriteReport:
             "unknown_ids": list(self.unknown_ids),
             "unknown_count": self.unknown_count,
             "rejected": list(self.rejected),
+            "rejected_count": self.count_rejected(),
             "dry_run": self.dry_run,
             "total": self.total,
             "indexes_created": list(self.indexes_created),
@@ -490,6 +497,7 @@ class WriteReport:
         self.written += other.written
         self.unchanged += other.unchanged
         self.add_unknown(other.unknown_ids, other.unknown_count)
+        self.rejected_count = self.count_rejected() + other.count_rejected()
         self.rejected.extend(other.rejected)
         self.total += other.total
         self.indexes_created.extend(other.indexes_created)
@@ -498,7 +506,7 @@ class WriteReport:
         verb = "would write" if self.dry_run else "written"
         return (
             f"{self.total} vectors: {self.written} {verb}, {self.unchanged} unchanged, "
-            f"{self.unknown_count} unknown ids, {len(self.rejected)} rejected"
+            f"{self.unknown_count} unknown ids, {self.count_rejected()} rejected"
         )
 
 

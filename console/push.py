@@ -189,6 +189,7 @@ def push_to_backend(items: Any, url: str, token: str, *, model: str | None = Non
             written=answer["written"], unchanged=answer["unchanged"], unknown_ids=answer["unknown_ids"],
             unknown_count=answer.get("unknown_count", 0),  # absent from older backends: the list's length then
             rejected=answer["rejected"], total=len(batch), indexes_created=answer.get("indexes_created", []),
+            rejected_count=answer.get("rejected_count", 0),  # the backend lists only the first rejections
         )
         report.merge(part)
         done += len(batch)

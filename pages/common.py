@@ -144,7 +144,7 @@ def report_table(report) -> pd.DataFrame:
         "written" if not data.get("dry_run") else "would write": data.get("written", 0),
         "unchanged": data.get("unchanged", 0),
         "unknown ids": data.get("unknown_count", len(data.get("unknown_ids") or [])),
-        "rejected": len(data.get("rejected") or []),
+        "rejected": data.get("rejected_count", len(data.get("rejected") or [])),
     }])
 
 

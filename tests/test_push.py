@@ -189,6 +189,16 @@ def test_push_to_backend_dry_run_and_bad_vectors(recipe_ids, backend_url, neo4j_
     assert count == 0
 
 
+def test_push_to_backend_counts_every_rejection_although_the_backend_lists_the_first_100(
+        recipe_ids, backend_url, neo4j_clean):
+    items = items_for([f"{recipe_ids[0]}-{n}" for n in range(150)])
+    for item in items:
+        item["embedding"][0] = np.nan
+    report = push_to_backend(items, backend_url, TOKEN, model="m", dry_run=True, batch_size=150)
+    assert (len(report.rejected), report.count_rejected()) == (100, 150)
+    assert report.summary().endswith("150 rejected") and report.to_dict()["rejected_count"] == 150
+
+
 def test_push_to_backend_with_a_wrong_token_says_which_setting(recipe_ids, backend_url):
     with pytest.raises(PushError) as err:
         push_to_backend(items_for(recipe_ids), backend_url, "wrong", model="m")
