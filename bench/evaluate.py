@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Search quality on the demo data: keyword (BM25) against semantic search (MiniLM) with the shipped query set.
 
-    python bench/evaluate.py [--limit 1800] [--work /tmp/evaluate-demo] [--model PATH] [--k 10]
+    python bench/evaluate.py [--limit 1800] [--work /tmp/evaluate-demo] [--model PATH] [--k 10] [--live]
 
 Takes the first ``--limit`` demo recipes (evenly from the six files, as ``load_demo_data --limit`` does; 0 = all
 11,239), writes them as export records (the backend's text: title, first steps, ingredients, categories), embeds
 them with the console's CLI (skipped when ``--work`` already holds that run), restricts the shipped
 data/queries/recipes.jsonl to those recipes (judgements of other recipes dropped; queries left without a relevant
-recipe dropped) and scores both modes with console.evaluate, as the console's Evaluate view does. Writes
+recipe dropped) and scores both modes with console.evaluate, as the console's Evaluate view does. ``--live`` also
+loads the same recipes into a private Neo4j (its own folder and port), imports the run and scores the live search
+with ``manage.py evaluate_search`` (Lucene keyword search, the quantized vector index). Writes
 bench/results/evaluate-demo.json.
 """
 from __future__ import annotations
@@ -47,6 +49,30 @@ def restricted(query_set, ids: set[str]):
     return query_set
 
 
+def live(limit: int, run_dir: Path, queries, work: Path, k: int) -> dict:
+    """The same query set against the live search of a private Neo4j holding the same recipes and vectors."""
+    from common import private_neo4j
+    from recipes.testing import manage
+
+    from console.embfiles import output_path
+
+    queries_file = work / "queries-subset.jsonl"
+    queries_file.write_text("".join(json.dumps({"id": q, "query": t, "relevant": sorted(queries.qrels[q])}) + "\n"
+                                    for q, t in queries.queries.items()), encoding="utf-8")
+    out = work / "live.json"
+    with private_neo4j(work / "neo4j", heap="512m", pagecache="256m") as env:
+        t0 = time.monotonic()
+        manage("load_demo_data", "--limit", str(limit or 100_000), "--verbosity", "0", env=env)
+        manage("import_embeddings", "--embedding-file", str(output_path(run_dir, "recipe", "json")), "--verbosity",
+               "0", env=env)
+        proc = manage("evaluate_search", "--queries", str(queries_file), "--k", str(k), "--output", str(out),
+                      env=env)
+    print(proc.stdout)
+    result = json.loads(out.read_text(encoding="utf-8"))
+    result.pop("per_query", None)
+    return dict(result, elapsed_s=round(time.monotonic() - t0, 1))
+
+
 def main(argv=None) -> int:
     from console.cli import main as cli
     from console.devmodels import minilm_path
@@ -60,6 +86,7 @@ def main(argv=None) -> int:
     parser.add_argument("--work", type=Path, default=Path("/tmp/evaluate-demo"))
     parser.add_argument("--model", default=None, help="sentence-transformers model (default: the shipped MiniLM)")
     parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--live", action="store_true", help="also score the live search of a private Neo4j")
     args = parser.parse_args(argv)
     model = args.model or str(minilm_path())
     export_dir, run_dir = args.work / f"export-{args.limit}", args.work / f"run-{args.limit}"
@@ -69,7 +96,7 @@ def main(argv=None) -> int:
         export(args.limit, export_dir)
         t0 = time.monotonic()
         code = cli(["generate", "--input-dir", str(export_dir), "--output-dir", str(run_dir), "--model", model,
-                    "--device", "cpu", "--batch-size", "16", "--format", "npy", "--quiet"])
+                    "--device", "cpu", "--batch-size", "16", "--format", "npy,json", "--quiet"])
         if code != 0:
             return code
         generate_s = round(time.monotonic() - t0, 1)
@@ -90,6 +117,8 @@ def main(argv=None) -> int:
         "keyword_vs_semantic_top_k_overlap_mean": (sum(r["overlap"] for r in result.overlap) / len(result.overlap)
                                                    if result.overlap else None),
     }
+    if args.live:
+        out["live"] = live(args.limit, run_dir, query_set, args.work, args.k)
     RESULTS.mkdir(parents=True, exist_ok=True)
     target = RESULTS / "evaluate-demo.json"
     target.write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -67,7 +67,7 @@ def test_two_runs_side_by_side_with_the_console_figures(at, workdir, minilm_path
     at.button(key="eval_go").click().run()
     assert not at.exception and not at.error
     assert at.subheader[0].value == f"demo120.jsonl: {workdir['queries']} queries, k = 10"
-    scores = at.dataframe(key="eval_scores").value
+    scores = at.dataframe[0].value
     assert scores["mode"].tolist() == ["keyword", f"semantic · {runs['full']}", f"semantic · {runs['d128']}"]
 
     run_dirs = [workdir["root"] / "runs" / runs[r] for r in ("full", "d128")]
@@ -78,10 +78,10 @@ def test_two_runs_side_by_side_with_the_console_figures(at, workdir, minilm_path
     for row in scores.to_dict("records"):
         for metric in expected.evaluation.metrics:
             assert row[metric] == pytest.approx(round(expected.evaluation.scores[row["mode"]][metric], 4), abs=1e-4)
-    assert len(at.dataframe(key="eval_tests").value) == 3 * 4  # three pairs of modes x four metrics
+    assert len(at.dataframe[1].value) == 3 * 4  # three pairs of modes x four metrics
     assert at.metric[0].label.startswith("Neighbour overlap of the two runs (120 items, k = 10)")
     assert at.subheader[1].value == f"Where semantic · {runs['full']} and semantic · {runs['d128']} disagree most"
-    overlap = at.dataframe(key="eval_overlap").value
+    overlap = at.dataframe[2].value
     assert overlap["top-k overlap"].tolist() == sorted(overlap["top-k overlap"].tolist())
 
 
