@@ -177,7 +177,11 @@ def test_the_whole_walkthrough(guide, neo4j_driver):
         assert f"{n} vectors: {n} written, 0 unchanged, 0 unknown ids, 0 rejected" in proc.stdout, proc.stdout
         assert _count(neo4j_driver, label, embedded=True) == n
 
-    # 4. search
+    # 4. search; typed with its raw space, curl refuses the URL (README: "the search URL needs its space encoded")
+    raw = WALKTHROUGH["search"].replace("%20", " ").format(url=g.url)
+    refused = subprocess.run(raw, shell=True, executable="/bin/bash", cwd=django, env=g.env, capture_output=True,
+                             text=True, timeout=60)
+    assert refused.returncode == 3 and "URL" in refused.stderr, (refused.returncode, refused.stderr)
     _search(g, neo4j_driver)
     g.done.add("walkthrough")
 
