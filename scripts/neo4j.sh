@@ -10,7 +10,8 @@
 # Nothing of Neo4j is committed: the jars come from Maven Central into $NEO4J_CACHE
 # (default ~/.cache/embedding-console/neo4j-<version>); data, logs and the generated password
 # live in $NEO4J_HOME (default <project>/.neo4j, ignored by git).
-# Settings: NEO4J_VERSION, NEO4J_BOLT_PORT (7687), NEO4J_HEAP (512m), NEO4J_PAGECACHE (512m), NEO4J_PASSWORD
+# Settings: NEO4J_VERSION, NEO4J_BOLT_PORT (7687), NEO4J_HEAP (512m), NEO4J_PAGECACHE (512m), NEO4J_START_TIMEOUT
+# (180 s), NEO4J_PASSWORD
 # (if unset, a random one is generated once and kept in $NEO4J_HOME/credentials.env, mode 600).
 set -euo pipefail
 
@@ -21,6 +22,7 @@ HOME_DIR="${NEO4J_HOME:-$ROOT/.neo4j}"
 PORT="${NEO4J_BOLT_PORT:-7687}"
 HEAP="${NEO4J_HEAP:-512m}"
 PAGECACHE="${NEO4J_PAGECACHE:-512m}"
+START_TIMEOUT="${NEO4J_START_TIMEOUT:-180}"  # seconds; ~5 s on an idle machine, much more on a loaded one
 CREDS="$HOME_DIR/credentials.env"
 PIDFILE="$HOME_DIR/run/neo4j.pid"
 
@@ -106,12 +108,12 @@ start() {
     -cp "$CACHE/lib/*" org.neo4j.server.CommunityEntryPoint \
     --home-dir="$HOME_DIR" --config-dir="$HOME_DIR/conf" >"$HOME_DIR/logs/console.log" 2>&1 &
   echo $! > "$PIDFILE"
-  for _ in $(seq 1 120); do
+  for _ in $(seq 1 $((START_TIMEOUT * 2))); do
     if bolt_up; then log "up (pid $(cat "$PIDFILE")); credentials in $CREDS"; return; fi
     kill -0 "$(cat "$PIDFILE")" 2>/dev/null || { log "Neo4j exited; last log lines:"; tail -20 "$HOME_DIR/logs/console.log" >&2; exit 1; }
     sleep 0.5
   done
-  log "Neo4j did not answer on port $PORT within 60 s; see $HOME_DIR/logs/console.log"; exit 1
+  log "Neo4j did not answer on port $PORT within $START_TIMEOUT s (NEO4J_START_TIMEOUT); see $HOME_DIR/logs/console.log"; exit 1
 }
 
 stop() {
