@@ -78,7 +78,7 @@ if [ "$DEMO" = 1 ]; then
     scripts/neo4j.sh status >/dev/null 2>&1 || STARTED_NEO4J=1
     scripts/neo4j.sh start
     # shellcheck disable=SC1091
-    source "$ROOT/.neo4j/credentials.env"
+    source "${NEO4J_HOME:-$ROOT/.neo4j}/credentials.env"
   fi
   start_backend
   export CONSOLE_DATA_ROOTS="${CONSOLE_DATA_ROOTS:-$CONSOLE_WORKDIR/uploads}"
