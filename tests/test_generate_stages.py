@@ -111,7 +111,7 @@ def test_embed_and_write_embeds_each_missing_text_once_and_writes_in_input_order
     assert tracker.result.embedded == 4 and tracker.done == 6
     # chunk 1 (records 0-2) embeds "Soto ayam" and "Rawon", which serve 4 records; chunk 2 the other two texts
     assert [(e.done, e.batch_size) for e in events] == [(0, 2), (4, 2), (6, 2)]
-    items = list(read_embeddings(tmp_path / "embeddings_recipe.jsonl"))
+    items = list(read_embeddings(tmp_path / "embeddings_recipes.jsonl"))
     assert [i.id for i in items] == [r.id for r in records]
     plain = SentenceTransformer(str(minilm_path), device="cpu").encode(TEXTS)
     np.testing.assert_allclose(np.vstack([i.embedding for i in items]), plain, atol=1e-5)
@@ -126,11 +126,11 @@ def test_finish_closes_every_output_and_records_counts_and_paths(tmp_path, minil
     tracker = _tracker({"recipe": 1}, status_path=tmp_path / "status.json")
     writers = open_writers(states, tmp_path, ["json", "npy"], {**minilm.describe(), "dimensions": 2})
     embed_and_write(_records(["Rawon"]), states, {}, writers, None, 10)
-    assert not (tmp_path / "embeddings_recipe.json").exists()  # not before the end of the run
+    assert not (tmp_path / "embeddings_recipes.json").exists()  # not before the end of the run
     finish(writers, states, tracker)
     assert writers == {} and tracker.result.counts == {"recipe": 1}
-    assert [p.name for p in tracker.result.outputs] == ["embeddings_recipe.json", "embeddings_recipe.npy",
-                                                          "embeddings_recipe.ids.json", "embeddings_recipe.meta.json"]
+    assert [p.name for p in tracker.result.outputs] == ["embeddings_recipes.json", "embeddings_recipes.npy",
+                                                          "embeddings_recipes.ids.json", "embeddings_recipes.meta.json"]
     assert json.loads((tmp_path / "status.json").read_text())["outputs"] == [str(p) for p in tracker.result.outputs]
-    assert read_meta(tmp_path / "embeddings_recipe.json")["count"] == 1
+    assert read_meta(tmp_path / "embeddings_recipes.json")["count"] == 1
     states["recipe"].close()
