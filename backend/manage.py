@@ -4,8 +4,11 @@ import os
 import sys
 from pathlib import Path
 
+# This folder, for the Django project (`config`) and app (`recipes`) when run from elsewhere. The `console` package
+# is installed into the environment (scripts/setup.sh: pip install -e .), so the project root is not added.
 BACKEND = Path(__file__).resolve().parent
-sys.path[:0] = [str(BACKEND), str(BACKEND.parent)]  # the project root, so that `console` is importable
+if str(BACKEND) not in sys.path:
+    sys.path.insert(0, str(BACKEND))
 
 
 def main():

@@ -1,4 +1,4 @@
-"""Benchmark: vectors/s of the embeddings import (console.neo4j_store.VectorWriter, which import_embeddings and
+"""Benchmark: vectors/s of the embeddings import (console.neo4j.writer.VectorWriter, which import_embeddings and
 the console's push use) against one ``MERGE ... SET`` query per item, over the same data, in one run.
 
     python bench/import.py [--n 20000] [--dims 384,1024] [--batch-sizes 100,1000,2000,10000] [--baseline-n 3000]
@@ -38,7 +38,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import empty_graph  # noqa: E402
-from console.neo4j_store import DEFAULT_BATCH_SIZE, Neo4jSettings, Neo4jStore, VectorWriter  # noqa: E402
+from console.neo4j.settings import Neo4jSettings  # noqa: E402
+from console.neo4j.store import Neo4jStore  # noqa: E402
+from console.neo4j.writer import DEFAULT_BATCH_SIZE, VectorWriter  # noqa: E402
 
 DATA = ROOT / "data" / "indonesian-recipes"
 BENCH_HOME = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "embedding-console" / "neo4j-bench"

@@ -123,7 +123,9 @@ def http_latencies(url: str, texts: list[str], k: int) -> tuple[list[float], lis
 
 def in_process(env: dict, texts: list[str], k: int) -> dict:
     from console.engine import Embedder
-    from console.neo4j_store import Neo4jSettings, Neo4jStore
+    from console.neo4j.settings import Neo4jSettings
+    from console.neo4j.store import Neo4jStore
+    from recipes.search import vector_search
 
     with Neo4jStore(Neo4jSettings.from_env(env)) as store:
         space = store.embedding_space("recipe")
@@ -137,7 +139,7 @@ def in_process(env: dict, texts: list[str], k: int) -> dict:
             vec = embedder.encode_query([q])[0]
             t1 = time.perf_counter()
             looked_up = store.embedding_space("recipe")
-            store.vector_search("recipe", vec, k, space=looked_up)
+            vector_search(store, "recipe", vec, k, space=looked_up)
             t2 = time.perf_counter()
             store.query(bare_query, index=space["index_name"], k=k, vector=vec.tolist())
             t3 = time.perf_counter()

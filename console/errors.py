@@ -78,3 +78,36 @@ class ModelError(ConsoleError):
 
 class OptionError(ConsoleError):
     """An option value that cannot work (e.g. --batch-size 0)."""
+
+
+# -- Neo4j (console/neo4j/): the backend maps each type to an HTTP status (backend/recipes/errors.py) -----------------
+class Neo4jStoreError(ConsoleError):
+    """A Neo4j problem; the message says what went wrong and what to do."""
+
+
+class Neo4jConfigError(Neo4jStoreError):
+    """Settings that cannot work: no password, a URI that is not Neo4j's, a database that does not exist."""
+
+
+class Neo4jUnavailable(Neo4jStoreError):
+    """Neo4j does not answer at the configured URI."""
+
+
+class Neo4jAuthError(Neo4jStoreError):
+    """Neo4j refused the user or password."""
+
+
+class DimensionMismatch(Neo4jStoreError):
+    """Vectors (or a query vector) whose dimensions differ from the type's vector index."""
+
+
+class UnknownType(Neo4jStoreError):
+    """A type outside the labels allow-list (console.neo4j.schema.TYPE_TO_LABEL)."""
+
+
+class NoEmbeddings(Neo4jStoreError):
+    """A type has no vector index (no embeddings imported) yet."""
+
+
+class ItemNotFound(Neo4jStoreError):
+    """No node with that id."""

@@ -2,29 +2,25 @@
 
 Both functions take the same items (``EmbeddedItem`` objects or dicts with ``id``, ``type``, ``embedding``; or the
 path of an embedding file, read with :mod:`console.embfiles` and its ``.meta.json``) and return the same
-:class:`~console.neo4j_store.WriteReport` (written, unchanged, unknown_ids, rejected, dry_run), so a page or a
+:class:`~console.neo4j.writer.WriteReport` (written, unchanged, unknown_ids, rejected, dry_run), so a page or a
 CLI is one call. ``progress(done, total)`` is called after every batch. Both are safe to run twice: a vector that
 is already on its node is counted as unchanged and not written again.
 """
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 from urllib.parse import urlsplit
 
 import numpy as np
 
-from console.neo4j_store import (
-    DEFAULT_BATCH_SIZE,
-    IndexProgress,
-    Neo4jSettings,
-    Neo4jStore,
-    Neo4jStoreError,
-    Progress,
-    VectorWriter,
-    WriteReport,
-)
+from console.errors import Neo4jStoreError
+from console.neo4j.schema import IndexProgress
+from console.neo4j.settings import Neo4jSettings
+from console.neo4j.store import Neo4jStore
+from console.neo4j.writer import DEFAULT_BATCH_SIZE, Progress, VectorWriter, WriteReport
 
 
 class PushError(Neo4jStoreError):
@@ -66,6 +62,40 @@ def credential_for(url: str, typed: str, configured_url: str, stored: str, setti
                     "credentials of this target, or set it as the configured one and restart the console")
 
 
+IMPORT_PATH = "/api/embeddings/import/"
+
+
+def import_endpoint(url: str) -> str:
+    """The backend's import endpoint for what the operator typed: the backend's base URL (``http://host:8000``) or
+    the endpoint itself, with or without the last slash."""
+    base = url.rstrip("/")
+    if base.endswith(IMPORT_PATH.rstrip("/")):
+        return base + "/"
+    return base + IMPORT_PATH
+
+
+@dataclass(frozen=True)
+class TargetCheck:
+    """What a connection test found: ``level`` "success" (a push can go) or "warning" (it would be refused)."""
+    level: str
+    message: str
+
+
+def check_neo4j_target(settings: Neo4jSettings, type_: str, dimensions: int | None) -> TargetCheck:
+    """Connect to ``settings`` and compare the type's vector index with vectors of ``dimensions``: none yet (the
+    first push creates it), the same dimensions, or others (a push would be refused). Store errors raise."""
+    with Neo4jStore(settings) as store:
+        index = store.find_vector_index(type_)
+    connected = f"Connected to {settings.uri} as {settings.user}."
+    if index is None:
+        return TargetCheck("success", f"{connected} No vector index for {type_} yet: the first push creates it.")
+    if index.get("dimensions") != dimensions:
+        return TargetCheck("warning", f"{connected} The index {index['name']} has {index['dimensions']} dimensions "
+                                      f"but this file has {dimensions}: pushing it will be refused.")
+    return TargetCheck("success", f"{connected} Index {index['name']}: {index['dimensions']} dimensions, like this "
+                                  "file.")
+
+
 def _safe_detail(response) -> str:
     """A short, printable message for a failed request: the backend's own JSON ``error`` (its documented error
     format), cut to one line of 200 characters; never the raw body of whatever answered."""
@@ -79,9 +109,32 @@ def _safe_detail(response) -> str:
     return text[:200] + ("…" if len(text) > 200 else "")
 
 
-def load_items(items: Any, model: str | None = None, query_prompt: str | None = None
-               ) -> tuple[Iterable[Any], str | None, str | None, int | None, str]:
+@dataclass
+class LoadedItems:
+    """What a push writes: the items (a file's are read lazily, each time they are iterated), the model and query
+    prompt (given, or from the file's ``.meta.json``), their count when known, and a name for messages."""
+    items: Iterable[Any]
+    model: str | None
+    query_prompt: str | None
+    count: int | None
+    source: str
+    path: Path | None = None
+
+    def count_all(self) -> int:
+        """Read a file once through (an unreadable line raises its ``InputError`` before anything is written) and
+        keep the exact count."""
+        if self.path is not None:
+            self.count = sum(1 for _ in self.items)
+        elif self.count is None:
+            self.items = list(self.items)
+            self.count = len(self.items)
+        return self.count
+
+
+def load_items(items: Any, model: str | None = None, query_prompt: str | None = None) -> LoadedItems:
     """Items, model, query prompt, count and a source name; a path is read lazily with its metadata."""
+    if isinstance(items, LoadedItems):
+        return items
     if isinstance(items, (str, Path)):
         from console.embfiles import read_embeddings, read_meta
 
@@ -89,9 +142,19 @@ def load_items(items: Any, model: str | None = None, query_prompt: str | None = 
         meta = read_meta(path) or {}
         model = model or meta.get("model")
         query_prompt = query_prompt if query_prompt is not None else meta.get("query_prompt")
-        return read_embeddings(path), model, query_prompt, meta.get("count"), path.name
+        return LoadedItems(_Reread(path, read_embeddings), model, query_prompt, meta.get("count"), path.name, path)
     count = len(items) if hasattr(items, "__len__") else None
-    return items, model, query_prompt, count, "the input"
+    return LoadedItems(items, model, query_prompt, count, "the input")
+
+
+class _Reread:
+    """A file's items, read again from the start each time they are iterated."""
+
+    def __init__(self, path: Path, read):
+        self.path, self.read = path, read
+
+    def __iter__(self):
+        return iter(self.read(self.path))
 
 
 def _settings(settings: Neo4jSettings | Mapping | None) -> Neo4jSettings:
@@ -117,12 +180,21 @@ def push_to_neo4j(items: Any, settings: Neo4jSettings | Mapping | None = None, *
     """Write the vectors onto their nodes over Bolt (:class:`VectorWriter`); ``dry_run`` only counts.
     ``index_progress(name, state, percent)`` follows a missing vector index while it is created before the first
     batch (e.g. "building recipe_embedding: 40%" when the nodes already hold vectors)."""
-    items, model, query_prompt, total, source = load_items(items, model, query_prompt)
-    model = _need_model(model, source)
+    loaded = load_items(items, model, query_prompt)
+    _need_model(loaded.model, loaded.source)
     with Neo4jStore(_settings(settings)) as store:
-        writer = VectorWriter(store, model=model, query_prompt=query_prompt, source=source)
-        return writer.write(items, batch_size=batch_size, dry_run=dry_run, progress=progress, total=total,
+        return write_loaded(store, loaded, batch_size=batch_size, dry_run=dry_run, progress=progress,
                             index_progress=index_progress)
+
+
+def write_loaded(store: Neo4jStore, loaded: LoadedItems, *, batch_size: int = DEFAULT_BATCH_SIZE,
+                 dry_run: bool = False, progress: Progress | None = None,
+                 index_progress: IndexProgress | None = None) -> WriteReport:
+    """Write loaded items over an open store (``push_to_neo4j`` and ``manage.py import_embeddings``)."""
+    model = _need_model(loaded.model, loaded.source)
+    writer = VectorWriter(store, model=model, query_prompt=loaded.query_prompt, source=loaded.source)
+    return writer.write(loaded.items, batch_size=batch_size, dry_run=dry_run, progress=progress, total=loaded.count,
+                        index_progress=index_progress)
 
 
 def _item_payload(item: Any) -> dict:
@@ -146,8 +218,8 @@ def push_to_backend(items: Any, url: str, token: str, *, model: str | None = Non
     """POST the vectors in batches to the backend's ``/api/embeddings/import/`` (``Authorization: Token ...``)."""
     import requests
 
-    items, model, query_prompt, total, source = load_items(items, model, query_prompt)
-    model = _need_model(model, source)
+    loaded = load_items(items, model, query_prompt)
+    model, query_prompt, total = _need_model(loaded.model, loaded.source), loaded.query_prompt, loaded.count
     report = WriteReport(dry_run=dry_run)
     headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
     done = 0
@@ -196,7 +268,7 @@ def push_to_backend(items: Any, url: str, token: str, *, model: str | None = Non
         if progress:
             progress(done, total)
 
-    for item in items:
+    for item in loaded.items:
         pending.append(_item_payload(item))
         if len(pending) >= batch_size:
             send(pending)

@@ -14,7 +14,8 @@ from array import array
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from enum import Enum
+from typing import Iterable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
@@ -24,6 +25,23 @@ from console.records import PROBLEM_KEY, Record, iter_records
 
 TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 SKIP_HINT = "or run with --on-invalid skip"
+
+
+class RejectKind(str, Enum):
+    """What is wrong with a rejected record, for counting and grouping (the message says it in words)."""
+    BAD_ROW = "bad_row"            # a line that is not JSON, an array item that is not an object
+    BAD_ID = "bad_id"              # no id, not a string, empty
+    BAD_TYPE = "bad_type"          # no type, not a lowercase word, a guide type's plural
+    NO_TEXT = "no_text"            # no "text" field
+    BAD_TEXT = "bad_text"          # "text" is not a string
+    EMPTY_TEXT = "empty_text"      # "text" is empty or only spaces
+    DUPLICATE_ID = "duplicate_id"  # an id already seen (the first record with it is kept)
+
+
+class Problem(NamedTuple):
+    kind: RejectKind
+    reason: str  # what is wrong
+    hint: str    # what to do
 
 
 def _json_kind(value) -> str:
@@ -45,14 +63,20 @@ class Reject:
     source: str
     line: int
     id: str | None
+    kind: RejectKind  # what is wrong, as a kind (grouping and counts go by it, never by the message's text)
     reason: str  # what is wrong, e.g. 'record has no "id"'
     hint: str  # what to do, e.g. 'add a unique id'
     record: Record | None = None
 
+    @classmethod
+    def of(cls, record: Record, problem: Problem) -> "Reject":
+        rid = record.id if isinstance(record.id, str) else None
+        return cls(record.source, record.line, rid, problem.kind, problem.reason, problem.hint, record)
+
     @property
     def message(self) -> str:
         where = f"{self.source}, line {self.line}" if self.source else f"line {self.line}"
-        if self.id is not None and not self.reason.startswith("duplicate id"):
+        if self.id is not None and self.kind is not RejectKind.DUPLICATE_ID:
             where += f" (id {json.dumps(self.id, ensure_ascii=False)})"
         return f"{where}: {self.reason} — {self.hint} {SKIP_HINT}"
 
@@ -81,33 +105,49 @@ class ValidationReport:
         return text
 
 
-def check_record(record: Record) -> tuple[str, str] | None:
-    """(reason, hint) for the first problem of a record, or None."""
+def check_record(record: Record) -> Problem | None:
+    """(kind, reason, hint) for the first problem of a record, or None."""
     problem = record.extra.get(PROBLEM_KEY) if isinstance(record.extra, dict) else None
     if problem:
-        return problem, "fix or remove that line"
+        return Problem(RejectKind.BAD_ROW, problem, "fix or remove that line")
     if record.id is None:
-        return 'record has no "id"', "add a unique id"
+        return Problem(RejectKind.BAD_ID, 'record has no "id"', "add a unique id")
     if not isinstance(record.id, str):
-        return f'"id" must be a string, not {_json_kind(record.id)}', f'quote it ("{record.id}")'
+        return Problem(RejectKind.BAD_ID, f'"id" must be a string, not {_json_kind(record.id)}',
+                       f'quote it ("{record.id}")')
     if not record.id.strip():
-        return '"id" is empty', "add a unique id"
+        return Problem(RejectKind.BAD_ID, '"id" is empty', "add a unique id")
+    return _check_type(record) or _check_text(record)
+
+
+def _check_type(record: Record) -> Problem | None:
     if record.type is None:
-        return 'record has no "type"', 'add "type" (recipe, ingredient or category)'
+        return Problem(RejectKind.BAD_TYPE, 'record has no "type"', 'add "type" (recipe, ingredient or category)')
     if not isinstance(record.type, str) or not TYPE_PATTERN.match(record.type):
         shown = json.dumps(record.type, ensure_ascii=False) if isinstance(record.type, str) else _json_kind(record.type)
-        return (f'"type" must be a lowercase word such as "recipe", not {shown}',
-                'use recipe, ingredient, category or another lowercase word')
+        return Problem(RejectKind.BAD_TYPE, f'"type" must be a lowercase word such as "recipe", not {shown}',
+                       'use recipe, ingredient, category or another lowercase word')
     singular = next((t for t, plural in GUIDE_NAMES.items() if plural == record.type), None)
     if singular:  # its files would be named like the singular type's (embeddings_recipes.*)
-        return f'"type" is "{record.type}", the plural of "{singular}"', f'use "{singular}"'
-    if record.text is None:
-        return 'record has no "text"', "add the text to embed"
-    if not isinstance(record.text, str):
-        return f'"text" must be a string, not {_json_kind(record.text)}', "put the text to embed in one string"
-    if not record.text.strip():
-        return '"text" is empty', "fill it in"
+        return Problem(RejectKind.BAD_TYPE, f'"type" is "{record.type}", the plural of "{singular}"',
+                       f'use "{singular}"')
     return None
+
+
+def _check_text(record: Record) -> Problem | None:
+    if record.text is None:
+        return Problem(RejectKind.NO_TEXT, 'record has no "text"', "add the text to embed")
+    if not isinstance(record.text, str):
+        return Problem(RejectKind.BAD_TEXT, f'"text" must be a string, not {_json_kind(record.text)}',
+                       "put the text to embed in one string")
+    if not record.text.strip():
+        return Problem(RejectKind.EMPTY_TEXT, '"text" is empty', "fill it in")
+    return None
+
+
+def duplicate_problem(record: Record, first: Record) -> Problem:
+    return Problem(RejectKind.DUPLICATE_ID, f'duplicate id "{record.id}" (first in {first.source}, line {first.line})',
+                   "give each record its own id")
 
 
 def validate(records: Iterable[Record]) -> ValidationReport:
@@ -116,13 +156,10 @@ def validate(records: Iterable[Record]) -> ValidationReport:
     seen: dict[str, Record] = {}
     for record in records:
         problem = check_record(record)
-        rid = record.id if isinstance(record.id, str) else None
         if problem is None and record.id in seen:
-            first = seen[record.id]
-            problem = (f'duplicate id "{record.id}" (first in {first.source}, line {first.line})',
-                       "give each record its own id")
+            problem = duplicate_problem(record, seen[record.id])
         if problem is not None:
-            report.rejects.append(Reject(record.source, record.line, rid, problem[0], problem[1], record))
+            report.rejects.append(Reject.of(record, problem))
             continue
         seen[record.id] = record
         report.good.append(record)
@@ -200,8 +237,7 @@ def validate_files(files: Iterable[str | Path], *, encoding_errors: str = "stric
         for record in iter_records(path, encoding_errors=encoding_errors):
             problem = check_record(record)
             if problem is not None:
-                rid = record.id if isinstance(record.id, str) else None
-                rejects.append((ordinal, Reject(record.source, record.line, rid, problem[0], problem[1], record)))
+                rejects.append((ordinal, Reject.of(record, problem)))
             else:
                 digests += _id_digest(record.id)
                 type_ids.append(type_index.setdefault(record.type, len(type_index)))
@@ -230,10 +266,7 @@ def validate_files(files: Iterable[str | Path], *, encoding_errors: str = "stric
                         first = first_by_id.setdefault(record.id, record)
                         if first is not record:
                             duplicates.add(k)
-                            rejects.append((ordinal, Reject(
-                                record.source, record.line, record.id,
-                                f'duplicate id "{record.id}" (first in {first.source}, line {first.line})',
-                                "give each record its own id", record)))
+                            rejects.append((ordinal, Reject.of(record, duplicate_problem(record, first))))
                     k += 1
                 ordinal += 1
         del members, first_by_id

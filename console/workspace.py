@@ -250,10 +250,13 @@ class InputSummary:
         return sum(self.problems.values())
 
 
-def _problem_kind(reason: str) -> str:
-    if reason.startswith("duplicate id"):
+def _problem_kind(kind) -> str:
+    """The Upload page's problem count a reject's kind (``console.validate.RejectKind``) adds to."""
+    from console.validate import RejectKind
+
+    if kind is RejectKind.DUPLICATE_ID:
         return "duplicates"
-    if reason in ('"text" is empty', 'record has no "text"'):
+    if kind in (RejectKind.EMPTY_TEXT, RejectKind.NO_TEXT):
         return "empty text"
     return "bad rows"
 
@@ -270,7 +273,7 @@ def inspect_inputs(paths: Iterable[str | os.PathLike], *, preview_rows: int = 50
 
     from console.errors import InputError
     from console.records import iter_records
-    from console.validate import check_record, validate_files
+    from console.validate import RejectKind, check_record, validate_files
 
     summary = InputSummary()
     per_file: dict[str, dict] = {}
@@ -302,12 +305,12 @@ def inspect_inputs(paths: Iterable[str | os.PathLike], *, preview_rows: int = 50
         row = per_file.get(reject.source)
         if row is not None:
             row["invalid"] += 1
-            if reject.reason.startswith("duplicate id"):  # it passed the checks above, so it was counted as valid
+            if reject.kind is RejectKind.DUPLICATE_ID:  # it passed the checks above, so it was counted as valid
                 row["valid"] -= 1
                 row[reject.record.type] -= 1
                 if not row[reject.record.type]:
                     del row[reject.record.type]
-        summary.problems[_problem_kind(reject.reason)] += 1
+        summary.problems[_problem_kind(reject.kind)] += 1
         if len(summary.rejects) < max_rejects:
             summary.rejects.append(reject.message)
     summary.valid = len(report.good)

@@ -93,7 +93,7 @@ if hits:
     shown = set(proj.index.tolist())
     st.subheader(f"Nearest to {target}")
     st.dataframe(pd.DataFrame([
-        {"rank": n, "score": round(score, 4), "id": data.ids[i], "title": data.titles[i], "type": data.types[i],
+        {"rank": n, "cosine": round(score, 4), "id": data.ids[i], "title": data.titles[i], "type": data.types[i],
          "on the map": "yes" if i in shown else "not in the sample"}
         for n, (i, score) in enumerate(hits, start=1)
     ]), hide_index=True, width="stretch")

@@ -5,8 +5,15 @@ import streamlit as st
 
 from console.embfiles import file_stem, read_meta
 from console.errors import ConsoleError
-from console.neo4j_store import Neo4jSettings, Neo4jStore, Neo4jStoreError
-from console.push import credential_for, push_to_backend, push_to_neo4j, same_target
+from console.neo4j.settings import Neo4jSettings
+from console.push import (
+    check_neo4j_target,
+    credential_for,
+    import_endpoint,
+    push_to_backend,
+    push_to_neo4j,
+    same_target,
+)
 from pages import common
 
 ws = common.workspace()
@@ -56,19 +63,11 @@ if target.startswith("Neo4j"):
 
     if st.button("Test connection"):
         try:
-            with Neo4jStore(settings()) as store:
-                index = store.find_vector_index(chosen.type)
-        except Neo4jStoreError as exc:
+            check = check_neo4j_target(settings(), chosen.type, meta.get("dimensions"))
+        except ConsoleError as exc:  # unreachable, refused, a stored password for another server
             st.error(str(exc))
         else:
-            msg = f"Connected to {uri} as {user}."
-            if index is None:
-                st.success(f"{msg} No vector index for {chosen.type} yet: the first push creates it.")
-            elif index.get("dimensions") != meta.get("dimensions"):
-                st.warning(f"{msg} The index {index['name']} has {index['dimensions']} dimensions but this file "
-                           f"has {meta.get('dimensions')}: pushing it will be refused.")
-            else:
-                st.success(f"{msg} Index {index['name']}: {index['dimensions']} dimensions, like this file.")
+            (st.success if check.level == "success" else st.warning)(check.message)
 
     def push(dry_run, progress):
         return push_to_neo4j(chosen.path, settings(), dry_run=dry_run, progress=progress)
@@ -81,9 +80,7 @@ else:
     if stored_token and not same_target(url, configured_url):
         st.caption(f"Not the configured backend ({configured_url}): type this backend's import token "
                    "(EMBEDDINGS_IMPORT_TOKEN is only sent to the configured one).")
-    endpoint = url.rstrip("/") if url.rstrip("/").endswith("/api/embeddings/import") else \
-        url.rstrip("/") + "/api/embeddings/import"
-    destination = endpoint + "/"
+    destination = import_endpoint(url)
 
     def push(dry_run, progress):
         secret = credential_for(destination, token, configured_url, stored_token, "EMBEDDINGS_IMPORT_TOKEN")
@@ -104,7 +101,7 @@ def run(dry_run: bool):
         bar.progress(min(1.0, done / total) if total else 0.0, text=f"{done} / {total or '?'} vectors")
     try:
         report = push(dry_run, progress)
-    except (Neo4jStoreError, ConsoleError) as exc:  # unreachable, refused, dimension mismatch, unreadable file
+    except ConsoleError as exc:  # unreachable, refused, dimension mismatch, unreadable file
         bar.empty()
         st.error(str(exc))
         return None

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from console.neo4j_store import read_env_file
+from console.neo4j.settings import read_env_file
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_DATA = ROOT / "data" / "indonesian-recipes"

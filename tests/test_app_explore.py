@@ -74,7 +74,7 @@ def test_choosing_an_item_lists_its_neighbours_and_highlights_them(at):
     table = at.dataframe[0].value
     assert at.subheader[0].value == f"Nearest to {read_demo_recipes('tempe', 1)[0]['Title']}"
     assert len(table) == 10 and "recipe-tempe-0" not in table["id"].tolist()
-    assert table["score"].tolist() == sorted(table["score"].tolist(), reverse=True)
+    assert table["cosine"].tolist() == sorted(table["cosine"].tolist(), reverse=True)
     assert [t["name"] for t in _spec(at)["data"]][-2:] == ["neighbours", "selected"]
 
 

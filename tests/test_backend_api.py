@@ -15,6 +15,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "backend"))
 from conftest import empty_database  # noqa: E402
+from console.embfiles import file_stem  # noqa: E402
 from recipes.testing import free_port, manage, run_backend  # noqa: E402
 
 TOKEN = "test-import-token"
@@ -90,6 +91,46 @@ def test_similar_items_of_a_chicken_recipe_are_mostly_chicken(backend, neo4j_dri
 
 
 # -- keyword search and items ---------------------------------------------------------------------------------------
+def test_semantic_search_score_is_the_cosine_that_explore_shows(backend, data):
+    """One measure everywhere: the API's score is the cosine similarity of the backend's own query vector (the
+    recorded model and its query prompt, Embedder.encode_query) and the item's vector, and the number Explore's
+    neighbour table (console.projection.nearest) shows for the same vectors. Neo4j 5.26 quantises its vector index:
+    0.005 of slack."""
+    from console.embfiles import find_embedding_file, read_meta
+    from console.engine import Embedder
+    from console.projection import load_embedding_set, nearest
+
+    q = "sambal tempe pedas"
+    results = get(f"{backend}/api/semantic-search/", q=q, type="recipe", k=5).json()["results"]
+    path = find_embedding_file(data / "emb", "recipe", "json")
+    meta = read_meta(path)
+    query = Embedder(meta["model"], dimensions=meta["dimensions"], local_files_only=True).encode_query([q])[0]
+    vectors = load_embedding_set([path])
+    row = {item_id: i for i, item_id in enumerate(vectors.ids)}
+    explore = {vectors.ids[i]: score for i, score in nearest(vectors.vectors, query, k=len(vectors.ids))}
+    top = results[0]
+    item = vectors.vectors[row[top["id"]]].astype(np.float64)
+    cosine = float(item @ query / (np.linalg.norm(item) * np.linalg.norm(query)))
+    assert top["score"] == pytest.approx(cosine, abs=0.005)
+    assert top["score"] == pytest.approx(explore[top["id"]], abs=0.005)
+    for hit in results:
+        assert hit["score"] == pytest.approx(explore[hit["id"]], abs=0.005)
+
+
+def test_the_schema_and_the_pages_name_the_scores(backend):
+    schema = requests.get(f"{backend}/api/schema/?format=json", timeout=30).json()
+    scores = {name: part["properties"]["score"]["description"] for name, part in schema["components"]["schemas"].items()
+              if "score" in part.get("properties", {})}
+    assert scores["Hit"].startswith("cosine similarity (-1..1)")
+    assert scores["KeywordHit"].startswith("Lucene relevance score")
+    semantic = get(f"{backend}/", q="sambal tempe pedas", mode="semantic", type="recipe").text
+    keyword = get(f"{backend}/", q="sambal tempe pedas", mode="keyword", type="recipe").text
+    assert ">cosine</abbr>" in semantic and ">relevance</abbr>" not in semantic
+    assert ">relevance</abbr>" in keyword and ">cosine</abbr>" not in keyword
+    first = get(f"{backend}/api/semantic-search/", q="sambal tempe pedas", type="recipe", k=1).json()["results"][0]
+    assert ">cosine</abbr>" in get(f"{backend}/items/{first['id']}/").text  # its similar items
+
+
 def test_keyword_search_uses_the_fulltext_index(backend):
     answer = get(f"{backend}/api/keyword-search/", q="sambal tempe", type="recipe", k=3).json()
     assert answer["results"][0]["title"] == "Sambal Tempe Bosok"

@@ -1,25 +1,32 @@
-"""console.neo4j_store against the real test Neo4j: settings, errors, schema, vector writes and searches."""
+"""console/neo4j/ (settings, errors, schema, vector writes) and the backend's search reads (recipes/search.py)
+against the real test Neo4j."""
 from __future__ import annotations
 
 import socket
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from conftest import read_demo_recipes
-from console import neo4j_store
-from console.neo4j_store import (
+from console.errors import (
     DimensionMismatch,
     Neo4jAuthError,
     Neo4jConfigError,
-    Neo4jSettings,
-    Neo4jStore,
     Neo4jUnavailable,
     NoEmbeddings,
     UnknownType,
-    VectorWriter,
-    label_for,
 )
+from console.neo4j import settings as neo4j_settings_module
+from console.neo4j import writer as neo4j_writer
+from console.neo4j.schema import label_for
+from console.neo4j.settings import Neo4jSettings
+from console.neo4j.store import Neo4jStore
+from console.neo4j.writer import VectorWriter
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "backend"))
+from recipes import search  # noqa: E402
 
 DIMS = 16
 
@@ -66,7 +73,7 @@ def test_settings_read_the_credentials_file_that_the_neo4j_script_writes(tmp_pat
                      "export NEO4J_DATABASE='neo4j'\nNOT_EXPORTED=1\n")
     s = Neo4jSettings.from_env_file(creds)
     assert (s.uri, s.user, s.password, s.database) == ("bolt://127.0.0.1:7699", "neo4j", "s3cr3t \\$x", "neo4j")
-    assert "NOT_EXPORTED" not in neo4j_store.read_env_file(creds)
+    assert "NOT_EXPORTED" not in neo4j_settings_module.read_env_file(creds)
 
 
 def test_missing_password_says_how_to_set_it():
@@ -130,7 +137,7 @@ def test_write_sets_vectors_and_creates_the_cosine_index_with_the_data_dimension
     assert (index["dimensions"], index["similarity"], index["state"]) == (DIMS, "COSINE", "ONLINE")
     # the index was online while the batches landed: it finds every vector as soon as write() returns
     for item in items:
-        assert store.vector_search("recipe", item["embedding"], k=1)[0]["id"] == item["id"]
+        assert search.vector_search(store, "recipe", item["embedding"], k=1)[0]["id"] == item["id"]
     node = store.query("MATCH (n:Recipe {id: $id}) RETURN n.embedding AS e, n.embedding_model AS m, "
                        "n.embedding_dimensions AS d, n.embedding_updated_at IS NOT NULL AS t", id=recipes[0]["id"])[0]
     assert np.allclose(node["e"], items[0]["embedding"]) and (node["m"], node["d"], node["t"]) == ("test-model", DIMS,
@@ -188,7 +195,7 @@ def test_a_duplicate_in_a_later_batch_is_rejected_and_the_first_kept(store, reci
 
 
 def test_unknown_ids_are_counted_all_but_listed_up_to_the_cap(store, recipes, monkeypatch):
-    monkeypatch.setattr(neo4j_store, "UNKNOWN_IDS_KEPT", 3)
+    monkeypatch.setattr(neo4j_writer, "UNKNOWN_IDS_KEPT", 3)
     unknown = [f"recipe-missing-{i}" for i in range(5)]
     report = VectorWriter(store, model="m").write(vectors(unknown + [recipes[0]["id"]]), batch_size=2)
     assert (report.unknown_ids, report.unknown_count) == (unknown[:3], 5)
@@ -266,9 +273,9 @@ def test_vector_search_and_similar_items_return_the_nearest_nodes(store, recipes
         {"id": ids[3], "type": "recipe", "embedding": basis[2]},
     ]
     VectorWriter(store, model="m").write(items)
-    hits = store.vector_search("recipe", basis[0], k=2)
+    hits = search.vector_search(store, "recipe", basis[0], k=2)
     assert [h["id"] for h in hits] == [ids[0], ids[1]] and hits[0]["title"] == recipes[0]["title"]
-    item, similar = store.similar_items(ids[0], k=2)
+    item, similar = search.similar_items(store, ids[0], k=2)
     assert item["id"] == ids[0] and [s["id"] for s in similar] == [ids[1], ids[2]]
 
 
@@ -285,7 +292,7 @@ def test_vector_search_given_the_embedding_space_does_not_look_it_up_again(store
     VectorWriter(store, model="m").write(vectors([r["id"] for r in recipes]))
     with CountingStore(Neo4jSettings.from_mapping(neo4j_settings)) as counting:
         space = counting.embedding_space("recipe")  # what semantic search does first, to pick the query model
-        hits = counting.vector_search("recipe", np.ones(DIMS), k=3, space=space)
+        hits = search.vector_search(counting, "recipe", np.ones(DIMS), k=3, space=space)
         assert len(hits) == 3 and counting.index_lookups == 1
 
 
@@ -301,5 +308,5 @@ def test_a_type_without_embeddings_says_how_to_import_them(store, recipes):
 def test_keyword_search_escapes_lucene_syntax(store, recipes):
     store.ensure_schema()
     store.query("CALL db.awaitIndexes(60)")
-    hits = store.keyword_search("tempe (goreng", "recipe", k=5)
+    hits = search.keyword_search(store, "tempe (goreng", "recipe", k=5)
     assert hits and all("tempe" in h["title"].lower() for h in hits)

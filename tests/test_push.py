@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from conftest import read_demo_recipes
-from console.neo4j_store import Neo4jSettings, Neo4jUnavailable
+from console.errors import Neo4jUnavailable
+from console.neo4j.settings import Neo4jSettings
 from console.push import PushError, push_to_backend, push_to_neo4j
 
 DIMS = 8
@@ -122,7 +123,7 @@ class CuttingProxy:
 PUSH_AND_PRINT_THE_ERROR = """
 import sys
 import numpy as np
-from console.neo4j_store import Neo4jStoreError
+from console.errors import Neo4jStoreError
 from console.push import push_to_neo4j
 rng = np.random.default_rng(0)
 items = [{"id": f"recipe-t{i}", "type": "recipe", "embedding": rng.standard_normal(256).astype(np.float32)}

@@ -5,10 +5,9 @@ random key of their own (settings.SECRET_KEY_IS_EPHEMERAL), a server must not, b
 survive a restart or agree between its worker processes.
 """
 import os
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
+# gunicorn imports this from backend/ (gunicorn.conf.py: chdir), runserver through manage.py; the `console` package
+# is installed into the environment, so no path is added here.
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 from django.conf import settings  # noqa: E402

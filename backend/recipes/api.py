@@ -22,9 +22,11 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from console.neo4j_store import TYPE_TO_LABEL, VectorWriter
+from console.neo4j.schema import TYPE_TO_LABEL
+from console.neo4j.writer import VectorWriter
 from recipes.errors import STATUS_FOR, BadRequest, ModelUnavailable
-from recipes.graph import check_model_allowed, embed_query, get_store, item_neighbours, keyword_search, model_label
+from recipes.graph import check_model_allowed, embed_query, get_store, item_neighbours, model_label
+from recipes.search import get_item, keyword_search, similar_items, vector_search
 from recipes.parsers import BodyTooLarge
 
 log = logging.getLogger(__name__)
@@ -100,10 +102,18 @@ def _k_param(request, default: int) -> int:
 
 
 class HitSerializer(serializers.Serializer):
+    """A vector search hit (semantic search, similar items)."""
     id = serializers.CharField()
     type = serializers.CharField()
     title = serializers.CharField()
-    score = serializers.FloatField()
+    score = serializers.FloatField(help_text="cosine similarity (-1..1) of the query (or item) vector and this "
+                                             "item's vector")
+
+
+class KeywordHitSerializer(HitSerializer):
+    """A full-text search hit."""
+    score = serializers.FloatField(help_text="Lucene relevance score of the full-text index (0 or more, comparable "
+                                             "within one search only)")
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -133,7 +143,7 @@ def semantic_search(q: str, type_: str, k: int) -> dict:
         raise ModelUnavailable(f"The model {model_label(space['model'])!r} that embedded the {type_} vectors cannot "
                                "be loaded here: the backend's log says why") from None
     return {"query": q, "type": type_, "model": model_label(space["model"]), "k": k,
-            "results": store.vector_search(type_, vector, k, space=space)}
+            "results": vector_search(store, type_, vector, k, space=space)}
 
 
 class SemanticSearch(APIView):
@@ -142,7 +152,8 @@ class SemanticSearch(APIView):
     @extend_schema(
         summary="Semantic search over a type's vector index",
         description="Embeds `q` with the model recorded for the type's index (query prompt applied) and returns "
-                    "the k nearest items by cosine similarity.",
+                    "the k nearest items by cosine similarity (`score`, -1..1: Neo4j's index score (1 + cosine) / 2 "
+                    "converted back, the measure the console's Explore page shows).",
         parameters=[Q, TYPE, K],
         responses={200: inline_serializer("SemanticResults", {
             "query": serializers.CharField(), "type": serializers.CharField(), "model": serializers.CharField(),
@@ -160,7 +171,7 @@ class KeywordSearch(APIView):
     @extend_schema(summary="Full-text search over titles, texts and names", parameters=[Q, TYPE, K],
                    responses={200: inline_serializer("KeywordResults", {
                        "query": serializers.CharField(), "type": serializers.CharField(allow_null=True),
-                       "results": hits()}), 400: Error, 429: Error, 503: Error})
+                       "results": KeywordHitSerializer(many=True)}), 400: Error, 429: Error, 503: Error})
     def get(self, request):
         q = _query_param(request, "q")
         type_ = _type_param(request, default=None)
@@ -173,7 +184,7 @@ class ItemDetail(APIView):
                    responses={200: OpenApiTypes.OBJECT, 404: Error, 503: Error})
     def get(self, request, item_id: str):
         store = get_store()
-        item = store.get_item(item_id)
+        item = get_item(store, item_id)
         if item.get("embedding_model"):
             item["embedding_model"] = model_label(item["embedding_model"])
         item.update(item_neighbours(store, item_id))
@@ -183,13 +194,14 @@ class ItemDetail(APIView):
 class SimilarItems(APIView):
     throttle_classes, throttle_scope = [Throttle], "similar"
 
-    @extend_schema(summary="Items nearest to this one in its type's vector index", parameters=[K],
+    @extend_schema(summary="Items nearest to this one in its type's vector index (`score`: cosine similarity)",
+                   parameters=[K],
                    responses={200: inline_serializer("SimilarResults", {
                        "id": serializers.CharField(), "type": serializers.CharField(),
                        "results": hits()}), 404: Error, 409: Error, 429: Error, 503: Error})
     def get(self, request, item_id: str):
         k = _k_param(request, 5)
-        item, similar = get_store().similar_items(item_id, k)
+        item, similar = similar_items(get_store(), item_id, k)
         return Response({"id": item["id"], "type": item["type"], "title": item["title"], "results": similar})
 
 

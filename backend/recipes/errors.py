@@ -1,6 +1,6 @@
 """The backend's errors and their HTTP statuses, chosen by exception type (never by message text).
 
-Store errors (``console.neo4j_store``) map through :data:`STATUS_FOR`; the backend's own errors are DRF
+Store errors (``console.errors.Neo4jStoreError`` and its subclasses) map through :data:`STATUS_FOR`; the backend's own errors are DRF
 ``APIException`` subclasses carrying their status. The JSON API and the HTML pages share :func:`status_for` and
 :func:`message_of`.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from rest_framework.exceptions import APIException
 
-from console.neo4j_store import (
+from console.errors import (
     DimensionMismatch,
     ItemNotFound,
     Neo4jAuthError,

@@ -1,7 +1,8 @@
 """The backend's one connection to Neo4j (shared by views and commands) and the recipe-specific queries.
 
-All Neo4j access goes through :mod:`console.neo4j_store` (the official driver, not an ORM: vector indexes,
-``UNWIND`` batch writes and index queries are what the app needs, and the console shares the same code).
+All Neo4j access goes through :mod:`console.neo4j` (the official driver, not an ORM: vector indexes,
+``UNWIND`` batch writes and index queries are what the app needs, and the console shares the same code); the
+search reads are :mod:`recipes.search`.
 """
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from pathlib import Path, PurePath
 from django.conf import settings
 from rest_framework.exceptions import APIException
 
-from console.neo4j_store import Neo4jSettings, Neo4jStore
-from recipes.errors import ModelUnavailable, QueryRejected
+from console.neo4j.settings import Neo4jSettings
+from console.neo4j.store import Neo4jStore
+from recipes.errors import ModelUnavailable
 
 _lock = threading.Lock()
 _store: Neo4jStore | None = None
@@ -94,20 +96,6 @@ def model_label(model: str) -> str:
         if part.startswith("models--"):
             return part[len("models--"):].replace("--", "/")
     return "/".join(path.parts[-2:])
-
-
-def keyword_search(store: Neo4jStore, text: str, type_: str | None, k: int) -> list[dict]:
-    """The store's full-text search; a search text the full-text index refuses (Lucene's limit of 1,024 clauses:
-    Neo4j's ProcedureCallFailed client error from the index procedure) is a :class:`QueryRejected`."""
-    from neo4j.exceptions import ClientError
-
-    try:
-        return store.keyword_search(text, type_, k)
-    except ClientError as exc:
-        if exc.code != "Neo.ClientError.Procedure.ProcedureCallFailed":
-            raise
-        raise QueryRejected("The full-text index cannot run this search text (too many words or terms): "
-                            "shorten the query 'q'") from None
 
 
 def item_neighbours(store: Neo4jStore, item_id: str, limit: int = 50) -> dict:

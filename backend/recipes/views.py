@@ -12,10 +12,12 @@ from django.shortcuts import render
 from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 
-from console.neo4j_store import TYPE_TO_LABEL, ItemNotFound, Neo4jStoreError
+from console.errors import ItemNotFound, Neo4jStoreError
+from console.neo4j.schema import TYPE_TO_LABEL
 from recipes.api import Throttle, check_query_length, semantic_search, throttled_message
 from recipes.errors import message_of, status_for
-from recipes.graph import get_store, item_neighbours, keyword_search
+from recipes.graph import get_store, item_neighbours
+from recipes.search import get_item, keyword_search, similar_items
 
 MODES = ("keyword", "semantic")
 
@@ -63,7 +65,7 @@ def item_page(request, item_id: str):
         return refused
     try:
         store = get_store()
-        item = store.get_item(item_id)
+        item = get_item(store, item_id)
     except ItemNotFound:
         raise Http404(f"No item with id {item_id!r}") from None
     except Neo4jStoreError as exc:
@@ -73,7 +75,7 @@ def item_page(request, item_id: str):
     item.update(item_neighbours(store, item_id))
     similar, similar_error = [], None
     try:
-        _, similar = store.similar_items(item_id, 8)
+        _, similar = similar_items(store, item_id, 8)
     except Neo4jStoreError as exc:
         similar_error = str(exc)
     return render(request, "recipes/detail.html", {"item": item, "similar": similar, "similar_error": similar_error})

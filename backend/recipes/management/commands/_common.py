@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from django.core.management.base import CommandError
 
-from console.neo4j_store import Neo4jStoreError
+from console.errors import Neo4jStoreError
 
 
 def open_store():

@@ -8,14 +8,16 @@ from django.core.management.base import BaseCommand, CommandError
 
 from console.errors import ConsoleError
 from console.evaluate import STAT_TESTS, check_k, evaluate_runs, parse_modes
-from console.neo4j_store import TYPE_TO_LABEL, Neo4jStoreError, label_for
+from console.neo4j.schema import TYPE_TO_LABEL, label_for
 from console.querysets import read_query_set
 
 from ._common import open_store
 
 
 def _keyword(store, text: str, type_: str, k: int) -> list[dict]:
-    return store.keyword_search(text, type_, k)
+    from recipes.search import keyword_search
+
+    return keyword_search(store, text, type_, k)
 
 
 def _semantic(store, text: str, type_: str, k: int) -> list[dict]:
@@ -59,7 +61,7 @@ class Command(BaseCommand):
             query_set.check_ids(_existing_ids(store, type_, query_set.judged_ids()), f"the graph's {type_} items")
             runs = {mode: self._rank(store, LIVE_SEARCHES[mode], query_set, type_, k) for mode in chosen}
             evaluation = evaluate_runs(query_set, runs, k, stat_test=stat_test)
-        except (ConsoleError, Neo4jStoreError) as exc:
+        except ConsoleError as exc:  # bad query set, Neo4j errors (Neo4jStoreError) included
             raise CommandError(str(exc)) from None
         self.stdout.write(evaluation.table())
         if output is not None:

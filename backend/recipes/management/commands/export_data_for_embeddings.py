@@ -6,7 +6,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from console.neo4j_store import Neo4jStoreError
+from console.errors import Neo4jStoreError
 from recipes.export import FORMATS, count, iter_records, output_file, write_records
 
 from ._common import open_store

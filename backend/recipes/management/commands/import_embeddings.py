@@ -6,8 +6,9 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from console.errors import InputError
-from console.neo4j_store import DEFAULT_BATCH_SIZE, Neo4jStoreError, VectorWriter
+from console.errors import InputError, Neo4jStoreError
+from console.neo4j.writer import DEFAULT_BATCH_SIZE
+from console.push import LoadedItems, load_items, write_loaded
 
 from ._common import open_store
 
@@ -30,30 +31,13 @@ class Command(BaseCommand):
                             help="model that made the vectors, when no .meta.json lies beside the file")
 
     def handle(self, *args, files, dry_run=False, batch_size=DEFAULT_BATCH_SIZE, model=None, **options):
-        from console.embfiles import read_embeddings, read_meta
-
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1")
         quiet = options.get("verbosity", 1) == 0
         store = None
         for path in files:
-            meta = read_meta(path) or {}
-            file_model = model or meta.get("model")
-            if not file_model:
-                raise CommandError(
-                    f"{path.name}: no .meta.json beside it says which model made the vectors: pass --model NAME "
-                    "(semantic search embeds queries with that model)"
-                )
-            # First pass: read the whole file, so that a broken line stops the import before anything is written.
-            try:
-                total = sum(1 for _ in read_embeddings(path))
-            except InputError as exc:
-                raise CommandError(f"{exc} (nothing was imported)") from None
-            if total == 0:
-                raise CommandError(f"{path.name}: the file holds no embeddings — re-create it with "
-                                   "`embedding-console generate` (nothing was imported)")
+            loaded = self._load(path, model)
             store = store or open_store()
-            writer = VectorWriter(store, model=file_model, query_prompt=meta.get("query_prompt"), source=path.name)
             index_bars: dict[str, tqdm] = {}
 
             def index_progress(name: str, state: str, percent: float) -> None:
@@ -66,9 +50,9 @@ class Command(BaseCommand):
                 bar.update(max(0.0, (100.0 if state == "ONLINE" else percent) - bar.n))
 
             try:
-                with tqdm(total=total, unit="vec", desc=path.name, disable=quiet) as bar:
-                    report = writer.write(read_embeddings(path), batch_size=batch_size, dry_run=dry_run,
-                                          progress=lambda done, _total: bar.update(done - bar.n), total=total,
+                with tqdm(total=loaded.count, unit="vec", desc=path.name, disable=quiet) as bar:
+                    report = write_loaded(store, loaded, batch_size=batch_size, dry_run=dry_run,
+                                          progress=lambda done, _total: bar.update(done - bar.n),
                                           index_progress=index_progress)
             except InputError as exc:
                 raise CommandError(f"{exc} (batches before it were written; fix the file and run again: written "
@@ -78,7 +62,26 @@ class Command(BaseCommand):
             finally:
                 for index_bar in index_bars.values():
                     index_bar.close()
-            self._report(path, file_model, report)
+            self._report(path, loaded.model, report)
+
+    @staticmethod
+    def _load(path: Path, model: str | None) -> LoadedItems:
+        """The file as the push loads it (model and query prompt from its .meta.json), read through once first, so
+        that a broken line stops the import before anything is written."""
+        loaded = load_items(path, model)
+        if not loaded.model:
+            raise CommandError(
+                f"{path.name}: no .meta.json beside it says which model made the vectors: pass --model NAME "
+                "(semantic search embeds queries with that model)"
+            )
+        try:
+            total = loaded.count_all()
+        except InputError as exc:
+            raise CommandError(f"{exc} (nothing was imported)") from None
+        if total == 0:
+            raise CommandError(f"{path.name}: the file holds no embeddings — re-create it with "
+                               "`embedding-console generate` (nothing was imported)")
+        return loaded
 
     def _report(self, path, model, report) -> None:
         prefix = "Dry run, nothing written: " if report.dry_run else ""

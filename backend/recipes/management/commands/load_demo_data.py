@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from console.neo4j_store import Neo4jStoreError
+from console.errors import Neo4jStoreError
 from recipes.demo_data import load, read_recipes
 
 from ._common import open_store
