@@ -33,8 +33,8 @@ def data(neo4j_driver, neo4j_settings, neo4j_env, tmp_path_factory, minilm_path)
          "--output-dir", str(base / "emb"), "--model", str(minilm_path), "--batch-size", "32", "--device", "cpu",
          "--quiet"], check=True, capture_output=True, text=True,
     )
-    for name in ("embeddings_recipes.json", "embeddings_ingredients.json"):
-        manage("import_embeddings", "--embedding-file", str(base / "emb" / name),
+    for type_ in ("recipe", "ingredient"):
+        manage("import_embeddings", "--embedding-file", str(base / "emb" / f"{file_stem(type_)}.json"),
                "--verbosity", "0", env=neo4j_env)
     return base
 
