@@ -280,8 +280,9 @@ class RayEngine:
                                    "batch_size": self.opts.batch_size, "storage_uri": storage.uri},
             num_cpus=self.opts.ray_cpus, num_gpus=self.opts.ray_gpus)
         failures: list[str] = []
+        rows = iter(ds.iter_rows())
         try:
-            for summary in ds.iter_rows():
+            for summary in rows:
                 if summary["rows"]:
                     _ingest(storage, summary["part"], states, checkpoints, tracker, summary["batch_size"])
                 failures += [f"{i} ({e})" for i, e in zip(summary["failed"], summary["errors"])]
@@ -289,6 +290,7 @@ class RayEngine:
             _raise_console_error(exc)
             raise
         finally:
+            getattr(rows, "close", lambda: None)()  # stopped (Ctrl-C, an error): the dataset's actors end now and free their resources
             ctx.target_min_block_size, ctx.target_max_block_size = sizes
         if failures:
             raise ModelError(f"{len(failures)} record(s) could not be embedded: {'; '.join(failures[:20])}"
