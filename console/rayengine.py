@@ -394,17 +394,19 @@ def _by_type(table) -> Iterator[tuple[str, list, list, np.ndarray]]:
 
 def _ingest(storage: Storage, name: str, states: dict, checkpoints: dict[str, Checkpoint], tracker,
             batch_size: int) -> None:
-    """One finished part: its vectors into the checkpoint (fsync'd) and the run's rows, reported; then deleted."""
+    """One finished part: its vectors into the checkpoint (fsync'd) and the run's rows; the part deleted; then
+    reported (a stop during the report leaves no part behind that the checkpoint already has)."""
+    done = []
     for t, ids, hashes, matrix in _by_type(storage.read_part(name)):
         st = states[t]
         keep = st.missing_rows(hashes, matrix)
         if keep:
             idx = [i for i, _ in keep]
             checkpoints[t].append([ids[i] for i in idx], [hashes[i] for i in idx], matrix[idx])
-        covered = 0
         for i, row in keep:
             st.put(row, matrix[i])
-            covered += int(st.uses[row])
-        tracker.batch(st, len(keep), covered, batch_size)
         st.forget_cache()
+        done.append((st, len(keep), sum(int(st.uses[row]) for _, row in keep)))
     storage.delete_part(name)
+    for st, embedded, covered in done:
+        tracker.batch(st, embedded, covered, batch_size)
