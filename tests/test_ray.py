@@ -164,3 +164,25 @@ def test_changed_settings_ignore_earlier_parts(tmp_path, local_ray, minilm_path)
     assert (changed.embedded, changed.reused) == (34, 0)
     assert read_meta(tmp_path / "ray" / "embeddings_recipes.json")["dimensions"] == 128
     _same_as_local(tmp_path, minilm_path, dimensions=128)
+
+
+def test_a_record_that_fails_alone_is_reported_with_its_id_and_the_others_kept(minilm_path):
+    """The actor's embedding step (no Ray needed): after an error, the batch's texts are embedded one at a time, so
+    only the record that fails on its own fails; its error is kept for the report."""
+    from console.engine import Embedder
+    from console.rayengine import EmbedWorker
+
+    class FailsOnBoom(Embedder):  # the real model; one text it cannot take
+        def _encode_batch(self, texts, prompt):
+            if any("BOOM" in t for t in texts):
+                raise ValueError("cannot tokenise this text")
+            return super()._encode_batch(texts, prompt)
+
+    worker = EmbedWorker.__new__(EmbedWorker)
+    worker.embedder, worker.batch_size = FailsOnBoom(str(minilm_path), device="cpu"), 4
+    texts = ["nasi goreng", "BOOM", "soto ayam", "rendang sapi"]
+    vectors, ok, errors = worker.embed(texts)
+    assert ok.tolist() == [True, False, True, True]
+    assert list(errors) == [1] and "cannot tokenise this text" in errors[1]
+    plain = Embedder(str(minilm_path), device="cpu").encode([texts[i] for i in (0, 2, 3)])
+    np.testing.assert_allclose(vectors[[0, 2, 3]], plain, atol=1e-5)
