@@ -53,8 +53,9 @@ def _items(folder: Path, name: str = "embeddings_recipes.json"):
     return [i.id for i in items], np.vstack([i.embedding for i in items])
 
 
-def _same_as_local(tmp_path, model, out="ray", **kw) -> None:
-    """The Ray run's files hold the local engine's vectors (allclose), ids in input order, each once."""
+def _same_as_local(tmp_path, model, out="ray", parts_left=0, **kw) -> None:
+    """The Ray run's files hold the local engine's vectors (allclose), ids in input order, each once; no part file
+    is left (but `parts_left` of other settings)."""
     local = generate(_opts(tmp_path, model, out="local", **kw))
     for name in ("embeddings_recipes.json", "embeddings_ingredients.json"):
         ids, vectors = _items(tmp_path / out, name)
@@ -63,7 +64,7 @@ def _same_as_local(tmp_path, model, out="ray", **kw) -> None:
         np.testing.assert_allclose(vectors, local_vectors, atol=1e-5)
     meta, local_meta = read_meta(tmp_path / out / "embeddings_recipes.json"), local.meta
     assert (meta["model"], meta["dimensions"], meta["count"]) == (local_meta["model"], local_meta["dimensions"], 30)
-    assert not list((tmp_path / out / ".ray" / "parts").glob("*/*.parquet"))  # every part taken in
+    assert len(list((tmp_path / out / ".ray" / "parts").glob("*/*.parquet"))) == parts_left  # every part taken in
 
 
 def test_cli_engine_ray_gives_the_local_engines_vectors_in_order(tmp_path, local_ray, minilm_path, capsys):
@@ -160,10 +161,13 @@ def test_changed_settings_ignore_earlier_parts(tmp_path, local_ray, minilm_path)
     _export(tmp_path / "in")
     with pytest.raises(KeyboardInterrupt):
         generate(_opts(tmp_path, minilm_path, ray_workers="2", **RAY_OPTS), progress=_StopAfter(1))
+    parts = tmp_path / "ray" / ".ray" / "parts"
+    earlier = sorted(parts.glob("*/*.parquet"))  # parts finished after the stop: another key's, left alone
     changed = generate(_opts(tmp_path, minilm_path, ray_workers="2", dimensions=128, **RAY_OPTS))
     assert (changed.embedded, changed.reused) == (34, 0)
     assert read_meta(tmp_path / "ray" / "embeddings_recipes.json")["dimensions"] == 128
-    _same_as_local(tmp_path, minilm_path, dimensions=128)
+    _same_as_local(tmp_path, minilm_path, dimensions=128, parts_left=len(earlier))
+    assert sorted(parts.glob("*/*.parquet")) == earlier
 
 
 def test_a_record_that_fails_alone_is_reported_with_its_id_and_the_others_kept(minilm_path):
