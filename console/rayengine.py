@@ -266,6 +266,7 @@ class RayEngine:
         storage = self.open_storage(key)
         n, files = write_inputs(records, states, key, storage, part_rows(self.opts))
         if not n:
+            storage.remove_input()
             return
         low, high = parse_range(self.opts.ray_workers)
         self.say(f"embedding {n} texts on Ray: {low}-{high} worker(s), {self.opts.ray_gpus:g} GPU and "
