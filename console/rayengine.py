@@ -291,7 +291,7 @@ class RayEngine:
             _raise_console_error(exc)
             raise
         finally:
-            getattr(rows, "close", lambda: None)()  # stopped (Ctrl-C, an error): the dataset's actors end now and free their resources
+            getattr(rows, "close", lambda: None)()  # on a stop or an error: the actors end now, freeing resources
             ctx.target_min_block_size, ctx.target_max_block_size = sizes
         if failures:
             raise ModelError(f"{len(failures)} record(s) could not be embedded: {'; '.join(failures[:20])}"
