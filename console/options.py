@@ -115,7 +115,7 @@ class GenerateOptions:
         "local", "--engine", "local: this machine (default); ray: Ray workers (pip install .[ray]; docs/SCALING.md)",
         kind="choice", choices=ENGINES, label="Engine")
     ray_address: str | None = _opt(
-        None, "--ray-address", "--engine ray: the cluster (auto, ray://HOST:10001); default: a local Ray on this machine",
+        None, "--ray-address", "--engine ray: the cluster (auto, ray://HOST:10001); default: a local Ray here",
         label="Ray address")
     ray_gpus: float = _opt(1.0, "--ray-gpus", "--engine ray: GPUs per worker (default 1; 0: CPU workers)",
                            kind="number", metavar="N")

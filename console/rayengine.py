@@ -296,7 +296,7 @@ class RayEngine:
         if failures:
             raise ModelError(f"{len(failures)} record(s) could not be embedded: {'; '.join(failures[:20])}"
                              + (" ..." if len(failures) > 20 else "")
-                             + " — the others are in the checkpoint; fix these texts (or leave them out) and run again")
+                             + " — the others are in the checkpoint; fix these texts (or leave them out), run again")
         storage.remove_input()
         for st in states.values():
             if not st.present.all():
