@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -220,14 +221,26 @@ def _generate(opts: GenerateOptions, progress, embedder, status: StatusFile) -> 
         return result
     out_dir = Path(opts.output_dir)
     remove_leftovers(out_dir)
-    if embedder is None:
-        embedder = load_embedder(opts, tracker.say)
-    if embedder.device_message:
-        tracker.say(embedder.device_message)
-    result.meta = embedder.describe()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _embed_all(report, opts, embedder, tracker)
+    with open_engine(opts, embedder, tracker.say) as (embedder, remote):
+        if embedder.device_message:
+            tracker.say(embedder.device_message)
+        result.meta = embedder.describe()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _embed_all(report, opts, embedder, tracker, remote)
     return result
+
+
+@contextmanager
+def open_engine(opts: GenerateOptions, embedder, say: Callable[[str], None]):
+    """(embedder, remote): the local engine's model (loaded here), or, with `--engine ray`, the model's settings
+    and the Ray run that embeds what is missing (`console.rayengine`; Ray is imported only then)."""
+    if opts.engine != "ray":
+        yield (embedder if embedder is not None else load_embedder(opts, say)), None
+        return
+    from console.rayengine import RayEngine
+
+    with RayEngine.start(opts, embedder, say) as remote:
+        yield remote.model, remote
 
 
 def handle_rejects(report: ValidationReport, opts: GenerateOptions, result: GenerateResult, tracker: Tracker) -> None:
@@ -266,18 +279,23 @@ def run_key(embedder) -> str:
                         max_length=info["max_length"], prompt=embedder.document_prompt)
 
 
-def _embed_all(report: ValidationReport, opts: GenerateOptions, embedder, tracker: Tracker) -> None:
-    """The four stages over the valid records, with every file of the run closed (or removed) at the end."""
+def _embed_all(report: ValidationReport, opts: GenerateOptions, embedder, tracker: Tracker, remote=None) -> None:
+    """The four stages over the valid records, with every file of the run closed (or removed) at the end.
+    `remote` (the Ray engine) embeds every missing text between stages 2 and 3, so stage 3 only writes."""
     out_dir, counts, key = Path(opts.output_dir), report.counts, run_key(embedder)
     states = {t: TypeVectors(t, out_dir, embedder.dimensions) for t in counts}
     checkpoints = {t: Checkpoint(out_dir, t, key) for t in counts}
     writers: dict[str, EmbeddingWriter] = {}
     try:
         collect_digests(report.good, states, key, counts)  # 1. one read: digests
+        if remote is not None:
+            remote.salvage(key, checkpoints)  # parts of a killed Ray run: into the checkpoint
         for t, st in states.items():  # 2. vectors of this run's checkpoint and of --reuse folders
             tracker.result.reused += reuse_vectors(st, checkpoints[t], key, opts.reuse, out_dir, tracker.say)
-        writers.update(open_writers(states, out_dir, opts.formats, tracker.result.meta))
         tracker.start(states.values(), opts.batch_size)
+        if remote is not None:
+            remote.embed_missing(report.good, states, checkpoints, key, tracker)  # one more read
+        writers.update(open_writers(states, out_dir, opts.formats, tracker.result.meta))
         embed = ChunkEmbedder(embedder, key, opts.batch_size, tracker)
         embed_and_write(report.good, states, checkpoints, writers, embed, opts.chunk_size)  # 3. one more read
         finish(writers, states, tracker)  # 4.

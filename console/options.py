@@ -26,10 +26,12 @@ DTYPES = ("auto", "float32", "float16", "bfloat16")
 ON_INVALID = ("stop", "skip")
 ENCODING_ERRORS = ("strict", "replace")
 CHUNK_SIZE = 10_000  # records read, embedded and written at a time
+ENGINES = ("local", "ray")
 _SAME = object()  # Option.console_default: the same as the CLI's default
 
-# kinds: text | path | count (whole number >= 1, or None) | choice | paths (repeatable flag) |
-#        list (comma-separated, from `choices`) | switch (on by default; `negative` turns it off) | flag (store_true)
+# kinds: text | path | count (whole number >= 1, or None) | number (>= 0, may have a fraction) | choice |
+#        paths (repeatable flag) | list (comma-separated, from `choices`) | switch (on by default; `negative` turns it
+#        off) | flag (store_true) | range (a whole number N >= 1 or MIN:MAX)
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,22 @@ class GenerateOptions:
     reuse: Sequence[Path] = _opt(
         (), "--reuse", "output folder of an earlier run: its vectors for unchanged texts are reused (repeatable)",
         kind="paths", metavar="DIR")
+    engine: str = _opt(
+        "local", "--engine", "local: this machine (default); ray: Ray workers (pip install .[ray]; docs/SCALING.md)",
+        kind="choice", choices=ENGINES, label="Engine")
+    ray_address: str | None = _opt(
+        None, "--ray-address", "--engine ray: the cluster (auto, ray://HOST:10001); default: a local Ray here",
+        label="Ray address")
+    ray_gpus: float = _opt(1.0, "--ray-gpus", "--engine ray: GPUs per worker (default 1; 0: CPU workers)",
+                           kind="number", metavar="N")
+    ray_cpus: float = _opt(1.0, "--ray-cpus", "--engine ray: CPUs reserved per worker (default 1; may be a fraction)",
+                           kind="number", metavar="N")
+    ray_workers: str = _opt("1", "--ray-workers", "--engine ray: workers, a number or MIN:MAX (autoscaled; default 1)",
+                            kind="range", metavar="N|MIN:MAX")
+    ray_storage: str | None = _opt(
+        None, "--ray-storage",
+        "--engine ray: folder or URI (s3://, gs://, a shared mount) every node reads, for the work files; "
+        "default <output-dir>/.ray", metavar="URI")
 
 
 OPTIONS: dict[str, Option] = {f.name: replace(f.metadata["option"], name=f.name, default=f.default)
@@ -124,6 +142,36 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
     return value
+
+
+def non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+    return value
+
+
+def parse_range(text: str) -> tuple[int, int]:
+    """"N" -> (N, N); "MIN:MAX" -> (MIN, MAX); ValueError saying what is wrong otherwise."""
+    parts = str(text).split(":")
+    try:
+        low, high = (int(parts[0]), int(parts[-1])) if len(parts) in (1, 2) else (0, 0)
+    except ValueError:
+        low = high = 0
+    if low < 1 or high < low:
+        raise ValueError(f"expected a whole number N >= 1 or MIN:MAX with 1 <= MIN <= MAX, not {text!r}")
+    return low, high
+
+
+def _range(text: str) -> str:
+    try:
+        parse_range(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _comma_list(choices: Sequence[str]):
@@ -153,6 +201,10 @@ def add_arguments(parser: argparse.ArgumentParser, group: str | None = None) -> 
             kw["type"] = Path
         elif o.kind == "count":
             kw["type"] = positive_int
+        elif o.kind == "number":
+            kw["type"] = non_negative
+        elif o.kind == "range":
+            kw["type"] = _range
         elif o.kind == "choice":
             kw["choices"] = o.choices
         elif o.kind == "list":
@@ -175,6 +227,13 @@ def check_options(opts: GenerateOptions) -> None:
         value = getattr(opts, o.name)
         if o.kind == "count" and value is not None and value < 1:
             raise OptionError(f"{o.flag} must be at least 1")
+        if o.kind == "number" and not (isinstance(value, (int, float)) and value >= 0):
+            raise OptionError(f"{o.flag} must be a number, 0 or more")
+        if o.kind == "range":
+            try:
+                parse_range(value)
+            except ValueError as exc:
+                raise OptionError(f"{o.flag}: {exc}") from None
         if o.kind == "choice" and o.strict and value not in o.choices:
             allowed = " or ".join(o.choices) if len(o.choices) == 2 else "one of " + ", ".join(o.choices)
             raise OptionError(f"{o.flag} must be {allowed}")

@@ -1,4 +1,5 @@
 """Generate: choose the model and options, run in the background, follow the progress, stop and resume."""
+import os
 from pathlib import Path
 
 import streamlit as st
@@ -52,6 +53,8 @@ with st.form("generate"):
     formats = c5.multiselect(O["formats"].label, O["formats"].choices, default=list(O["formats"].web_default),
                              help=O["formats"].help)
     on_invalid = _pick(c6.radio, "on_invalid", horizontal=True)
+    ray_address = os.environ.get("CONSOLE_RAY_ADDRESS")  # a Ray cluster offers the Ray engine (docs/SCALING.md)
+    engine = _pick(st.radio, "engine", horizontal=True) if ray_address else "local"
     start = st.form_submit_button("Start", type="primary", disabled=not (inputs or input_dir))
 
 source = model_source(model) if model.strip() else None  # a download is said, and refused offline
@@ -69,7 +72,8 @@ if start:
         run_dir = ws.new_run_dir("-".join(Path(model.strip()).parts[-2:]))
         spec = JobSpec(output_dir=str(run_dir), inputs=inputs, input_dir=input_dir, model=model.strip(),
                        device=device, dtype=dtype, batch_size=int(batch_size), dimensions=int(dimensions) or None,
-                       formats=formats, on_invalid=on_invalid)
+                       formats=formats, on_invalid=on_invalid, engine=engine,
+                       ray_address=ray_address if engine == "ray" else None)
         try:
             Job.start(spec)
             st.session_state["shown_run"] = run_dir.name  # show the new run, whatever was shown before

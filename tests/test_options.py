@@ -18,7 +18,9 @@ NOT_DEFAULT = dict(input_dir=Path("in"), inputs=[Path("a.json"), Path("b.csv")],
                    encoding_errors="replace", limit=7, output_dir=Path("out"), model="some/model", batch_size=3,
                    device="cpu", dtype="bfloat16", dimensions=64, normalize=False, max_length=128, chunk_size=50,
                    formats=["jsonl", "npy"], dry_run=True, progress_file=Path("status.json"), reuse=[Path("r1"),
-                                                                                                       Path("r2")])
+                                                                                                       Path("r2")],
+                   engine="ray", ray_address="ray://head:10001", ray_gpus=0.5, ray_cpus=2.0, ray_workers="2:8",
+                   ray_storage="s3://bucket/work")
 
 
 def _parse(args):
@@ -87,6 +89,12 @@ def test_the_console_has_its_own_defaults_from_the_table():
     ({"encoding_errors": "ignore"}, "--encoding-errors must be strict or replace"),
     ({"formats": ["json", "xml"]}, "--format takes a comma-separated list of json, jsonl, parquet, npy, not xml"),
     ({"formats": []}, "--format takes a comma-separated list of json, jsonl, parquet, npy"),
+    ({"engine": "spark"}, "--engine must be local or ray"),
+    ({"ray_gpus": -1}, "--ray-gpus must be a number, 0 or more"),
+    ({"ray_cpus": "one"}, "--ray-cpus must be a number, 0 or more"),
+    ({"ray_workers": "0"}, "--ray-workers: expected a whole number N >= 1 or MIN:MAX with 1 <= MIN <= MAX, not '0'"),
+    ({"ray_workers": "4:2"}, "--ray-workers: expected a whole number N >= 1 or MIN:MAX with 1 <= MIN <= MAX, "
+                             "not '4:2'"),
 ])
 def test_library_callers_get_the_flag_named_for_impossible_values(change, message):
     with pytest.raises(OptionError) as info:
