@@ -139,3 +139,10 @@ class Checkpoint:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def run_key(embedder) -> str:
+    """The checkpoint key of an `Embedder`: the settings that change vectors (see :func:`settings_key`)."""
+    info = embedder.describe()
+    return settings_key(model=info["model"], dimensions=info["dimensions"], normalize=info["normalized"],
+                        max_length=info["max_length"], prompt=embedder.document_prompt)

@@ -37,7 +37,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from console.checkpoint import Checkpoint, content_digest, settings_key
+from console.checkpoint import Checkpoint, content_digest, run_key
 from console.embfiles import EmbeddedItem, EmbeddingWriter, make_meta
 from console.engine import gpu_memory_mb
 from console.errors import InputError, ValidationFailed
@@ -270,13 +270,6 @@ def load_embedder(opts: GenerateOptions, say: Callable[[str], None]):
     say(f"loading model {opts.model} (device {opts.device}, dtype {opts.dtype})")
     return Embedder(opts.model, device=opts.device, dtype=opts.dtype, dimensions=opts.dimensions,
                     normalize=opts.normalize, max_length=opts.max_length)
-
-
-def run_key(embedder) -> str:
-    """The checkpoint key: the settings that change vectors (see `console.checkpoint.settings_key`)."""
-    info = embedder.describe()
-    return settings_key(model=info["model"], dimensions=info["dimensions"], normalize=info["normalized"],
-                        max_length=info["max_length"], prompt=embedder.document_prompt)
 
 
 def _embed_all(report: ValidationReport, opts: GenerateOptions, embedder, tracker: Tracker, remote=None) -> None:

@@ -37,7 +37,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from console.checkpoint import Checkpoint, content_digest
+from console.checkpoint import Checkpoint, content_digest, run_key
 from console.errors import ConsoleError, ModelError, OptionError
 from console.options import GenerateOptions, parse_range
 
@@ -133,7 +133,6 @@ class EmbedWorker:
 
     def __init__(self, model_args: dict, key: str, batch_size: int, storage_uri: str):
         from console.engine import Embedder
-        from console.generate import run_key
 
         self.embedder = Embedder(**model_args)
         if run_key(self.embedder) != key:  # the model changed under the run: never mix its vectors
