@@ -23,8 +23,15 @@ if state.get("source") == "folder" and state.get("input_dir"):
         inputs = []
         st.error(str(exc))
 else:
-    names = [f.name for f in ws.list_uploads()]
-    inputs = [str(ws.uploads / n) for n in st.multiselect("Input files (uploaded)", names, default=names)]
+    uploads = ws.list_uploads()
+    names = [f.name for f in uploads]
+    unreadable = {row["file"] for row in common.inspect([f.path for f in uploads]).files if row["error"]}
+    if unreadable:
+        st.warning(f"{len(unreadable)} uploaded file{'s' if len(unreadable) > 1 else ''} cannot be read ({', '.join(sorted(unreadable))}): they are "
+                   "not selected. The Upload page says why; remove or fix them there.")
+    picked = st.multiselect("Input files (uploaded)", names, default=[n for n in names if n not in unreadable],
+                            format_func=lambda n: f"{n} — unreadable" if n in unreadable else n)
+    inputs = [str(ws.uploads / n) for n in picked]
     if not names:
         st.info("Upload export files first (Upload page).")
 

@@ -178,3 +178,14 @@ def test_the_form_takes_its_choices_and_defaults_from_the_option_table(ws):
     assert [s.options for s in at.selectbox[:2]] == [list(DEVICES), list(DTYPES)]
     assert at.multiselect[1].options == list(FORMATS) and at.multiselect[1].value == ["json", "parquet"]
     assert at.radio[0].value == "skip"
+
+
+def test_unreadable_uploads_are_marked_and_not_preselected(ws):
+    _upload(ws, 5)
+    ws.save_upload("broken.json", b"{not json")
+    ws.save_upload("notes.csv", b"name,amount\ntempe,1\n")
+    at = _page()
+    picker = at.multiselect[0]
+    assert picker.value == ["recipes.jsonl"]
+    assert picker.options == ["broken.json — unreadable", "notes.csv — unreadable", "recipes.jsonl"]
+    assert any("2 uploaded files cannot be read" in w.value for w in at.warning)
