@@ -92,3 +92,37 @@ def test_where_a_model_would_come_from(minilm_path, tmp_path, monkeypatch):
     offline = model_source("acme/other", env={"HF_HUB_OFFLINE": "1"})
     assert (offline.kind, offline.may_start) == (UNAVAILABLE, False)
     assert model_source("acme/tiny", env={"HF_HUB_OFFLINE": "true"}).may_start
+
+
+def test_the_hub_check_sends_nothing_offline_and_is_quick_and_cached_online(monkeypatch):
+    """console.models.hub_reachable: HF_HUB_OFFLINE sends no request; otherwise one HEAD to HF_ENDPOINT (a real
+    local server here), its answer kept; a closed port is 'unreachable' at once."""
+    import http.server
+    import socket
+    import threading
+
+    from console.models import hub_reachable
+
+    heads = []
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self):
+            heads.append(self.path)
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        endpoint = {"HF_ENDPOINT": f"http://127.0.0.1:{server.server_port}"}
+        assert hub_reachable({**endpoint, "HF_HUB_OFFLINE": "1"}) is False and heads == []
+        assert hub_reachable(endpoint) is True and hub_reachable(endpoint) is True and len(heads) == 1
+    finally:
+        server.shutdown()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    assert hub_reachable({"HF_ENDPOINT": f"http://127.0.0.1:{closed}"}) is False
