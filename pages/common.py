@@ -91,7 +91,7 @@ def remember(key: str, value) -> None:
 def run_label(job: Job) -> str:
     """A run as people name it: "model · start time · N items" (the folder name is the detail shown next to it)."""
     spec, status = job.spec, job.status()
-    model = Path(spec.model.rstrip("/")).name if spec else "?"
+    model = "/".join(Path(spec.model.rstrip("/")).parts[-2:]) if spec else "?"  # a repo id, or folder's parent/name
     try:
         started = datetime.fromisoformat(job.record()["created_at"]).strftime("%Y-%m-%d %H:%M UTC")
     except (KeyError, TypeError, ValueError):

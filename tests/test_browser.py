@@ -154,7 +154,7 @@ def test_one_click_changes_the_source_and_the_model_picker_offers_what_is_here(c
     page.get_by_role("textbox", name="Model id or folder", exact=True).wait_for()
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(480)  # 300 s ran out on a loaded 2-core machine, after the push
 def test_upload_generate_explore_and_push_in_a_real_browser(console_url, page, export_file, graph, minilm_path,
                                                             neo4j_settings, tmp_path):
     path, records = export_file
