@@ -139,6 +139,8 @@ def _model_reason(status) -> str:
 def monitor():
     status = job.status()
     spec = job.spec
+    if common.run_label(job) != labels[run_id]:  # the item count became known: the Run list names it (whole page)
+        st.rerun()
     st.markdown(f"**{common.STATE_ICONS.get(status.state, '')} {status.state.capitalize()}** · model `{spec.model}` · "
                 f"batch size {status.batch_size or spec.batch_size}")
     rate = f"{status.rate:.1f} items/s" if status.rate else "— items/s"

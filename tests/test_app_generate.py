@@ -81,6 +81,11 @@ def test_a_run_shows_progress_and_ends_with_its_output_files(ws, minilm_path):
     bars = at.get("progress")
     assert [b.proto.text for b in bars] == [bars[0].proto.text, "recipe: 30 / 30"]
     assert bars[0].proto.text.startswith("Overall: 30 / 30 · ") and " items/s · ETA " in bars[0].proto.text
+    # runs are named "model · time · N items" (they were long folder names); the folder is the detail
+    model = "/".join(minilm_path.parts[-2:])
+    [label] = [c.value for c in at.sidebar.caption if " · done · " in c.value]
+    assert label.startswith(f":material/check_circle: {model} · ") and label.endswith(" UTC · 30 items · done · 30/30")
+    assert f"Run folder: `{run}`" in [c.value for c in at.caption]
 
 
 def test_a_reloaded_page_reattaches_to_the_running_job(ws, minilm_path):
