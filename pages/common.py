@@ -88,15 +88,15 @@ def remember(key: str, value) -> None:
     choices()[key] = value
 
 
-def run_label(job: Job) -> str:
+def run_label(job: Job, count: bool = True) -> str:
     """A run as people name it: "model · start time · N items" (the folder name is the detail shown next to it)."""
-    spec, status = job.spec, job.status()
+    spec, status = job.spec, (job.status() if count else None)
     model = "/".join(Path(spec.model.rstrip("/")).parts[-2:]) if spec else "?"  # a repo id, or folder's parent/name
     try:
         started = datetime.fromisoformat(job.record()["created_at"]).strftime("%Y-%m-%d %H:%M UTC")
     except (KeyError, TypeError, ValueError):
         started = job.id
-    return f"{model} · {started} · {status.total or status.done:,} items"
+    return f"{model} · {started}" + (f" · {status.total or status.done:,} items" if count else "")
 
 
 def sidebar(ws: Workspace) -> None:

@@ -116,10 +116,10 @@ ids = [j.id for j in jobs]
 running = [j.id for j in jobs if j.is_running()]
 if st.session_state.get("shown_run") not in ids:
     st.session_state["shown_run"] = running[0] if running else ids[0]
-labels = {j.id: common.run_label(j) for j in jobs}  # once per page run: the option texts and the value agree
+labels = {j.id: common.run_label(j, count=False) for j in jobs}  # stable texts (the count is in the caption below)
 run_id = st.selectbox("Run", ids, key="shown_run", format_func=labels.__getitem__)
 job = common.job_for(ws, run_id)
-st.caption(f"Run folder: `{job.run_dir}`")
+st.caption(f"{common.run_label(job)} · run folder: `{job.run_dir}`")
 
 
 def _eta(seconds) -> str:
@@ -139,8 +139,6 @@ def _model_reason(status) -> str:
 def monitor():
     status = job.status()
     spec = job.spec
-    if common.run_label(job) != labels[run_id]:  # the item count became known: the Run list names it (whole page)
-        st.rerun()
     st.markdown(f"**{common.STATE_ICONS.get(status.state, '')} {status.state.capitalize()}** · model `{spec.model}` · "
                 f"batch size {status.batch_size or spec.batch_size}")
     rate = f"{status.rate:.1f} items/s" if status.rate else "— items/s"
