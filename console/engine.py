@@ -20,7 +20,7 @@ from typing import Callable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
-from console.errors import ModelError, OptionError
+from console.errors import ModelError, ModelLoadError, OptionError
 from console.options import DEFAULT_MODEL, DEVICES, DTYPES
 from console.progress import Progress
 
@@ -114,17 +114,21 @@ class Embedder:
         self.device, self.device_message = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.normalize = bool(normalize)
-        if local_files_only is None:
-            local_files_only = Path(self.model_name).exists() or os.environ.get("HF_HUB_OFFLINE") == "1"
+        if local_files_only is None:  # an unreachable hub: the cache or nothing, at once (not minutes of retries)
+            from console.models import hub_offline, hub_reachable
+
+            local_files_only = Path(self.model_name).exists() or hub_offline() or not hub_reachable()
         torch_dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[self.dtype]
         try:
             self.model = SentenceTransformer(self.model_name, device=self.device, local_files_only=local_files_only,
                                              model_kwargs={"dtype": torch_dtype})
-        except OSError as exc:
-            hint = ("it is not a local folder and the model hub cannot be reached (HF_HUB_OFFLINE=1 or no network)"
-                    if local_files_only else str(exc).splitlines()[0])
-            raise ModelError(f"cannot load model {self.model_name!r}: {hint} — pass --model with a local "
-                             f"sentence-transformers folder or a model id that can be downloaded") from exc
+        except (OSError, ValueError) as exc:  # ValueError: a folder without a model ("Unrecognized model in …")
+            if Path(self.model_name).exists() or not local_files_only:
+                hint = str(exc).splitlines()[0]
+            else:
+                hint = "it is not a local folder and the model hub cannot be reached (HF_HUB_OFFLINE=1 or no network)"
+            raise ModelLoadError(f"cannot load model {self.model_name!r}: {hint} — pass --model with a local "
+                                 f"sentence-transformers folder or a model id that can be downloaded") from exc
         self.model.to(torch_dtype)
         if max_length is not None:
             if max_length < 1:

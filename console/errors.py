@@ -76,6 +76,10 @@ class ModelError(ConsoleError):
     """The model cannot be loaded or used with the options given (e.g. --dimensions larger than the model's)."""
 
 
+class ModelLoadError(ModelError):
+    """The model cannot be loaded at all (not a model folder, not cached and no hub): running again cannot help."""
+
+
 class OptionError(ConsoleError):
     """An option value that cannot work (e.g. --batch-size 0)."""
 

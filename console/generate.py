@@ -40,7 +40,7 @@ import numpy as np
 from console.checkpoint import Checkpoint, content_digest, run_key
 from console.embfiles import EmbeddedItem, EmbeddingWriter, make_meta
 from console.engine import gpu_memory_mb
-from console.errors import InputError, ValidationFailed
+from console.errors import InputError, ModelLoadError, ValidationFailed
 from console.options import GenerateOptions, check_options  # GenerateOptions: also imported from here
 from console.progress import Progress
 from console.records import Record, find_input_files
@@ -99,8 +99,9 @@ def generate(opts: GenerateOptions, *, progress: Callable[[Progress], None] | No
         status.update(state="stopped", message="stopped: finished batches are kept in the checkpoint; "
                                                "run the same command again to go on")
         raise
-    except BaseException as exc:
-        status.update(state="failed", message=str(exc) or type(exc).__name__)
+    except BaseException as exc:  # error: what kind of failure, for the console (a model that cannot load: no resume)
+        status.update(state="failed", message=str(exc) or type(exc).__name__,
+                      error="model_load" if isinstance(exc, ModelLoadError) else type(exc).__name__)
         raise
     status.update(state="done", message="; ".join(result.messages[-3:]) or None,
                   outputs=[str(p) for p in result.outputs])

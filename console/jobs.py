@@ -91,14 +91,22 @@ class JobStatus:
     message: str | None = None
     files: dict = field(default_factory=dict)
     outputs: list = field(default_factory=list)
+    error: str | None = None  # of a failed run: "model_load" (the model cannot load), else the exception's name
 
     @property
     def fraction(self) -> float:
         return min(1.0, self.done / self.total) if self.total else 0.0
 
     @property
+    def model_failed(self) -> bool:
+        """Failed because the model cannot be loaded: the same arguments would fail the same way."""
+        return self.state == "failed" and (self.error == "model_load" or (self.message or "").startswith(
+            ("cannot load model", "error: cannot load model")))
+
+    @property
     def resumable(self) -> bool:
-        return self.state in ("failed", "stopped", "interrupted")
+        """Whether Resume can help: a stopped or interrupted run, or a failure other than a model that cannot load."""
+        return self.state in ("failed", "stopped", "interrupted") and not self.model_failed
 
 
 def _now() -> str:
@@ -255,7 +263,8 @@ class Job:
         fields = {k: progress.get(k) for k in ("rate", "eta_s", "batch_size", "gpu_mem_mb", "message")}
         base = dict(
             done=int(progress.get("done") or 0), total=int(progress.get("total") or 0),
-            files=progress.get("files") or {}, outputs=progress.get("outputs") or [], **fields,
+            files=progress.get("files") or {}, outputs=progress.get("outputs") or [], error=progress.get("error"),
+            **fields,
         )
         attempt = self._last_attempt()
         if attempt is None:

@@ -113,9 +113,12 @@ def project(
     min_dist: float = 0.1,
     seed: int = 42,
     cache_dir: str | os.PathLike | None = None,
+    on_stage=None,
 ) -> Projection:
     """Project ``vectors`` to ``dims`` (2 or 3) dimensions: a random sample of at most ``sample`` rows, PCA to
-    ``pca_dims`` when the vectors are wider, then UMAP with cosine distance. Cached in ``cache_dir`` when given."""
+    ``pca_dims`` when the vectors are wider, then UMAP with cosine distance. Cached in ``cache_dir`` when given.
+    ``on_stage(text)`` is called as each stage begins (what the console shows while a large map is computed)."""
+    stage = on_stage or (lambda text: None)
     if dims not in (2, 3):
         raise ValueError("dims must be 2 or 3")
     vectors = np.asarray(vectors, dtype=np.float32)
@@ -130,6 +133,7 @@ def project(
             with np.load(cache_file, allow_pickle=False) as data:
                 return Projection(data["coords"], data["index"], total, str(data["method"]), params, True)
 
+    stage(f"Sampling {min(sample, total):,} of {total:,} items" if total > sample else f"Taking all {total:,} items")
     rng = np.random.default_rng(seed)
     index = np.sort(rng.choice(total, size=sample, replace=False)) if total > sample else np.arange(total)
     x = vectors[index]
@@ -138,9 +142,11 @@ def project(
     if x.shape[1] > pca_dims and n > pca_dims:
         from sklearn.decomposition import PCA
 
+        stage(f"PCA: {x.shape[1]} → {pca_dims} dimensions")
         x = PCA(n_components=pca_dims, random_state=seed).fit_transform(x).astype(np.float32)
         method.append("pca")
     if n > dims + 2:
+        stage(f"UMAP: {n:,} points to {dims}D (the longest step)")
         import umap
 
         reducer = umap.UMAP(
@@ -228,6 +234,7 @@ def scatter_figure(data: EmbeddingSet, proj: Projection, *, color_by: str = "typ
             pos = [where[r] for r in rows]
             xyz = {axis: proj.coords[pos, i] for i, axis in enumerate("xyz"[: proj.coords.shape[1]])}
             fig.add_trace(scatter(**xyz, mode="markers", name=name, marker=marker, hoverinfo="skip"))
-    fig.update_layout(height=620, margin=dict(l=0, r=0, t=30, b=0), legend=dict(itemsizing="constant"),
-                      clickmode="event+select")
+    fig.update_layout(height=620, margin=dict(l=0, r=0, t=30, b=0), clickmode="event+select",
+                      showlegend=True,  # plotly hides the legend of a single trace: one colour then said nothing
+                      legend=dict(itemsizing="constant", title=dict(text=color_by)))
     return fig

@@ -292,6 +292,7 @@ def inspect_inputs(paths: Iterable[str | os.PathLike], *, preview_rows: int = 50
         except InputError as exc:
             row.update(records=0, error=str(exc))
             summary.problems["unreadable files"] += 1
+            summary.rejects.append(str(exc))  # listed with the other problems (the page's "Problems" list)
             continue
         row.update(types, valid=sum(types.values()))
         readable.append(path)

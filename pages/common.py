@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import math
+from datetime import datetime
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -86,6 +88,17 @@ def remember(key: str, value) -> None:
     choices()[key] = value
 
 
+def run_label(job: Job, count: bool = True) -> str:
+    """A run as people name it: "model · start time · N items" (the folder name is the detail shown next to it)."""
+    spec, status = job.spec, (job.status() if count else None)
+    model = "/".join(Path(spec.model.rstrip("/")).parts[-2:]) if spec else "?"  # a repo id, or folder's parent/name
+    try:
+        started = datetime.fromisoformat(job.record()["created_at"]).strftime("%Y-%m-%d %H:%M UTC")
+    except (KeyError, TypeError, ValueError):
+        started = job.id
+    return f"{model} · {started}" + (f" · {status.total or status.done:,} items" if count else "")
+
+
 def sidebar(ws: Workspace) -> None:
     """The work folder and what it holds, on every page."""
     with st.sidebar:
@@ -94,11 +107,26 @@ def sidebar(ws: Workspace) -> None:
         with st.expander(f"Uploads ({len(uploads)})", expanded=False):
             for f in uploads:
                 st.caption(f"{f.name} · {human_size(f.size)}")
-        jobs = list_jobs(ws.runs)
-        with st.expander(f"Runs ({len(jobs)})", expanded=bool(jobs)):
-            for job in jobs[:20]:
+        _sidebar_runs(ws)
+
+
+def _sidebar_runs(ws: Workspace) -> None:
+    """The runs and their progress; refreshed every 2 s on its own while one runs (the page around it does not)."""
+    jobs = list_jobs(ws.runs)
+    running = any(job.is_running() for job in jobs[:20])
+
+    @st.fragment(run_every=2 if running else None)
+    def runs() -> None:
+        shown = list_jobs(ws.runs)
+        with st.expander(f"Runs ({len(shown)})", expanded=bool(shown)):
+            for job in shown[:20]:
                 status = job.status()
-                st.caption(f"{STATE_ICONS.get(status.state, '')} {job.id} · {status.state} · {status.done}/{status.total}")
+                st.caption(f"{STATE_ICONS.get(status.state, '')} {run_label(job)} · {status.state} · "
+                           f"{status.done}/{status.total}", help=f"Run folder: {job.run_dir}")
+        if running and not any(job.is_running() for job in shown[:20]):
+            st.rerun(scope="app")  # the last run ended: stop refreshing (a fragment keeps its run_every)
+
+    runs()
 
 
 def outputs_by_run_and_type(ws: Workspace) -> dict[str, EmbeddingFile]:

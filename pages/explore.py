@@ -1,4 +1,6 @@
 """Explore: a UMAP map of the embeddings and a similarity preview (a selected point or a typed query)."""
+import time
+
 import pandas as pd
 import streamlit as st
 
@@ -19,10 +21,31 @@ def _load(path: str, mtime_ns: int):
     return load_embedding_set(path)
 
 
-@st.cache_data(max_entries=16, show_spinner="Projecting (PCA, then UMAP; cached once done)…")
+@st.cache_resource(show_spinner=False)
+def _projections() -> dict:
+    """Maps made in this server process, by (file, modification time, settings); the disk cache keeps them too."""
+    return {}
+
+
 def _project(path: str, mtime_ns: int, **params):
-    data = _load(path, mtime_ns)
-    return project(data.vectors, ids=data.ids, cache_dir=ws.projection_cache(), **params)
+    """The map's coordinates; a new one is computed inside a status box that names each stage as it begins."""
+    key = (path, mtime_ns, tuple(sorted(params.items())))
+    made = _projections()
+    if key not in made:
+        started = time.monotonic()
+        with st.status("Making the map…", expanded=True) as box:
+            def stage(text: str) -> None:
+                box.update(label=f"Making the map: {text}…")
+                box.write(f"{text} · {time.monotonic() - started:.0f} s")
+
+            stage("Reading the vectors")
+            data = _load(path, mtime_ns)
+            made[key] = project(data.vectors, ids=data.ids, cache_dir=ws.projection_cache(), on_stage=stage, **params)
+            box.update(label=f"Map made in {time.monotonic() - started:.0f} s"
+                             + (" (from the cache)" if made[key].from_cache else ""), state="complete", expanded=False)
+        while len(made) > 16:
+            made.pop(next(iter(made)))
+    return made[key]
 
 
 mtime = chosen.path.stat().st_mtime_ns
@@ -86,6 +109,9 @@ elif item is not None:
     selected = data.index_of(item)
     hits, target = nearest(data.vectors, data.vectors[selected], k, exclude=selected), titles.get(item, item)
 
+if len(set({"type": data.types, "category": data.categories, "source": data.sources}[color_by])) == 1:
+    st.caption(f"Every item has the same {color_by} here, so the map has one colour: pick another “Colour by” "
+               "to tell them apart.")
 fig = scatter_figure(data, proj, color_by=color_by, highlight=[i for i, _ in hits], selected=selected)
 st.plotly_chart(fig, key="map", on_select=_on_select, selection_mode="points")
 

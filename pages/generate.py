@@ -6,7 +6,7 @@ import streamlit as st
 
 from console.errors import InputError
 from console.jobs import Job, JobLimitError, JobSpec, batch_size_advice, list_jobs
-from console.models import model_source
+from console.models import MODEL_ROOTS_ENV, local_models, model_source
 from console.options import OPTIONS
 from console.workspace import FolderNotAllowed, folder_input_files
 from pages import common
@@ -24,8 +24,15 @@ if state.get("source") == "folder" and state.get("input_dir"):
         inputs = []
         st.error(str(exc))
 else:
-    names = [f.name for f in ws.list_uploads()]
-    inputs = [str(ws.uploads / n) for n in st.multiselect("Input files (uploaded)", names, default=names)]
+    uploads = ws.list_uploads()
+    names = [f.name for f in uploads]
+    unreadable = {row["file"] for row in common.inspect([f.path for f in uploads]).files if row["error"]}
+    if unreadable:
+        st.warning(f"{len(unreadable)} uploaded file{'s' if len(unreadable) > 1 else ''} cannot be read ({', '.join(sorted(unreadable))}): they are "
+                   "not selected. The Upload page says why; remove or fix them there.")
+    picked = st.multiselect("Input files (uploaded)", names, default=[n for n in names if n not in unreadable],
+                            format_func=lambda n: f"{n} — unreadable" if n in unreadable else n)
+    inputs = [str(ws.uploads / n) for n in picked]
     if not names:
         st.info("Upload export files first (Upload page).")
 
@@ -39,8 +46,34 @@ def _pick(widget, name: str, **kw):
     return widget(o.label, o.choices, index=o.choices.index(o.web_default), help=o.help, **kw)
 
 
+OTHER = "other"  # the picker's last choice: a model id or folder typed in the field below it
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _local_models(roots: str | None, cache: str | None):  # the settings are the cache key
+    return local_models()
+
+
+def _model_field() -> str:
+    """The model: one of those available here (picker), or "other…" and a typed id or folder (text field)."""
+    here = {m.name: m.label for m in _local_models(os.environ.get(MODEL_ROOTS_ENV), os.environ.get("HF_HUB_CACHE"))}
+    wanted = state.get("model", O["model"].web_default)
+    if "model_pick" not in st.session_state or st.session_state["model_pick"] not in [*here, OTHER]:
+        st.session_state["model_pick"] = wanted if wanted in here else OTHER
+    picked = st.selectbox(O["model"].label, [*here, OTHER], key="model_pick", help=O["model"].help,
+                          format_func=lambda n: here.get(n, "other… (a model id or a folder on this server)"))
+    if picked != OTHER:
+        return picked
+    st.session_state.setdefault("model_other", wanted if wanted not in here else "")
+    return st.text_input("Model id or folder", key="model_other", placeholder=O["model"].web_default)
+
+
+model = _model_field()
+source = model_source(model) if model.strip() else None  # a download is said; refused offline or without the hub
+if source is not None and source.kind in ("download", "unavailable"):
+    st.warning(source.message)
+
 with st.form("generate"):
-    model = st.text_input(O["model"].label, value=state.get("model", O["model"].web_default), help=O["model"].help)
     c1, c2, c3, c4 = st.columns(4)
     device = _pick(c1.selectbox, "device")
     dtype = _pick(c2.selectbox, "dtype")
@@ -57,9 +90,6 @@ with st.form("generate"):
     engine = _pick(st.radio, "engine", horizontal=True) if ray_address else "local"
     start = st.form_submit_button("Start", type="primary", disabled=not (inputs or input_dir))
 
-source = model_source(model) if model.strip() else None  # a download is said, and refused offline
-if source is not None and source.kind in ("download", "unavailable"):
-    st.warning(source.message)
 if start:
     if not model.strip():
         st.error("Enter a model name or folder.")
@@ -89,8 +119,10 @@ ids = [j.id for j in jobs]
 running = [j.id for j in jobs if j.is_running()]
 if st.session_state.get("shown_run") not in ids:
     st.session_state["shown_run"] = running[0] if running else ids[0]
-run_id = st.selectbox("Run", ids, key="shown_run")
+labels = {j.id: common.run_label(j, count=False) for j in jobs}  # stable texts (the count is in the caption below)
+run_id = st.selectbox("Run", ids, key="shown_run", format_func=labels.__getitem__)
 job = common.job_for(ws, run_id)
+st.caption(f"{common.run_label(job)} · run folder: `{job.run_dir}`")
 
 
 def _eta(seconds) -> str:
@@ -98,6 +130,12 @@ def _eta(seconds) -> str:
         return "—"
     seconds = int(seconds)
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def _model_reason(status) -> str:
+    """The engine's reason without the command line's advice ("cannot load model 'x': <reason> — pass --model …")."""
+    reason = (status.message or "").removeprefix("error: ").split(" — ")[0]
+    return reason.split(": ", 1)[1] if reason.startswith("cannot load model") and ": " in reason else reason
 
 
 @st.fragment(run_every=1 if job.is_running() else None)
@@ -113,7 +151,13 @@ def monitor():
         st.progress(min(1.0, done / total) if total else 0.0, text=f"{type_}: {done} / {total}")
     if status.gpu_mem_mb:
         st.caption(f"GPU memory: {status.gpu_mem_mb:,.0f} MB")
-    if status.state == "failed":
+    if status.model_failed:  # said in the page's terms: Resume would fail the same way, so it is not offered
+        st.error(f"The model `{spec.model}` could not be loaded, so nothing was embedded: {_model_reason(status)}. "
+                 "Resume would fail the same way: pick another model above (one available on this server) and "
+                 "Start a new run.")
+        with st.expander("Log"):
+            st.code(job.log_tail(40), language=None)
+    elif status.state == "failed":
         st.error(status.message or "The run failed.")
         with st.expander("Log"):
             st.code(job.log_tail(40), language=None)

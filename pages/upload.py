@@ -19,6 +19,7 @@ uploaded = st.file_uploader(
     "Export files", type=["json", "jsonl", "ndjson", "csv"], accept_multiple_files=True, key="uploader"
 )
 saved = st.session_state.setdefault("saved_upload_ids", set())
+new_upload = False
 for f in uploaded or []:
     if f.file_id in saved:
         continue
@@ -29,14 +30,20 @@ for f in uploaded or []:
         continue
     saved.add(f.file_id)
     st.toast(f"Saved {path.name} in the work folder")
+    new_upload = True
 
 state = common.choices()  # this browser session's, not shared with other visitors
-source = st.radio(
-    "Generate from", ["Uploaded files", "A folder on the server"], horizontal=True,
-    index=1 if state.get("source") == "folder" else 0,
-)
+SOURCES = {"uploads": "Uploaded files", "folder": "A folder on the server"}
+if new_upload:  # a file just dropped is what the operator wants to see validated
+    common.remember("source", "uploads")
+    st.session_state["source_radio"] = SOURCES["uploads"]
+if "source_radio" not in st.session_state:  # the widget's own key holds the choice; seeded once from this session's
+    st.session_state["source_radio"] = SOURCES[state.get("source", "uploads")]
+# no index= next to the key: a default recomputed on every run made the widget's identity change with the choice,
+# so that the first click back was lost (it took two)
+source = st.radio("Generate from", list(SOURCES.values()), horizontal=True, key="source_radio")
 paths: list[Path] = []
-if source == "Uploaded files":
+if source == SOURCES["uploads"]:
     common.remember("source", "uploads")
     files = ws.list_uploads()
     if not files:
@@ -53,7 +60,9 @@ else:
     roots = data_roots()
     if roots:
         st.caption("Allowed folders (CONSOLE_DATA_ROOTS): " + ", ".join(f"`{r}`" for r in roots))
-    folder = st.text_input("Folder on the server", value=state.get("input_dir", ""),
+    if "input_dir_text" not in st.session_state:  # the widget's key holds the text (seeded from this session's)
+        st.session_state["input_dir_text"] = state.get("input_dir", "")
+    folder = st.text_input("Folder on the server", key="input_dir_text",
                            placeholder=str(roots[0]) if roots else "", disabled=not roots)
     common.remember("input_dir", folder)
     if not roots or folder:

@@ -89,7 +89,8 @@ def test_a_projection_is_kept_on_disk_so_a_restarted_server_reads_it_back(at, wo
     import streamlit as st
 
     assert len(list((workdir / "cache" / "projections").glob("*.npz"))) >= 1
-    st.cache_data.clear()  # what a server restart does to the in-memory cache
+    st.cache_data.clear()  # what a server restart does to the in-memory caches (the maps are a cache_resource)
+    st.cache_resource.clear()
     at.run()
     assert at.caption[0].value.endswith(" · PCA+UMAP · from cache")
 
@@ -129,3 +130,20 @@ def test_a_run_with_the_earlier_file_names_is_explored(workdir, tmp_path, monkey
     at.text_input(key="explore_query").input("tempe").run()
     top = at.dataframe[0].value["id"].tolist()[:5]
     assert sum(i.startswith("recipe-tempe-") for i in top) >= 4, top
+
+
+def test_colour_by_source_has_a_legend_and_says_why_one_colour(at):
+    """One embedding file: one source. The map used to show one colour and no legend (plotly hides a lone trace's)."""
+    at.selectbox[1].set_value("source").run()
+    spec = _spec(at)
+    assert [t["name"] for t in spec["data"]] == ["embeddings_recipes.parquet"]
+    assert spec["layout"]["showlegend"] is True and spec["layout"]["legend"]["title"]["text"] == "source"
+    assert any(c.value.startswith("Every item has the same source here, so the map has one colour") for c in at.caption)
+
+
+def test_a_new_map_names_its_stages_as_they_run(at):
+    at.slider[1].set_value(17).run()  # PCA dimensions never used before: computed now
+    [box] = [e for e in at.status if e.label.startswith("Map made in ")]
+    stages = [m.value.split(" · ")[0] for m in box.markdown]
+    assert stages == ["Reading the vectors", "Taking all 120 items", "PCA: 384 → 17 dimensions",
+                      "UMAP: 120 points to 2D (the longest step)"]

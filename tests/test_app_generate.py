@@ -81,6 +81,10 @@ def test_a_run_shows_progress_and_ends_with_its_output_files(ws, minilm_path):
     bars = at.get("progress")
     assert [b.proto.text for b in bars] == [bars[0].proto.text, "recipe: 30 / 30"]
     assert bars[0].proto.text.startswith("Overall: 30 / 30 · ") and " items/s · ETA " in bars[0].proto.text
+    # runs are named "model · time · N items" (they were long folder names); the folder is the detail
+    model = "/".join(minilm_path.parts[-2:])
+    [label] = [c.value for c in at.caption if c.value.endswith(f" · run folder: `{run}`")]
+    assert label.startswith(f"{model} · ") and label.endswith(f" UTC · 30 items · run folder: `{run}`")
 
 
 def test_a_reloaded_page_reattaches_to_the_running_job(ws, minilm_path):
@@ -123,7 +127,12 @@ def test_a_folder_that_holds_no_model_shows_the_reason_not_a_traceback(ws, tmp_p
     at = _poll(_start(_page(), str(not_a_model)), lambda a: bool(a.error))
     assert str(not_a_model) in at.error[0].value and "Traceback" not in at.error[0].value
     assert not at.exception
-    assert [b.label for b in at.button if b.label == "Resume"] == ["Resume"]
+    # it used to offer Resume, which failed the same way: a model that cannot load says what to change instead
+    assert at.error[0].value.startswith(f"The model `{not_a_model}` could not be loaded, so nothing was embedded: ")
+    assert at.error[0].value.endswith("Resume would fail the same way: pick another model above (one available on "
+                                      "this server) and Start a new run.")
+    assert "--model" not in at.error[0].value
+    assert not [b for b in at.button if b.label == "Resume"]
 
 
 def test_offline_a_model_that_is_neither_local_nor_cached_is_not_started(ws):
@@ -132,15 +141,39 @@ def test_offline_a_model_that_is_neither_local_nor_cached_is_not_started(ws):
     _upload(ws, 5)
     at = _start(_page(), "no-such/model")
     message = ("`no-such/model` is neither a folder on this server nor in the local model cache, and HF_HUB_OFFLINE "
-               "is set: it cannot be downloaded. Enter a local model folder (or a cached model), or unset "
-               "HF_HUB_OFFLINE.")
+               "is set: it cannot be downloaded. Pick a model available here (the Model list), enter a model folder "
+               "on this server, or unset HF_HUB_OFFLINE.")
     assert [w.value for w in at.warning] == [message]
     assert [e.value for e in at.error] == [f"Not started: {message}"]
     assert ws.run_dirs() == []
 
 
-def test_online_the_page_says_that_the_model_would_be_downloaded(ws, monkeypatch):
+@pytest.fixture
+def local_hub(monkeypatch):
+    """HF_ENDPOINT: a real HTTP server on 127.0.0.1 that answers every request 404 (a hub that is there; the tests
+    never reach the network)."""
+    import http.server
+    import threading
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self):
+            self.send_response(404)
+            self.end_headers()
+
+        do_GET = do_HEAD
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_port}")
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    yield server
+    server.shutdown()
+
+
+def test_online_the_page_says_that_the_model_would_be_downloaded(ws, local_hub):
     _upload(ws, 5)
     at = _page()  # the default model, not downloaded here; nothing is started
     assert [w.value for w in at.warning] == [
@@ -175,6 +208,73 @@ def test_the_form_takes_its_choices_and_defaults_from_the_option_table(ws):
     _upload(ws, 5)
     at = _page()
     assert at.text_input[0].value == DEFAULT_MODEL
-    assert [s.options for s in at.selectbox[:2]] == [list(DEVICES), list(DTYPES)]
+    assert [s.options for s in at.selectbox[1:3]] == [list(DEVICES), list(DTYPES)]
     assert at.multiselect[1].options == list(FORMATS) and at.multiselect[1].value == ["json", "parquet"]
     assert at.radio[0].value == "skip"
+
+
+def test_unreadable_uploads_are_marked_and_not_preselected(ws):
+    _upload(ws, 5)
+    ws.save_upload("broken.json", b"{not json")
+    ws.save_upload("notes.csv", b"name,amount\ntempe,1\n")
+    at = _page()
+    picker = at.multiselect[0]
+    assert picker.value == ["recipes.jsonl"]
+    assert picker.options == ["broken.json — unreadable", "notes.csv — unreadable", "recipes.jsonl"]
+    assert any("2 uploaded files cannot be read" in w.value for w in at.warning)
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again when this returns: a connection is refused at once
+
+
+def test_an_unreachable_hub_refuses_at_once_in_the_pages_words(ws, monkeypatch):
+    """Without HF_HUB_OFFLINE and without a hub (here: a closed local port), the default model is refused on the
+    page in a second or so; it used to start a run that failed after ~88 s of download retries in CLI words."""
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
+    _upload(ws, 5)
+    started = time.monotonic()
+    at = _page().button[0].click().run()
+    message = ("`Qwen/Qwen3-Embedding-0.6B` is neither a folder on this server nor in the local model cache, and the "
+               f"Hugging Face hub ({__import__('os').environ['HF_ENDPOINT']}) cannot be reached from this server: it "
+               "cannot be downloaded. Pick a model available here (the Model list), or enter a model folder on this "
+               "server.")
+    assert [w.value for w in at.warning] == [message]
+    assert [e.value for e in at.error] == [f"Not started: {message}"]
+    assert time.monotonic() - started < 30 and ws.run_dirs() == []
+
+
+def test_the_models_available_here_are_offered_in_a_picker(ws, tmp_path, monkeypatch, minilm_path):
+    """The shipped MiniLM, a model folder under CONSOLE_MODEL_ROOTS and a model in the Hugging Face cache; picking
+    one starts a run with it, "other…" gives the text field."""
+    import shutil
+
+    roots = tmp_path / "models"
+    shutil.copytree(minilm_path, roots / "my-minilm")
+    (roots / "not-a-model").mkdir()
+    cache = tmp_path / "hf-cache"
+    snapshot = cache / "models--acme--mini" / "snapshots" / ("0" * 40)
+    shutil.copytree(minilm_path, snapshot)
+    (cache / "models--acme--mini" / "refs").mkdir()
+    (cache / "models--acme--mini" / "refs" / "main").write_text("0" * 40)
+    monkeypatch.setenv("CONSOLE_MODEL_ROOTS", str(roots))
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    _upload(ws, 5)
+    at = _page()
+    picker = at.selectbox(key="model_pick")
+    assert picker.options == ["all-MiniLM-L6-v2 (shipped small model)",
+                              f"my-minilm (folder {roots / 'my-minilm'})", "acme/mini (Hugging Face cache)",
+                              "other… (a model id or a folder on this server)"]
+    assert picker.value == "other" and at.text_input(key="model_other").value == "Qwen/Qwen3-Embedding-0.6B"
+    at = at.selectbox(key="model_pick").set_value(str(roots / "my-minilm")).run()
+    assert not at.text_input and not at.warning
+    at = at.button[0].click().run()
+    [run] = ws.run_dirs()
+    assert jobs.Job(run).spec.model == str(roots / "my-minilm")
+    at = at.selectbox(key="model_pick").set_value("acme/mini").run()  # from the cache: nothing to download
+    assert not at.warning and not at.error

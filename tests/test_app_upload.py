@@ -158,3 +158,25 @@ def test_without_roots_reading_a_server_folder_is_off(workdir, tmp_path, monkeyp
         "reading a folder on the server is off: set CONSOLE_DATA_ROOTS to the folders the console may read "
         "(separated by ':') and restart it, or upload the files"]
     assert not at.dataframe
+
+
+def test_the_problems_list_names_every_unreadable_file(workdir):
+    """Three unreadable uploads: "Problems (3)" used to open on nothing (the messages were only above it)."""
+    at = _upload(_open(), ("a.csv", b"name\nx\n", "text/csv"), ("b.json", b"{not json", "application/json"),
+                 ("c.jsonl", b"", "application/jsonl"))
+    assert {m.label: m.value for m in at.metric}["Unreadable files"] == "3"
+    [problems] = [e for e in at.expander if e.label == "Problems (3)"]
+    listed = problems.code[0].value.splitlines()
+    assert [line.split(",")[0].split(":")[0] for line in listed] == ["a.csv", "b.json", "c.jsonl"]
+    assert listed == [e.value for e in at.error]
+
+
+def test_the_source_choice_follows_one_click_and_a_new_upload_shows_its_validation(workdir, roots):
+    at = _open()
+    at.radio[0].set_value("A folder on the server").run()
+    at.radio[0].set_value("Uploaded files").run()
+    assert at.radio[0].value == "Uploaded files" and at.info[0].value == "No files uploaded yet."
+    at.radio[0].set_value("A folder on the server").run()
+    at = _upload(at, ("recipes.csv", b"id,type,text\nrecipe-1,recipe,Tempe goreng\n", "text/csv"))
+    assert at.radio[0].value == "Uploaded files"
+    assert [s.value for s in at.success] == ["All 1 records are valid (1 recipe). Next: the Generate page."]

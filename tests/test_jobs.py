@@ -97,7 +97,8 @@ def test_a_model_that_cannot_be_loaded_offline_fails_with_a_clear_message(ws):
     upload = _export(ws, 5)
     job = Job.start(JobSpec(output_dir=str(ws.new_run_dir("x")), inputs=[str(upload)], model="no-such/model"))
     status = _wait(job, _finished)
-    assert status.state == "failed" and status.resumable
+    # a model that cannot load is not resumable any more (Resume failed the same way, after ~90 s): the issue
+    assert status.state == "failed" and status.model_failed and not status.resumable and status.error == "model_load"
     assert status.message.startswith("cannot load model 'no-such/model': it is not a local folder and the model "
                                      "hub cannot be reached")
 

@@ -2,6 +2,7 @@
 job's process environment holds none of the console's secrets. Real CLI subprocesses, real MiniLM."""
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -88,7 +89,50 @@ def test_where_a_model_would_come_from(minilm_path, tmp_path, monkeypatch):
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
     assert model_source(str(minilm_path)).kind == LOCAL
     assert model_source("acme/tiny", env={}).kind == CACHED
-    assert model_source("acme/other", env={}).kind == DOWNLOAD
+    with _local_hub() as (endpoint, _):  # a hub that answers (a real server on 127.0.0.1: no network in tests)
+        assert model_source("acme/other", env={"HF_ENDPOINT": endpoint}).kind == DOWNLOAD
     offline = model_source("acme/other", env={"HF_HUB_OFFLINE": "1"})
     assert (offline.kind, offline.may_start) == (UNAVAILABLE, False)
     assert model_source("acme/tiny", env={"HF_HUB_OFFLINE": "true"}).may_start
+
+
+@contextlib.contextmanager
+def _local_hub():
+    """A real HTTP server on 127.0.0.1 answering every HEAD with 404 (a hub that is there): (endpoint, paths asked)."""
+    import http.server
+    import threading
+
+    heads = []
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self):
+            heads.append(self.path)
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", heads
+    finally:
+        server.shutdown()
+
+
+def test_the_hub_check_sends_nothing_offline_and_is_quick_and_cached_online():
+    """console.models.hub_reachable: HF_HUB_OFFLINE sends no request; otherwise one HEAD to HF_ENDPOINT (a real
+    local server here), its answer kept; a closed port is 'unreachable' at once."""
+    import socket
+
+    from console.models import hub_reachable
+
+    with _local_hub() as (url, heads):
+        endpoint = {"HF_ENDPOINT": url}
+        assert hub_reachable({**endpoint, "HF_HUB_OFFLINE": "1"}) is False and heads == []
+        assert hub_reachable(endpoint) is True and hub_reachable(endpoint) is True and len(heads) == 1
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    assert hub_reachable({"HF_ENDPOINT": f"http://127.0.0.1:{closed}"}) is False
