@@ -248,4 +248,3 @@ class Embedder:
         kw.setdefault("prompt", self.query_prompt if self.query_prompt is not None else "")
         return self.encode(texts, **kw)
 
-    encode_queries = encode_query  # the earlier name, still used by backend/recipes/graph.py

@@ -111,7 +111,7 @@ class VectorIndex:
 def query_encoder(embedder) -> QueryEncoder:
     """The one place that embeds evaluation queries: the model's query prompt, one query per batch, exactly as the
     backend embeds a live query (so the console and ``evaluate_search`` see the same query vectors)."""
-    return lambda texts: embedder.encode_queries(list(texts), batch_size=1)
+    return lambda texts: embedder.encode_query(list(texts), batch_size=1)
 
 
 @dataclass

@@ -63,7 +63,7 @@ def embed_query(model: str, text: str, dimensions: int | None = None):
             f"The model {model_label(model)!r} that embedded these vectors is not on this server, and the backend "
             "never downloads models: put it in the Hugging Face cache (huggingface-cli download <model>) or in a "
             "local folder, and import the vectors with that model name or folder")
-    return get_embedder(model, dimensions).encode_queries([text])[0]
+    return get_embedder(model, dimensions).encode_query([text])[0]
 
 
 def check_model_allowed(model: str, error: type[APIException]) -> None:
