@@ -30,7 +30,7 @@ import numpy as np
 
 from console import __version__
 from console.errors import InputError
-from console.records import iter_json_file, read_text
+from console.records import iter_json_file, iter_json_lines, read_text
 
 FORMATS = ("json", "jsonl", "parquet", "npy")
 SUFFIX = {"json": ".json", "jsonl": ".jsonl", "parquet": ".parquet", "npy": ".npy"}
@@ -367,19 +367,8 @@ def read_embeddings(path: str | Path) -> Iterator[EmbeddedItem]:
         raise InputError("no such file", file=path, hint="check the path")
     name = path.name.lower()
     if name.endswith(".jsonl") or name.endswith(".ndjson"):
-        with open(path, "rb") as fh:
-            for number, raw in enumerate(fh, start=1):
-                if not raw.strip():
-                    continue
-                try:
-                    obj = json.loads(raw.decode("utf-8-sig" if number == 1 else "utf-8"))
-                except UnicodeDecodeError as exc:
-                    raise InputError(f"invalid UTF-8 at column {exc.start + 1}", file=path, line=number,
-                                     hint=READ_HINT) from None
-                except json.JSONDecodeError as exc:
-                    raise InputError(f"not valid JSON at column {exc.colno}: {exc.msg}", file=path, line=number,
-                                     hint=READ_HINT) from None
-                yield check(_item_from_obj(obj, path, number, default_type), number)
+        for number, obj in iter_json_lines(path, hint=READ_HINT):
+            yield check(_item_from_obj(obj, path, number, default_type), number)
     elif name.endswith(".json") and not name.endswith(".ids.json"):
         for line, obj in iter_json_file(path):  # item by item: the file is never held whole
             yield check(_item_from_obj(obj, path, line, default_type), line)

@@ -11,13 +11,13 @@ Judgements with grade 0 are kept out (not relevant); queries without any relevan
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
 from console.errors import InputError
+from console.records import iter_json_lines
 
 HINT = ("use JSON Lines {\"query\": ..., \"relevant\": [ids]} or BEIR queries.jsonl + a qrels TSV "
         "(query-id, corpus-id, score) — see README, \"Search quality\"")
@@ -55,20 +55,7 @@ class QuerySet:
 
 
 def _json_lines(path: Path) -> Iterator[tuple[int, dict]]:
-    try:
-        raw_lines = path.read_bytes().splitlines()
-    except OSError as exc:
-        raise InputError(f"cannot read the file: {exc.strerror}", file=path, hint="check the path") from None
-    for number, raw in enumerate(raw_lines, start=1):
-        if not raw.strip():
-            continue
-        try:
-            obj = json.loads(raw.decode("utf-8-sig" if number == 1 else "utf-8"))
-        except UnicodeDecodeError as exc:
-            raise InputError(f"invalid UTF-8 at column {exc.start + 1}", file=path, line=number, hint=HINT) from None
-        except json.JSONDecodeError as exc:
-            raise InputError(f"not valid JSON at column {exc.colno}: {exc.msg}", file=path, line=number,
-                             hint=HINT) from None
+    for number, obj in iter_json_lines(path, hint=HINT):
         if not isinstance(obj, dict):
             raise InputError("expected a JSON object", file=path, line=number, hint=HINT)
         yield number, obj

@@ -226,6 +226,30 @@ def iter_json_file(path: str | Path, *, encoding_errors: str = "strict") -> Iter
     return iter_json_array(iter_text_chunks(path, encoding_errors=encoding_errors), path)
 
 
+def iter_json_lines(path: str | Path, *, hint: str) -> Iterator[tuple[int, Any]]:
+    """(line number, value) of each non-blank line of a JSON Lines file, read line by line (a UTF-8 BOM is
+    accepted); a line that is not UTF-8 or not JSON raises InputError naming the file, line and column, with
+    ``hint`` saying what to do."""
+    try:
+        fh = open(path, "rb")
+    except OSError as exc:
+        raise InputError(f"cannot read the file: {exc.strerror}", file=path, hint="check the path") from None
+    with fh:
+        for number, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            raw = raw.rstrip(b"\r\n")  # columns of an error count on the line itself
+            try:
+                value = json.loads(raw.decode("utf-8-sig" if number == 1 else "utf-8"))
+            except UnicodeDecodeError as exc:
+                raise InputError(f"invalid UTF-8 at column {exc.start + 1}", file=path, line=number,
+                                 hint=hint) from None
+            except json.JSONDecodeError as exc:
+                raise InputError(f"not valid JSON at column {exc.colno}: {exc.msg}", file=path, line=number,
+                                 hint=hint) from None
+            yield number, value
+
+
 def _text_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
 
