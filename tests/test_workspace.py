@@ -129,8 +129,10 @@ def test_the_input_summary_counts_types_across_files_and_names_unreadable_ones(t
         "c.json: invalid UTF-8 at byte 25 (line 1) — re-save the file as UTF-8 or pass --encoding-errors replace")
     assert [(f["file"], f["records"], f["valid"], f["invalid"], f.get("recipe", 0)) for f in summary.files] == [
         ("a.jsonl", 2, 2, 0, 1), ("b.json", 1, 0, 1, 0), ("c.json", 0, 0, 0, 0)]
-    assert summary.rejects == ['b.json, line 1: duplicate id "recipe-1" (first in a.jsonl, line 1) — give each record '
-                               'its own id ' + SKIP_HINT]
+    assert summary.rejects == [  # the unreadable file is listed under Problems too (it used to be left out)
+        "c.json: invalid UTF-8 at byte 25 (line 1) — re-save the file as UTF-8 or pass --encoding-errors replace",
+        'b.json, line 1: duplicate id "recipe-1" (first in a.jsonl, line 1) — give each record its own id '
+        + SKIP_HINT]
     assert [p["id"] for p in summary.preview] == ["recipe-1", "ingredient-tempe"]
 
 
