@@ -111,7 +111,7 @@ def test_a_damaged_embedding_file_is_named_not_a_traceback(tmp_path, monkeypatch
     at = AppTest.from_file(APP, default_timeout=60).run().switch_page("pages/explore.py").run()
     assert not at.exception
     assert [e.value for e in at.error] == [
-        "embeddings_recipes.jsonl, line 1: not valid JSON at column 1: Expecting value — re-create the file with "
+        "embeddings_recipes.jsonl, line 1: not valid JSON at column 69: Expecting value — re-create the file with "
         "`embedding-console generate`"]
 
 

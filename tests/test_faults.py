@@ -423,7 +423,7 @@ BAD_EMBEDDINGS = {
     "booleans.jsonl": f'booleans.jsonl, line 2: item "r2": {NUMBERS} — {REDO}',  # numpy would make them 1.0/0.0
     "strings.jsonl": f'strings.jsonl, line 2: item "r2": {NUMBERS} — {REDO}',  # numpy would parse "0.1"
     "mixed_dims.jsonl": f'mixed_dims.jsonl, line 2: item "r2" has 3 dimensions, the items before it 4 — {REDO}',
-    "malformed.jsonl": f"malformed.jsonl, line 2: not valid JSON at column 1: Expecting value — {REDO}",
+    "malformed.jsonl": f"malformed.jsonl, line 2: not valid JSON at column 55: Expecting value — {REDO}",
     "no_id.jsonl": f'no_id.jsonl, line 2: item has no "id" — {REDO}',
     "latin1.jsonl": f"latin1.jsonl, line 2: invalid UTF-8 at column 10 — {REDO}",
     "object.json": "object.json, line 1: expected a JSON array of records ([{...}, ...]) — wrap the records in [ ] "
