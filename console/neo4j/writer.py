@@ -35,6 +35,7 @@ class WriteReport:
     elapsed_s: float = 0.0
     unknown_count: int = 0
     rejected_count: int = 0  # every rejection; ``rejected`` may hold only the first ones (the backend sends 100)
+    excluded: int = 0  # items the operator excluded (console.curation), left out before writing
 
     def __post_init__(self) -> None:
         self.unknown_count = max(self.unknown_count, len(self.unknown_ids))
@@ -71,12 +72,14 @@ class WriteReport:
         self.rejected.extend(other.rejected)
         self.total += other.total
         self.indexes_created.extend(other.indexes_created)
+        self.excluded += other.excluded
 
     def summary(self) -> str:
         verb = "would write" if self.dry_run else "written"
         return (
             f"{self.total} vectors: {self.written} {verb}, {self.unchanged} unchanged, "
             f"{self.unknown_count} unknown ids, {self.count_rejected()} rejected"
+            + (f"; {self.excluded} excluded items left out" if self.excluded else "")
         )
 
 
