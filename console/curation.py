@@ -146,7 +146,9 @@ def undo(run: str | os.PathLike, ids: Iterable[str]) -> int:
     with _locked(path):
         entries = read_exclusions(path)
         kept = [e for e in entries.values() if e.id not in wanted]
-        if len(kept) != len(entries):
+        if not kept:
+            path.unlink(missing_ok=True)
+        elif len(kept) != len(entries):
             _write(path, kept)
     return len(entries) - len(kept)
 
@@ -164,6 +166,19 @@ def undo_all(run: str | os.PathLike) -> int:
 def digest(ids: Iterable[str]) -> str:
     """A short fingerprint of a set of ids (a download made for other exclusions is made again)."""
     return hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()[:16]
+
+
+def selected_ids(points: Iterable[Mapping]) -> list[str]:
+    """The item ids of points selected on a map (clicked, boxed or lassoed), in order, once each: a point carries
+    its item's id as the first value of its ``customdata`` (``console.projection.scatter_figure``)."""
+    ids: dict[str, None] = {}
+    for point in points:
+        data = point.get("customdata")
+        if isinstance(data, (list, tuple)) and data and isinstance(data[0], str):
+            ids[data[0]] = None
+        elif isinstance(data, str):
+            ids[data] = None
+    return list(ids)
 
 
 def _item_id(item: Any) -> Any:

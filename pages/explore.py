@@ -7,7 +7,7 @@ import streamlit as st
 from console.embfiles import read_meta
 from console.errors import ConsoleError
 from console.projection import COLOR_FIELDS, load_embedding_set, nearest, project, scatter_figure
-from pages import common
+from pages import common, curation_panel
 
 ws = common.workspace()
 st.title("Explore")
@@ -75,9 +75,8 @@ st.caption(f"{note} · {data.dimensions} dimensions · model `{meta.get('model',
 
 
 def _on_select():
-    points = st.session_state["map"].selection.points
-    ids = [p["customdata"][0] for p in points if p.get("customdata")]
-    if ids:
+    ids = curation_panel.remember_map_selection(st.session_state["map"].selection.points)
+    if len(ids) == 1:  # a click: its neighbours (a box or lasso selects for the curation panel)
         st.session_state["explore_item"] = ids[0]
         st.session_state["explore_query"] = ""
 
@@ -113,13 +112,16 @@ if len(set({"type": data.types, "category": data.categories, "source": data.sour
     st.caption(f"Every item has the same {color_by} here, so the map has one colour: pick another “Colour by” "
                "to tell them apart.")
 fig = scatter_figure(data, proj, color_by=color_by, highlight=[i for i, _ in hits], selected=selected)
-st.plotly_chart(fig, key="map", on_select=_on_select, selection_mode="points")
+st.plotly_chart(fig, key="map", on_select=_on_select, selection_mode=("points", "box", "lasso"))
 
 if hits:
-    shown = set(proj.index.tolist())
+    shown, excluded = set(proj.index.tolist()), curation_panel.excluded_ids(chosen.path)
     st.subheader(f"Nearest to {target}")
     st.dataframe(pd.DataFrame([
         {"rank": n, "cosine": round(score, 4), "id": data.ids[i], "title": data.titles[i], "type": data.types[i],
-         "on the map": "yes" if i in shown else "not in the sample"}
+         "on the map": "yes" if i in shown else "not in the sample",
+         "excluded": "yes" if data.ids[i] in excluded else ""}
         for n, (i, score) in enumerate(hits, start=1)
     ]), hide_index=True, width="stretch")
+
+curation_panel.panel(chosen.path, titles, [data.ids[i] for i, _ in hits])

@@ -147,3 +147,54 @@ def test_a_new_map_names_its_stages_as_they_run(at):
     stages = [m.value.split(" · ")[0] for m in box.markdown]
     assert stages == ["Reading the vectors", "Taking all 120 items", "PCA: 384 → 17 dimensions",
                       "UMAP: 120 points to 2D (the longest step)"]
+
+
+def _explore(work, monkeypatch):
+    monkeypatch.setenv("CONSOLE_WORKDIR", str(work))
+    monkeypatch.delenv("CONSOLE_PASSWORD", raising=False)
+    return AppTest.from_file(APP, default_timeout=120).run().switch_page("pages/explore.py").run()
+
+
+def _click(at, label):
+    next(b for b in at.button if b.label == label).click().run()
+
+
+def test_neighbours_excluded_with_a_note_stay_excluded_after_a_reload_and_can_be_undone(workdir, tmp_path,
+                                                                                       monkeypatch):
+    work = shutil.copytree(workdir, tmp_path / "work")
+    [run] = (work / "runs").iterdir()
+    at = _explore(work, monkeypatch)
+    at.selectbox(key="explore_item").set_value("recipe-tempe-0").run()
+    neighbours = at.dataframe[0].value["id"].tolist()
+    _click(at, "Select the 10 neighbours listed")
+    [picked] = [m for m in at.multiselect if m.key.startswith("curation_pick_")]
+    assert picked.value == neighbours
+    picked.unselect(neighbours[-1]).run()
+    at.text_input(key="curation_note").input("resep ganda").run()
+    _click(at, "Exclude 9 selected")
+    assert not at.exception
+    assert [s.value for s in at.success] == ["Excluded 9 items."]
+    lines = [json.loads(line) for line in (run / "exclusions.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [(e["id"], e["note"]) for e in lines] == [(i, "resep ganda") for i in neighbours[:9]]
+
+    at = _explore(work, monkeypatch)  # a reload: a new session reads the run's file
+    assert any(c.value.startswith("9 excluded items in this file: left out of downloads and pushes") for c in at.caption)
+    assert at.dataframe[0].value["id"].tolist() == neighbours[:9]
+    at.selectbox(key="explore_item").set_value("recipe-tempe-0").run()
+    assert at.dataframe[0].value["excluded"].tolist() == ["yes"] * 9 + [""]
+    at.multiselect(key="curation_undo").select(neighbours[0]).run()
+    _click(at, "Undo 1")
+    assert [e["id"] for e in map(json.loads, (run / "exclusions.jsonl").read_text().splitlines())] == neighbours[1:9]
+    _click(at, "Undo all 8")
+    assert not (run / "exclusions.jsonl").exists()
+    assert any(c.value.startswith("0 excluded items in this file") for c in at.caption)
+
+
+def test_a_broken_exclusion_file_is_named_with_its_line(workdir, tmp_path, monkeypatch):
+    work = shutil.copytree(workdir, tmp_path / "work")
+    [run] = (work / "runs").iterdir()
+    (run / "exclusions.jsonl").write_text('{"id": "recipe-tempe-1"}\n{"note": "lupa id"}\n', encoding="utf-8")
+    at = _explore(work, monkeypatch)
+    assert not at.exception
+    assert at.error[0].value.startswith('exclusions.jsonl, line 2: no "id" — each line must be a JSON object')
+    assert at.error[0].value.endswith("Downloads and pushes of this run stop until the file is fixed or removed.")
