@@ -1,7 +1,9 @@
-"""`embedding-console`: the command line over `console` (generate, validate). A thin shell: no logic of its own.
+"""`embedding-console`: the command line over `console` (generate, validate, exclude). A thin shell: no logic of
+its own.
 
     embedding-console generate --input-dir embedding_data --output-dir embeddings_output --batch-size 16
     embedding-console validate --input-dir embedding_data
+    embedding-console exclude work/runs/<run-id> --id recipe-1 --note "duplicate"   (--undo, --undo-all; alone: list)
     python external_embedding_generator.py --input-dir ... (same options as `generate`)
 
 Exit status: 0 done, 1 bad input, options or model (the message says what to do), 130 interrupted.
@@ -15,9 +17,9 @@ import sys
 from pathlib import Path
 
 from console import __version__
-from console.options import add_arguments, from_args
+from console.options import add_arguments, add_exclude_arguments, from_args
 
-COMMANDS = ("generate", "validate")
+COMMANDS = ("generate", "validate", "exclude")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="embedding-console",
                                      description="Embed exported recipes/ingredients/categories for Neo4j.")
     parser.add_argument("--version", action="version", version=f"embedding-console {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{generate,validate}")
+    sub = parser.add_subparsers(dest="command", metavar="{generate,validate,exclude}")
 
     gen = sub.add_parser("generate", help="validate, embed (resumable) and write embedding files",
                          description="Validate the exported records, embed them in checkpointed batches (a re-run "
@@ -38,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     val = sub.add_parser("validate", help="check the input files and report bad records (no model needed)")
     add_arguments(val, group="input")
     val.add_argument("--rejects", type=Path, default=None, help="also write the bad records to this JSONL file")
+
+    exc = sub.add_parser("exclude", help="exclude items of a run from downloads and pushes, undo, or list them",
+                         description="Mark items of a run excluded (RUN/exclusions.jsonl, as the web console's "
+                                     "Explore page does): downloads, pushes and `manage.py import_embeddings "
+                                     "--exclude` leave them out; the run's vectors are kept. Without --id: list them.")
+    add_exclude_arguments(exc)
     return parser
 
 
@@ -121,6 +129,32 @@ def cmd_validate(args) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_exclude(args) -> int:
+    from console import curation
+    from console.errors import OptionError
+
+    if not args.run.is_dir():
+        raise OptionError(f"{args.run}: no such run folder — pass the folder of a generation run (work/runs/<run-id>)")
+    if args.undo_all:
+        print(f"Undone: all {curation.undo_all(args.run)} exclusions of {args.run.name}.")
+        return 0
+    if args.undo and not args.ids:
+        raise OptionError("--undo needs the items to take back: --id ID (repeatable), or --undo-all")
+    if args.ids and args.undo:
+        print(f"Undone: {curation.undo(args.run, args.ids)} of {len(set(args.ids))} items.")
+    elif args.ids:
+        added = curation.exclude(args.run, args.ids, args.note)
+        unknown = len(set(args.ids) - curation.run_ids(args.run))
+        print(f"Excluded {added} new items ({len(set(args.ids)) - added} were already)."
+              + (f" {unknown} ids are in none of the run's embedding files (kept in the list anyway)." if unknown
+                 else ""))
+    entries = curation.read_exclusions(curation.exclusions_path(args.run))
+    for entry in entries.values():
+        print(f"{entry.id}\t{entry.at}\t{entry.note}")
+    print(f"{len(entries)} excluded items in {curation.exclusions_path(args.run)}")
+    return 0
+
+
 def _stop_on_sigterm(signum, frame):  # SIGTERM (the web console's Stop) ends a run like Ctrl-C does
     raise KeyboardInterrupt
 
@@ -139,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:  # not the main thread: leave signals alone
         previous = None
     try:
-        return {"generate": cmd_generate, "validate": cmd_validate}[args.command](args)
+        return {"generate": cmd_generate, "validate": cmd_validate, "exclude": cmd_exclude}[args.command](args)
     except ConsoleError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -174,3 +174,45 @@ def test_file_ids_reads_every_format(run):
     source = folder / "embeddings_recipes.json"
     expected = [f"recipe-{n}" for n in range(6)]
     assert curation.file_ids(source) == curation.file_ids(ws.export_file(source, "parquet")) == expected
+
+
+def test_the_ids_of_points_selected_on_the_map_come_from_their_customdata():
+    """What st.plotly_chart's selection gives for a click, a box or a lasso; the neighbour rings carry none."""
+    points = [{"curve_number": 0, "point_index": 3, "customdata": ["recipe-3", "Tempe", "…"]},
+              {"curve_number": 1, "point_index": 0, "customdata": ["recipe-7", "Ayam", "…"]},
+              {"curve_number": 2, "point_index": 0},
+              {"curve_number": 0, "point_index": 3, "customdata": ["recipe-3", "Tempe", "…"]}]
+    assert curation.selected_ids(points) == ["recipe-3", "recipe-7"]
+    assert curation.selected_ids([]) == []
+
+
+def test_the_command_line_excludes_lists_and_undoes(run, capsys):
+    from console.cli import main as cli
+
+    _, folder = run
+    assert cli(["exclude", str(folder), "--id", "recipe-1", "--id", "recipe-9x", "--note", "ganda"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == ("Excluded 2 new items (0 were already). 1 ids are in none of the run's embedding files (kept "
+                      "in the list anyway).")
+    assert [line.split("\t")[::2] for line in out[1:3]] == [["recipe-1", "ganda"], ["recipe-9x", "ganda"]]
+    assert out[3] == f"2 excluded items in {folder / 'exclusions.jsonl'}"
+    assert cli(["exclude", str(folder), "--id", "recipe-9x", "--undo"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "Undone: 1 of 1 items."
+    assert list(read_exclusions(exclusions_path(folder))) == ["recipe-1"]
+    assert cli(["exclude", str(folder), "--undo-all"]) == 0
+    assert capsys.readouterr().out == f"Undone: all 1 exclusions of {folder.name}.\n"
+    assert cli(["exclude", str(folder)]) == 0
+    assert capsys.readouterr().out == f"0 excluded items in {folder / 'exclusions.jsonl'}\n"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["exclude", "/no/such/run", "--id", "x"],
+     "error: /no/such/run: no such run folder — pass the folder of a generation run (work/runs/<run-id>)"),
+    (["exclude", "{run}", "--undo"], "error: --undo needs the items to take back: --id ID (repeatable), or --undo-all"),
+])
+def test_the_command_line_refuses_what_cannot_work(run, capsys, args, message):
+    from console.cli import main as cli
+
+    _, folder = run
+    assert cli([a.format(run=folder) for a in args]) == 1
+    assert capsys.readouterr().err.strip() == message
