@@ -230,6 +230,109 @@ def strategy_ab(store: Neo4jStore, ids: list[str], dims: int, reps: int) -> dict
             "median_searchable_vps": {k: float(np.median(v)) for k, v in searchable.items()}}
 
 
+PEERS_VENV = BENCH_HOME.parent / "bench-peers-venv"
+PEERS_REQUIREMENTS = ROOT / "bench" / "requirements-peers.txt"
+
+
+def peers_python(given: Path | None) -> Path:
+    """The interpreter of the peers' own virtual environment: ``--peers-python``, else PEERS_VENV, created once from
+    bench/requirements-peers.txt (the peers pull LangChain and an older fsspec: never into the project's venv)."""
+    if given:
+        return given
+    python = PEERS_VENV / "bin" / "python"
+    if not python.exists():
+        print(f"bench/import.py: creating {PEERS_VENV} from {PEERS_REQUIREMENTS.name} (once)", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(PEERS_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "-r", str(PEERS_REQUIREMENTS)], check=True)
+    return python
+
+
+def floor_writes(store: Neo4jStore, items: list[dict], batch: int = DEFAULT_BATCH_SIZE, workers: int = 2) -> float:
+    """The writes alone: the bare ``UNWIND ... setNodeVectorProperty`` per batch, no index, no lookup of what is there
+    already, no checks, as many sessions as VectorWriter; seconds until the last batch is committed."""
+    query = ("UNWIND $rows AS row MATCH (n:Recipe {id: row.id}) "
+             "CALL db.create.setNodeVectorProperty(n, 'embedding', row.embedding)")
+
+    def write(part: list[dict]) -> None:
+        rows = [{"id": i["id"], "embedding": i["embedding"].tolist()} for i in part]
+        store.driver.execute_query(query, rows=rows, database_=store.settings.database)
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(write, [items[s:s + batch] for s in range(0, len(items), batch)]))
+    return time.perf_counter() - started
+
+
+def ours_until_searchable(store: Neo4jStore, items: list[dict]) -> tuple[float, float]:
+    """VectorWriter as import_embeddings runs it, then the same check as the peers' (index ONLINE, last vector found
+    by a vector query): (seconds until the last batch is committed, seconds until searchable)."""
+    from bench.peer_import import wait_searchable
+    from console.neo4j.schema import vector_index_name
+
+    t_write, _, rep = writer(store, items, DEFAULT_BATCH_SIZE)
+    started = time.perf_counter() - t_write
+    assert rep["written"] == len(items), rep
+    wait_searchable(store.driver, store.settings.database, vector_index_name("recipe"), items[-1]["id"],
+                    items[-1]["embedding"].tolist())
+    return t_write, time.perf_counter() - started
+
+
+def run_peer(python: Path, peer: str, data: Path, settings: Neo4jSettings) -> dict:
+    env = dict(os.environ, NEO4J_URI=settings.uri, NEO4J_USER=settings.user, NEO4J_PASSWORD=settings.password,
+               NEO4J_DATABASE=settings.database or "neo4j")
+    done = subprocess.run([str(python), str(ROOT / "bench" / "peer_import.py"), "--peer", peer, "--data", str(data),
+                           "--index", f"recipe_embedding_{peer}", "--batch", str(DEFAULT_BATCH_SIZE)],
+                          env=env, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"peer {peer} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def peers_dims(store: Neo4jStore, ids: list[str], dims: int, python: Path, reps: int) -> dict:
+    """One size: ours, neo4j-graphrag, LangChain and the floor on the same vectors, interleaved ``reps`` times (each
+    on an emptied graph with the same nodes); medians of seconds and vectors/s until searchable."""
+    import tempfile
+
+    n = len(ids)
+    rng = np.random.default_rng(7)
+    vectors = rng.standard_normal((n, dims)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    items = [{"id": i, "type": "recipe", "embedding": v} for i, v in zip(ids, vectors)]
+    say = lambda text: print(f"[{n} x {dims}-d] {text}", file=sys.stderr, flush=True)  # noqa: E731
+    seconds: dict[str, list[float]] = {"ours": [], "neo4j_graphrag": [], "langchain_neo4j": [], "floor_writes": []}
+    written: dict[str, list[float]] = {k: [] for k in seconds}
+    with tempfile.TemporaryDirectory(prefix="import-peers-") as tmp:
+        data = Path(tmp)
+        np.save(data / "vectors.npy", vectors)
+        (data / "ids.json").write_text(json.dumps(ids))
+        reset(store, ids)
+        baseline(store, items[:200])  # warm-up of a freshly started JVM: not timed
+        for _ in range(reps):
+            reset(store, ids)
+            t_write, t = ours_until_searchable(store, items)
+            seconds["ours"].append(t), written["ours"].append(t_write)
+            say(f"ours: searchable after {t:.1f} s ({n / t:.0f} vectors/s)")
+            for peer, key in (("graphrag", "neo4j_graphrag"), ("langchain", "langchain_neo4j")):
+                reset(store, ids)
+                out = run_peer(python, peer, data, store.settings)
+                seconds[key].append(out["seconds_searchable"]), written[key].append(out["seconds_written"])
+                say(f"{key}: searchable after {out['seconds_searchable']:.1f} s ({n / out['seconds_searchable']:.0f}"
+                    f" vectors/s; written after {out['seconds_written']:.1f} s)")
+            reset(store, ids)
+            t = floor_writes(store, items)
+            seconds["floor_writes"].append(t), written["floor_writes"].append(t)
+            say(f"floor (writes alone, no index): {t:.1f} s ({n / t:.0f} vectors/s)")
+    med = {k: float(np.median(v)) for k, v in seconds.items()}
+    vps = {k: round(n / v, 1) for k, v in med.items()}
+    best_peer = max(("neo4j_graphrag", "langchain_neo4j"), key=vps.get)
+    return {"n": n, "dims": dims, "reps": reps, "seconds_until_searchable": seconds, "seconds_written": written,
+            "median_vps_until_searchable": vps, "best_peer": best_peer,
+            "ours_vs_best_peer": round(vps["ours"] / vps[best_peer], 2),
+            "ours_vs_floor": round(vps["ours"] / vps["floor_writes"], 2)}
+
+
 def finish(store: Neo4jStore, started_here: bool, output: Path, result: dict) -> None:
     """Write the result, close the driver, stop the bench server if this run started it."""
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -237,6 +340,39 @@ def finish(store: Neo4jStore, started_here: bool, output: Path, result: dict) ->
     store.close()
     if started_here:
         subprocess.run([str(ROOT / "scripts" / "neo4j.sh"), "stop"], env=bench_env(), check=False)
+
+
+def main_peers(args, store: Neo4jStore, started_here: bool, load_start: list[float], began: float) -> int:
+    python = peers_python(args.peers_python)
+    sizes = [tuple(int(x) for x in size.lower().split("x")) for size in args.sizes.split(",") if size.strip()]
+    runs = [peers_dims(store, recipe_ids(n), dims, python, args.peers) for n, dims in sizes]
+    version = store.query("CALL dbms.components() YIELD versions RETURN versions[0] AS v")[0]["v"]
+    peer_versions = subprocess.run(
+        [str(python), "-c", "import importlib.metadata as m, json; print(json.dumps({p: m.version(p) for p in "
+         "('neo4j-graphrag', 'langchain-neo4j', 'neo4j')}))"], capture_output=True, text=True, check=True).stdout
+    from bench.common import machine_info
+
+    result = {
+        "benchmark": "import-peers", "runs": runs, "batch_size": DEFAULT_BATCH_SIZE,
+        "peer_versions": json.loads(peer_versions), "neo4j": version, "neo4j_rust_ext": rust_extension(),
+        "machine": machine_info(), "load_average_at_start": load_start, "load_average_at_end": list(os.getloadavg()),
+        "total_seconds": round(time.perf_counter() - began, 1),
+        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "notes": "seconds from the first call until the vector index is ONLINE and a vector query finds the last "
+                 "vector (bench/peer_import.py wait_searchable, the same check for all); ours: VectorWriter as "
+                 "import_embeddings runs it (index created first, 2 sessions); neo4j_graphrag: create_vector_index, "
+                 "element ids looked up, upsert_vectors per batch; langchain_neo4j: Neo4jVector.from_embeddings on "
+                 "the first batch, add_embeddings for the rest; floor_writes: the bare UNWIND + "
+                 "setNodeVectorProperty per batch, 2 sessions, no index (not searchable: the lower bound of any "
+                 "import). Peers run in their own venv (bench/requirements-peers.txt) as a subprocess.",
+    }
+    output = args.output if args.output.name != "import.json" else args.output.with_name("import-peers.json")
+    finish(store, started_here, output, result)
+    print("import vs peers (load " f"{load_start[0]:.1f}->{result['load_average_at_end'][0]:.1f}): " + "; ".join(
+        f"{r['n']} x {r['dims']}-d: ours {r['median_vps_until_searchable']['ours']:.0f}/s, best peer {r['best_peer']} "
+        f"{r['median_vps_until_searchable'][r['best_peer']]:.0f}/s ({r['ours_vs_best_peer']}x), floor "
+        f"{r['median_vps_until_searchable']['floor_writes']:.0f}/s ({r['ours_vs_floor']} of it)" for r in runs))
+    return 0
 
 
 def main(argv=None) -> int:
@@ -249,6 +385,13 @@ def main(argv=None) -> int:
                         help="only compare index built after the writes vs online during them, with 1 and 2 "
                              "sessions, interleaved REPS times, at the first --dims (bench/results/"
                              "import-strategy.json)")
+    parser.add_argument("--peers", type=int, default=0, metavar="REPS",
+                        help="only compare with neo4j-graphrag, langchain-neo4j and the writes-alone floor, REPS "
+                             "interleaved rounds per --sizes (bench/results/import-peers.json)")
+    parser.add_argument("--sizes", default="20000x1024,100000x384", help="--peers: NxDIMS, comma-separated")
+    parser.add_argument("--peers-python", type=Path, default=None,
+                        help=f"--peers: the peers' interpreter (default: {PEERS_VENV}, made once from "
+                             "bench/requirements-peers.txt)")
     parser.add_argument("--use-env", action="store_true", help="use NEO4J_* (an empty database) instead")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "import.json")
     args = parser.parse_args(argv)
@@ -264,6 +407,8 @@ def main(argv=None) -> int:
         return 2
     load_start = list(os.getloadavg())
     began = time.perf_counter()
+    if args.peers:
+        return main_peers(args, store, started_here, load_start, began)
     ids = recipe_ids(args.n)
     if args.strategy_ab:
         result = strategy_ab(store, ids, dims_list[0], args.strategy_ab)
