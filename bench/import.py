@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 from bench.common import empty_graph  # noqa: E402
 from console.neo4j.settings import Neo4jSettings  # noqa: E402
 from console.neo4j.store import Neo4jStore  # noqa: E402
-from console.neo4j.writer import DEFAULT_BATCH_SIZE, VectorWriter  # noqa: E402
+from console.neo4j.writer import DEFAULT_BATCH_SIZE, DEFAULT_WORKERS, VectorWriter  # noqa: E402
 
 DATA = ROOT / "data" / "indonesian-recipes"
 BENCH_HOME = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "embedding-console" / "neo4j-bench"
@@ -265,18 +265,36 @@ def floor_writes(store: Neo4jStore, items: list[dict], batch: int = DEFAULT_BATC
     return time.perf_counter() - started
 
 
-def ours_until_searchable(store: Neo4jStore, items: list[dict]) -> tuple[float, float]:
-    """VectorWriter as import_embeddings runs it, then the same check as the peers' (index ONLINE, last vector found
-    by a vector query): (seconds until the last batch is committed, seconds until searchable)."""
+def ours_until_searchable(store: Neo4jStore, parquet: Path, workers: int, last: dict) -> tuple[float, float]:
+    """``import_embeddings --embedding-file X.parquet --parallel N`` as the command runs it (console.push.load_items
+    and write_loaded: the file read and checked, VectorWriter with N sessions, the missing index created first),
+    then the same check as the peers' (index ONLINE, the last vector found by a vector query): (seconds until the
+    last batch is committed, seconds until searchable)."""
     from bench.peer_import import wait_searchable
     from console.neo4j.schema import vector_index_name
+    from console.push import load_items, write_loaded
 
-    t_write, _, rep = writer(store, items, DEFAULT_BATCH_SIZE)
-    started = time.perf_counter() - t_write
-    assert rep["written"] == len(items), rep
-    wait_searchable(store.driver, store.settings.database, vector_index_name("recipe"), items[-1]["id"],
-                    items[-1]["embedding"].tolist())
-    return t_write, time.perf_counter() - started
+    marks = {}
+    started = time.perf_counter()
+    loaded = load_items(parquet, MODEL)
+    report = write_loaded(store, loaded, workers=workers,
+                          progress=lambda done, total: marks.__setitem__("written", time.perf_counter()))
+    assert report.written == report.total, report.summary()
+    wait_searchable(store.driver, store.settings.database, vector_index_name("recipe"), last["id"],
+                    last["embedding"].tolist())
+    return marks["written"] - started, time.perf_counter() - started
+
+
+def write_parquet(path: Path, ids: list[str], vectors: np.ndarray) -> Path:
+    """The generator's Parquet layout (id, type, embedding as list<float32>), what import_embeddings reads."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    flat = pa.array(vectors.reshape(-1), type=pa.float32())
+    offsets = pa.array(np.arange(0, vectors.size + 1, vectors.shape[1], dtype=np.int32))
+    table = pa.table({"id": ids, "type": ["recipe"] * len(ids), "embedding": pa.ListArray.from_arrays(offsets, flat)})
+    pq.write_table(table, path)
+    return path
 
 
 def run_peer(python: Path, peer: str, data: Path, settings: Neo4jSettings) -> dict:
@@ -290,9 +308,10 @@ def run_peer(python: Path, peer: str, data: Path, settings: Neo4jSettings) -> di
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def peers_dims(store: Neo4jStore, ids: list[str], dims: int, python: Path, reps: int) -> dict:
-    """One size: ours, neo4j-graphrag, LangChain and the floor on the same vectors, interleaved ``reps`` times (each
-    on an emptied graph with the same nodes); medians of seconds and vectors/s until searchable."""
+def peers_dims(store: Neo4jStore, ids: list[str], dims: int, python: Path, reps: int, parallel: list[int]) -> dict:
+    """One size: ours (import_embeddings --parallel N for each N of ``parallel``), neo4j-graphrag, LangChain and the
+    floor on the same vectors, interleaved ``reps`` times (each on an emptied graph with the same nodes); medians of
+    seconds and vectors/s until searchable. "ours" in the ratios is the default --parallel."""
     import tempfile
 
     n = len(ids)
@@ -301,36 +320,52 @@ def peers_dims(store: Neo4jStore, ids: list[str], dims: int, python: Path, reps:
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     items = [{"id": i, "type": "recipe", "embedding": v} for i, v in zip(ids, vectors)]
     say = lambda text: print(f"[{n} x {dims}-d] {text}", file=sys.stderr, flush=True)  # noqa: E731
-    seconds: dict[str, list[float]] = {"ours": [], "neo4j_graphrag": [], "langchain_neo4j": [], "floor_writes": []}
+    keys = [f"ours_parallel_{k}" for k in parallel] + ["neo4j_graphrag", "langchain_neo4j", "floor_writes"]
+    seconds: dict[str, list[float]] = {k: [] for k in keys}
     written: dict[str, list[float]] = {k: [] for k in seconds}
     with tempfile.TemporaryDirectory(prefix="import-peers-") as tmp:
         data = Path(tmp)
         np.save(data / "vectors.npy", vectors)
         (data / "ids.json").write_text(json.dumps(ids))
         reset(store, ids)
-        baseline(store, items[:200])  # warm-up of a freshly started JVM: not timed
-        for _ in range(reps):
-            reset(store, ids)
-            t_write, t = ours_until_searchable(store, items)
-            seconds["ours"].append(t), written["ours"].append(t_write)
-            say(f"ours: searchable after {t:.1f} s ({n / t:.0f} vectors/s)")
-            for peer, key in (("graphrag", "neo4j_graphrag"), ("langchain", "langchain_neo4j")):
-                reset(store, ids)
-                out = run_peer(python, peer, data, store.settings)
-                seconds[key].append(out["seconds_searchable"]), written[key].append(out["seconds_written"])
-                say(f"{key}: searchable after {out['seconds_searchable']:.1f} s ({n / out['seconds_searchable']:.0f}"
-                    f" vectors/s; written after {out['seconds_written']:.1f} s)")
-            reset(store, ids)
+        # warm-up of a freshly started JVM (the writes and the HNSW inserts of an online index): not timed
+        store.create_vector_index("recipe", dims)
+        floor_writes(store, items[:2 * DEFAULT_BATCH_SIZE])
+
+        parquet = write_parquet(data / "embeddings_recipes.parquet", ids, vectors)
+
+        def ours(workers: int):
+            return lambda: ours_until_searchable(store, parquet, workers, items[-1])
+
+        def peer(name: str):
+            def run() -> tuple[float, float]:
+                out = run_peer(python, name, data, store.settings)
+                return out["seconds_written"], out["seconds_searchable"]
+            return run
+
+        def floor() -> tuple[float, float]:
             t = floor_writes(store, items)
-            seconds["floor_writes"].append(t), written["floor_writes"].append(t)
-            say(f"floor (writes alone, no index): {t:.1f} s ({n / t:.0f} vectors/s)")
+            return t, t
+
+        contenders = [(f"ours_parallel_{k}", ours(k)) for k in parallel] + [
+            ("neo4j_graphrag", peer("graphrag")), ("langchain_neo4j", peer("langchain")), ("floor_writes", floor)]
+        for rep in range(reps):  # the order rotates each round, so that no one always runs first (or last)
+            shift = rep % len(contenders)
+            for key, run in contenders[shift:] + contenders[:shift]:
+                reset(store, ids)
+                t_write, t = run()
+                seconds[key].append(round(t, 3)), written[key].append(round(t_write, 3))
+                say(f"{key}: searchable after {t:.1f} s ({n / t:.0f} vectors/s; written after {t_write:.1f} s)")
     med = {k: float(np.median(v)) for k, v in seconds.items()}
     vps = {k: round(n / v, 1) for k, v in med.items()}
     best_peer = max(("neo4j_graphrag", "langchain_neo4j"), key=vps.get)
+    ours_key = f"ours_parallel_{DEFAULT_WORKERS}" if DEFAULT_WORKERS in parallel else keys[0]
+    best_ours = max(keys[:len(parallel)], key=vps.get)
     return {"n": n, "dims": dims, "reps": reps, "seconds_until_searchable": seconds, "seconds_written": written,
-            "median_vps_until_searchable": vps, "best_peer": best_peer,
-            "ours_vs_best_peer": round(vps["ours"] / vps[best_peer], 2),
-            "ours_vs_floor": round(vps["ours"] / vps["floor_writes"], 2)}
+            "median_vps_until_searchable": vps, "ours": ours_key, "best_peer": best_peer, "best_parallel": best_ours,
+            "ours_vs_best_peer": round(vps[ours_key] / vps[best_peer], 2),
+            "ours_vs_floor": round(vps[ours_key] / vps["floor_writes"], 2),
+            "parallel_vs_one_session": {k: round(vps[k] / vps[keys[0]], 2) for k in keys[:len(parallel)]}}
 
 
 def finish(store: Neo4jStore, started_here: bool, output: Path, result: dict) -> None:
@@ -345,7 +380,8 @@ def finish(store: Neo4jStore, started_here: bool, output: Path, result: dict) ->
 def main_peers(args, store: Neo4jStore, started_here: bool, load_start: list[float], began: float) -> int:
     python = peers_python(args.peers_python)
     sizes = [tuple(int(x) for x in size.lower().split("x")) for size in args.sizes.split(",") if size.strip()]
-    runs = [peers_dims(store, recipe_ids(n), dims, python, args.peers) for n, dims in sizes]
+    parallel = sorted({int(k) for k in args.parallel.split(",") if k.strip()})
+    runs = [peers_dims(store, recipe_ids(n), dims, python, args.peers, parallel) for n, dims in sizes]
     version = store.query("CALL dbms.components() YIELD versions RETURN versions[0] AS v")[0]["v"]
     peer_versions = subprocess.run(
         [str(python), "-c", "import importlib.metadata as m, json; print(json.dumps({p: m.version(p) for p in "
@@ -360,7 +396,7 @@ def main_peers(args, store: Neo4jStore, started_here: bool, load_start: list[flo
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "notes": "seconds from the first call until the vector index is ONLINE and a vector query finds the last "
                  "vector (bench/peer_import.py wait_searchable, the same check for all); ours: VectorWriter as "
-                 "import_embeddings runs it (index created first, 2 sessions); neo4j_graphrag: create_vector_index, "
+                 "import_embeddings runs it on a Parquet file (index created first, --parallel N sessions; 'ours' in the ratios is the default N); neo4j_graphrag: create_vector_index, "
                  "element ids looked up, upsert_vectors per batch; langchain_neo4j: Neo4jVector.from_embeddings on "
                  "the first batch, add_embeddings for the rest; floor_writes: the bare UNWIND + "
                  "setNodeVectorProperty per batch, 2 sessions, no index (not searchable: the lower bound of any "
@@ -369,7 +405,8 @@ def main_peers(args, store: Neo4jStore, started_here: bool, load_start: list[flo
     output = args.output if args.output.name != "import.json" else args.output.with_name("import-peers.json")
     finish(store, started_here, output, result)
     print("import vs peers (load " f"{load_start[0]:.1f}->{result['load_average_at_end'][0]:.1f}): " + "; ".join(
-        f"{r['n']} x {r['dims']}-d: ours {r['median_vps_until_searchable']['ours']:.0f}/s, best peer {r['best_peer']} "
+        f"{r['n']} x {r['dims']}-d: ours {r['median_vps_until_searchable'][r['ours']]:.0f}/s (parallel vs 1 session "
+        f"{r['parallel_vs_one_session']}), best peer {r['best_peer']} "
         f"{r['median_vps_until_searchable'][r['best_peer']]:.0f}/s ({r['ours_vs_best_peer']}x), floor "
         f"{r['median_vps_until_searchable']['floor_writes']:.0f}/s ({r['ours_vs_floor']} of it)" for r in runs))
     return 0
@@ -389,6 +426,9 @@ def main(argv=None) -> int:
                         help="only compare with neo4j-graphrag, langchain-neo4j and the writes-alone floor, REPS "
                              "interleaved rounds per --sizes (bench/results/import-peers.json)")
     parser.add_argument("--sizes", default="20000x1024,100000x384", help="--peers: NxDIMS, comma-separated")
+    parser.add_argument("--parallel", default=f"1,{DEFAULT_WORKERS}",
+                        help="--peers: the import_embeddings --parallel values to run (1,2: one session against the "
+                             "default)")
     parser.add_argument("--peers-python", type=Path, default=None,
                         help=f"--peers: the peers' interpreter (default: {PEERS_VENV}, made once from "
                              "bench/requirements-peers.txt)")
