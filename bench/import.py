@@ -10,6 +10,12 @@ instead of two, the writes with no index and then the index built over them (the
 batch sizes (writes only, no index). ~6 min on 2 cores with the defaults.
 
     python bench/import.py --strategy-ab 2 --n 100000 --dims 384   # index after vs online x 1 vs 2 sessions
+    python bench/import.py --peers 2 --sizes 20000x1024,100000x384 --parallel 1,2   # against the peers
+
+``--peers``: until searchable, ``import_embeddings --parallel N`` (on a Parquet file) against neo4j-graphrag's
+``upsert_vectors`` and langchain-neo4j's ``Neo4jVector`` (bench/peer_import.py, run by the interpreter of their own
+venv: bench/requirements-peers.txt, made once under ~/.cache/embedding-console/bench-peers-venv, or --peers-python)
+and the writes alone with no index (the floor); bench/results/import-peers.json.
 
 It starts its own Neo4j (scripts/neo4j.sh, home ~/.cache/embedding-console/neo4j-bench, port 7699) and empties it,
 so no developer data is touched; pass --use-env to use NEO4J_* instead (refused unless that database is empty).
