@@ -382,9 +382,7 @@ def finish(store: Neo4jStore, started_here: bool, output: Path, result: dict) ->
 
 def main_peers(args, store: Neo4jStore, started_here: bool, load_start: list[float], began: float) -> int:
     python = peers_python(args.peers_python)
-    sizes = [tuple(int(x) for x in size.lower().split("x")) for size in args.sizes.split(",") if size.strip()]
-    parallel = sorted({int(k) for k in args.parallel.split(",") if k.strip()})
-    runs = [peers_dims(store, recipe_ids(n), dims, python, args.peers, parallel) for n, dims in sizes]
+    runs = [peers_dims(store, recipe_ids(n), dims, python, args.peers, args.parallel) for n, dims in args.sizes]
     version = store.query("CALL dbms.components() YIELD versions RETURN versions[0] AS v")[0]["v"]
     peer_versions = subprocess.run(
         [str(python), "-c", "import importlib.metadata as m, json; print(json.dumps({p: m.version(p) for p in "
@@ -415,6 +413,39 @@ def main_peers(args, store: Neo4jStore, started_here: bool, load_start: list[flo
     return 0
 
 
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    """``20000x1024,100000x384`` -> [(20000, 1024), (100000, 384)]."""
+    sizes = []
+    for size in filter(None, (part.strip().lower() for part in text.split(","))):
+        n, _, dims = size.partition("x")
+        if not (n.isdigit() and dims.isdigit() and int(n) > 0 and int(dims) > 0):
+            raise argparse.ArgumentTypeError(f"{size!r} is not NxDIMS (e.g. 20000x1024)")
+        sizes.append((int(n), int(dims)))
+    return sizes
+
+
+def parse_parallel(text: str) -> list[int]:
+    """``1,2,4`` -> [1, 2, 4] (import_embeddings --parallel values)."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts or not all(part.isdigit() and int(part) > 0 for part in parts):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of whole numbers >= 1 (e.g. 1,2)")
+    return sorted({int(part) for part in parts})
+
+
+def add_peers_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--peers", type=int, default=0, metavar="REPS",
+                        help="only compare with neo4j-graphrag, langchain-neo4j and the writes-alone floor, REPS "
+                             "interleaved rounds per --sizes (bench/results/import-peers.json)")
+    parser.add_argument("--sizes", default="20000x1024,100000x384", type=parse_sizes,
+                        help="--peers: NxDIMS, comma-separated")
+    parser.add_argument("--parallel", default=f"1,{DEFAULT_WORKERS}", type=parse_parallel,
+                        help="--peers: the import_embeddings --parallel values to run (1,2: one session against the "
+                             "default)")
+    parser.add_argument("--peers-python", type=Path, default=None,
+                        help=f"--peers: the peers' interpreter (default: {PEERS_VENV}, made once from "
+                             "bench/requirements-peers.txt)")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=20000, help="vectors per dimension (20000)")
@@ -425,16 +456,7 @@ def main(argv=None) -> int:
                         help="only compare index built after the writes vs online during them, with 1 and 2 "
                              "sessions, interleaved REPS times, at the first --dims (bench/results/"
                              "import-strategy.json)")
-    parser.add_argument("--peers", type=int, default=0, metavar="REPS",
-                        help="only compare with neo4j-graphrag, langchain-neo4j and the writes-alone floor, REPS "
-                             "interleaved rounds per --sizes (bench/results/import-peers.json)")
-    parser.add_argument("--sizes", default="20000x1024,100000x384", help="--peers: NxDIMS, comma-separated")
-    parser.add_argument("--parallel", default=f"1,{DEFAULT_WORKERS}",
-                        help="--peers: the import_embeddings --parallel values to run (1,2: one session against the "
-                             "default)")
-    parser.add_argument("--peers-python", type=Path, default=None,
-                        help=f"--peers: the peers' interpreter (default: {PEERS_VENV}, made once from "
-                             "bench/requirements-peers.txt)")
+    add_peers_arguments(parser)
     parser.add_argument("--use-env", action="store_true", help="use NEO4J_* (an empty database) instead")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "import.json")
     args = parser.parse_args(argv)
