@@ -21,7 +21,7 @@ from console.errors import Neo4jStoreError
 from console.neo4j.schema import IndexProgress
 from console.neo4j.settings import Neo4jSettings
 from console.neo4j.store import Neo4jStore
-from console.neo4j.writer import DEFAULT_BATCH_SIZE, Progress, VectorWriter, WriteReport
+from console.neo4j.writer import DEFAULT_BATCH_SIZE, DEFAULT_WORKERS, Progress, VectorWriter, WriteReport
 
 
 class PushError(Neo4jStoreError):
@@ -212,10 +212,12 @@ def push_to_neo4j(items: Any, settings: Neo4jSettings | Mapping | None = None, *
 
 def write_loaded(store: Neo4jStore, loaded: LoadedItems, *, batch_size: int = DEFAULT_BATCH_SIZE,
                  dry_run: bool = False, progress: Progress | None = None,
-                 index_progress: IndexProgress | None = None) -> WriteReport:
-    """Write loaded items over an open store (``push_to_neo4j`` and ``manage.py import_embeddings``)."""
+                 index_progress: IndexProgress | None = None, workers: int = DEFAULT_WORKERS) -> WriteReport:
+    """Write loaded items over an open store (``push_to_neo4j`` and ``manage.py import_embeddings``); ``workers``
+    sessions write batches at once."""
     model = _need_model(loaded.model, loaded.source)
-    writer = VectorWriter(store, model=model, query_prompt=loaded.query_prompt, source=loaded.source)
+    writer = VectorWriter(store, model=model, query_prompt=loaded.query_prompt, source=loaded.source,
+                          workers=workers)
     report = writer.write(loaded.items, batch_size=batch_size, dry_run=dry_run, progress=progress,
                           total=loaded.count, index_progress=index_progress)
     report.excluded = loaded.left_out

@@ -1,5 +1,5 @@
 """python manage.py import_embeddings --embedding-file embeddings_recipes.json [--dry-run] [--batch-size N]
-[--exclude exclusions.jsonl]"""
+[--exclude exclusions.jsonl] [--parallel N]"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,7 +9,7 @@ from tqdm import tqdm
 
 from console.curation import read_exclusions
 from console.errors import InputError, Neo4jStoreError
-from console.neo4j.writer import DEFAULT_BATCH_SIZE
+from console.neo4j.writer import DEFAULT_BATCH_SIZE, DEFAULT_WORKERS
 from console.push import LoadedItems, load_items, write_loaded
 
 from ._common import open_store
@@ -29,6 +29,9 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="check and report, write nothing")
         parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
                             help=f"vectors per transaction ({DEFAULT_BATCH_SIZE})")
+        parser.add_argument("--parallel", type=int, default=DEFAULT_WORKERS, metavar="N",
+                            help=f"sessions writing batches at once ({DEFAULT_WORKERS}); more only help when the Neo4j "
+                                 "server has idle cores (README, Performance)")
         parser.add_argument("--model", default=None,
                             help="model that made the vectors, when no .meta.json lies beside the file")
         parser.add_argument("--exclude", type=Path, default=None, metavar="FILE",
@@ -36,9 +39,11 @@ class Command(BaseCommand):
                                  "the exclusions.jsonl the console writes in a run's folder)")
 
     def handle(self, *args, files, dry_run=False, batch_size=DEFAULT_BATCH_SIZE, model=None, exclude=None,
-               **options):
+               parallel=DEFAULT_WORKERS, **options):
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1")
+        if parallel < 1:
+            raise CommandError(f"--parallel must be at least 1 (sessions writing at once), not {parallel}")
         quiet = options.get("verbosity", 1) == 0
         excluded = self._exclusions(exclude)
         matched: set[str] = set()
@@ -64,7 +69,7 @@ class Command(BaseCommand):
 
             try:
                 with tqdm(total=loaded.count, unit="vec", desc=path.name, disable=quiet) as bar:
-                    report = write_loaded(store, loaded, batch_size=batch_size, dry_run=dry_run,
+                    report = write_loaded(store, loaded, batch_size=batch_size, dry_run=dry_run, workers=parallel,
                                           progress=lambda done, _total: bar.update(done - bar.n),
                                           index_progress=index_progress)
             except InputError as exc:
