@@ -33,7 +33,7 @@ VECTOR_MAX_CANDIDATES = 10_000   # the most index candidates a filtered vector s
 VECTOR_BRANCH = (
     "CALL db.index.vector.queryNodes($index, $fetch, $vector) YIELD node, score "
     "WITH collect({node: node, score: score}) AS found "
-    "CALL (found) { UNWIND found AS f WITH f.node AS node, f.score AS score "
+    "CALL (found) { UNWIND found AS candidate WITH candidate.node AS node, candidate.score AS score "
     f"WHERE node.id <> $exclude AND {MATCHES} "
     "WITH node, score ORDER BY score DESC LIMIT $k "
     "RETURN collect({id: node.id, title: coalesce(node.title, node.name), score: score}) AS semantic } "
@@ -107,24 +107,26 @@ def _vector_rows(rows: list[dict], type_: str) -> list[dict]:
 
 
 def vector_hits(store: Neo4jStore, type_: str, vector, k: int = 10, exclude_id: str | None = None, *,
-                space: dict | None = None, filters: SearchFilters = NO_FILTERS, fetch: int | None = None) -> Hits:
+                space: dict | None = None, filters: SearchFilters = NO_FILTERS, fetch: int | None = None,
+                max_candidates: int = VECTOR_MAX_CANDIDATES) -> Hits:
     """The k nearest ``type_`` nodes passing ``filters``, best first, each ``{"id", "title", "type", "score"}``
     with ``score`` the cosine similarity (-1..1), over-fetching as the module says. ``space``: the type's
     :meth:`~console.neo4j.schema.SchemaAdmin.embedding_space` when the caller already looked it up (semantic search
-    does, to pick the query model), so a search asks for it once. ``fetch``: the first candidate count."""
+    does, to pick the query model), so a search asks for it once. ``fetch``: the first candidate count;
+    ``max_candidates``: the most it asks the index for."""
     space = space if space is not None else store.embedding_space(type_)
     if filters.active:
         filters.check_type(type_)
     vec = _query_vector(type_, vector, space)
-    fetch = fetch or first_fetch(k, exclude_id)
+    fetch = min(fetch or first_fetch(k, exclude_id), max(max_candidates, k))
     while True:
         row = store.query(f"{VECTOR_BRANCH}, {KNOWN}", index=space["index_name"], fetch=fetch, vector=vec,
                           exclude=exclude_id or "", k=k, **filters.params())[0]
         filters.check_known(row)
         hits, exhausted = row["semantic"], row["fetched"] < fetch
-        if len(hits) >= k or exhausted or fetch >= VECTOR_MAX_CANDIDATES:
+        if len(hits) >= k or exhausted or fetch >= max_candidates:
             return Hits(_vector_rows(hits, type_), len(hits) >= k or exhausted, row["fetched"])
-        fetch = min(4 * fetch, VECTOR_MAX_CANDIDATES)
+        fetch = min(4 * fetch, max_candidates)
 
 
 def vector_search(store: Neo4jStore, type_: str, vector: np.ndarray | list[float], k: int = 10,
