@@ -487,7 +487,8 @@ def test_bad_search_parameters_get_a_400_naming_them(backend, path, params, mess
 def test_the_schema_describes_the_search_modes_and_filters(backend):
     schema = requests.get(f"{backend}/api/schema/?format=json", timeout=30).json()
     params = {p["name"]: p for p in schema["paths"]["/api/search/"]["get"]["parameters"]}
-    assert params["mode"]["schema"]["enum"] == ["keyword", "semantic", "hybrid"]
+    assert sorted(params["mode"]["schema"]["enum"]) == ["hybrid", "keyword", "semantic"]
+    assert params["mode"]["schema"]["default"] == "hybrid"
     assert {"q", "type", "k", "category", "ingredient", "explain"} <= set(params)
     similar = {p["name"] for p in schema["paths"]["/api/items/{item_id}/similar/"]["get"]["parameters"]}
     assert {"category", "ingredient", "k"} <= similar

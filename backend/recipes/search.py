@@ -189,7 +189,7 @@ def keyword_search(store: Neo4jStore, text: str, type_: str | None = None, k: in
     labels = [label_for(type_)] if type_ else list(TYPE_TO_LABEL.values())
     index = _fulltext_index(store)
     with _fulltext_errors():
-        row = store.query(f"{FULLTEXT_BRANCH}, {KNOWN}", fulltext=index, q=lucene_query(text), labels=labels,
+        row = store.query(f"CALL () {{ {FULLTEXT_BRANCH} }} RETURN keyword, {KNOWN}", fulltext=index, q=lucene_query(text), labels=labels,
                           depth=k, **filters.params())[0]
     filters.check_known(row)
     return _keyword_rows(row["keyword"])
