@@ -23,7 +23,7 @@ NOISE_NAME = "(no cluster)"
 TOKEN_PATTERN = r"(?u)\b[^\W\d_]{3,}\b"
 FIT_SAMPLE = 50_000  # HDBSCAN runs on at most this many points; the rest join their nearest point's cluster
 LABEL_SAMPLE = 50_000  # texts read to name the clusters
-COMMON_SHARE = 0.5  # a word in more than this share of all texts (a template's "Ingredients") names no cluster
+COMMON_SHARE = 0.9  # a word in more than this share of all texts (a template's "Ingredients") names no cluster
 
 
 @dataclass
@@ -82,9 +82,11 @@ def detect_language(texts, *, sample: int = 500, seed: int = 0) -> str:
 
 # -- names -----------------------------------------------------------------------------------------------------
 def name_clusters(texts, labels: np.ndarray, stop: frozenset[str], *, top: int = 3) -> dict[int, str]:
-    """Each cluster's ``top`` most distinctive words, " / "-joined: class-based TF-IDF (the texts of a cluster as
-    one document; idf = log(1 + mean words per cluster / the word's count over all clusters)), with ``stop`` words
-    and words found in more than half of all texts left out."""
+    """Each cluster's ``top`` most distinctive words, " / "-joined, by class-based TF-IDF: the texts of a cluster are
+    one document; a word scores its frequency there (tf) times the log of how much more frequent it is there than
+    over all clusters (the idf part: a word spread evenly, "bawang" in every recipe, scores 0; the score is the
+    word's term in the KL divergence of the cluster's words from all words). ``stop`` words and words found in more
+    than ``COMMON_SHARE`` of all texts (a template's "Ingredients:") are left out."""
     from sklearn.feature_extraction.text import CountVectorizer
 
     labels = np.asarray(labels)
@@ -101,8 +103,10 @@ def name_clusters(texts, labels: np.ndarray, stop: frozenset[str], *, top: int =
     usable = np.array([w not in stop for w in words]) & (share <= COMMON_SHARE if counts.shape[0] >= 20 else True)
     per_class = np.vstack([np.asarray(counts[labels == c].sum(axis=0)).ravel() for c in found]).astype(np.float64)
     tf = per_class / np.maximum(per_class.sum(axis=1, keepdims=True), 1)
-    idf = np.log1p(per_class.sum(axis=1).mean() / np.maximum(per_class.sum(axis=0), 1))
-    score = np.where(usable & (per_class > 0), tf * idf, -np.inf)
+    overall = per_class.sum(axis=0) / max(per_class.sum(), 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lift = np.log(tf / overall)  # > 0: the word is more frequent in this cluster than over all of them
+        score = np.where(usable & (per_class > 0) & (lift > 0), tf * lift, -np.inf)
     names = {}
     for n, c in enumerate(found):
         best = [i for i in np.argsort(-score[n], kind="stable")[:top] if np.isfinite(score[n, i])]
