@@ -141,8 +141,10 @@ def test_a_projection_is_kept_on_disk_so_a_restarted_server_reads_it_back(at, wo
     assert len(list((workdir / "cache" / "projections").glob("*.npz"))) >= 1
     st.cache_data.clear()  # what a server restart does to the in-memory caches (the maps are a cache_resource)
     st.cache_resource.clear()
+    assert len(list((workdir / "cache" / "projections").glob("clusters-*.npz"))) >= 1
     at.run()
     assert at.caption[0].value.endswith(" · PCA+UMAP · from cache")
+    assert at.caption[1].value.endswith(" items in none · from cache")  # the clusters too
 
 
 def test_typing_a_query_replaces_the_chosen_item(at):
