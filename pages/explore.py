@@ -108,7 +108,7 @@ shown_clusters = st.multiselect(
 
 def _on_select():
     points = st.session_state["map"].selection.points
-    ids = [p["customdata"][0] for p in points if p.get("customdata")]
+    ids = [data.ids[int(p["customdata"])] for p in points if p.get("customdata") is not None]  # row numbers
     if ids:
         st.session_state["explore_item"] = ids[0]
         st.session_state["explore_query"] = ""

@@ -44,12 +44,15 @@ def _spec(at) -> dict:
     return json.loads(at.get("plotly_chart")[0].proto.spec)
 
 
+def _length(values) -> int:
+    """The length of a trace's array (plotly sends numpy arrays as base64 typed arrays)."""
+    if isinstance(values, dict):
+        return len(base64.b64decode(values["bdata"])) // {"f4": 4, "f8": 8, "i4": 4, "i2": 2, "i1": 1}[values["dtype"]]
+    return len(values)
+
+
 def _points(trace: dict) -> int:
-    """How many points a trace draws (plotly sends numpy coordinates as base64 typed arrays)."""
-    x = trace["x"]
-    if isinstance(x, dict):
-        return len(base64.b64decode(x["bdata"])) // {"f4": 4, "f8": 8}[x["dtype"]]
-    return len(x)
+    return _length(trace["x"])
 
 
 def _drawn(at) -> int:
@@ -59,7 +62,8 @@ def _drawn(at) -> int:
 def test_the_map_shows_every_item_of_a_small_set(at, minilm_path):
     assert not at.exception
     assert at.caption[0].value.startswith(f"120 of 120 items · 384 dimensions · model `{minilm_path}` · PCA+UMAP")
-    assert sum(len(trace["customdata"]) for trace in _spec(at)["data"]) == 120
+    assert sum(len(trace["hovertext"]) for trace in _spec(at)["data"]) == 120
+    assert sum(_length(trace["customdata"]) for trace in _spec(at)["data"]) == 120  # row numbers: the selection
     assert _drawn(at) == 120 and {t["type"] for t in _spec(at)["data"]} == {"scattergl"}  # WebGL, no WebGPU
 
 
@@ -104,7 +108,8 @@ def test_points_can_be_coloured_by_cluster_and_the_names_can_be_hidden(at):
 def test_one_type_is_coloured_by_category_with_title_and_text_on_hover(at):
     traces = _spec(at)["data"]
     assert [t["name"] for t in traces] == ["Ayam", "Tempe"]
-    assert traces[0]["hovertemplate"].startswith("<b>%{customdata[1]}</b>")
+    assert traces[0]["hovertemplate"] == "%{hovertext}<extra></extra>"
+    assert traces[0]["hovertext"][0].startswith("<b>") and "<br>recipe-ayam-" in traces[0]["hovertext"][0]
 
 
 def test_points_can_be_coloured_by_type(at):

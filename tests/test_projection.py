@@ -152,8 +152,8 @@ def test_the_map_colours_by_category_and_highlights_neighbours(vectors, recipes,
     assert names == ["Ayam", "Tempe", "neighbours", "selected"]
     assert sum(len(t.x) for t in fig.data[:2]) == 80 and len(fig.data[2].x) == 3
     assert {t.type for t in fig.data} == {"scattergl"}
-    assert fig.data[0].customdata[0][1] == data.titles[0]
-    assert "%{customdata[1]}" in fig.data[0].hovertemplate
+    assert fig.data[0].customdata[0] == 0 and fig.data[0].hovertext[0].startswith(f"<b>{data.titles[0]}</b><br>")
+    assert fig.data[0].hovertemplate == "%{hovertext}<extra></extra>"
     np.testing.assert_array_equal(fig.data[3].x, proj.coords[[0], 0])
 
 
@@ -179,7 +179,8 @@ def test_clusters_are_drawn_named_and_can_be_hidden(vectors, recipes):
     fig = scatter_figure(data, proj, color_by="cluster", clusters=found)
     assert [a.text for a in fig.layout.annotations] == [found.names[c] for c in found.ids()]
     assert len(found.names) >= 2 and sum(len(t.x) for t in fig.data) == 80
-    assert "cluster: %{customdata[3]}" in fig.data[0].hovertemplate
+    row = int(fig.data[0].customdata[0])
+    assert fig.data[0].hovertext[0].endswith(f"<br>cluster: {found.names_of_rows()[row]}")
     first = found.ids()[0]
     only = scatter_figure(data, proj, color_by="cluster", clusters=found, shown_clusters=[first])
     assert [a.text for a in only.layout.annotations] == [found.names[first]]
