@@ -119,15 +119,16 @@ def _shot(page, name: str) -> None:
 
 
 def _points_drawn(page) -> int:
-    """Points in the map's traces (the neighbour and selection marks left out), as plotly holds them in the page."""
-    return page.evaluate("""() => document.querySelector('.js-plotly-plot').data
+    """Points in the map's traces (the neighbour and selection marks left out), as plotly holds them in the page
+    (``_fullData``: the coordinates decoded from the base64 typed arrays the page receives)."""
+    return page.evaluate("""() => document.querySelector('.js-plotly-plot')._fullData
         .filter(t => !['neighbours', 'selected'].includes(t.name)).reduce((n, t) => n + t.x.length, 0)""")
 
 
 def _point_position(page, n: int) -> tuple[float, float]:
     """Where the map's n-th point of its first trace is on the screen (WebGL points are no DOM elements)."""
     return tuple(page.evaluate("""(n) => {
-        const gd = document.querySelector('.js-plotly-plot'), t = gd.data[0];
+        const gd = document.querySelector('.js-plotly-plot'), t = gd._fullData[0];  // typed arrays decoded
         const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
         const box = gd.querySelector('.nsewdrag').getBoundingClientRect();
         return [box.left + xa.l2p(t.x[n]), box.top + ya.l2p(t.y[n])];
