@@ -21,7 +21,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from console.errors import InputError
 from console.records import iter_json_lines
@@ -168,16 +168,17 @@ def digest(ids: Iterable[str]) -> str:
     return hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()[:16]
 
 
-def selected_ids(points: Iterable[Mapping]) -> list[str]:
+def selected_ids(points: Iterable[Mapping], row_ids: Sequence[str]) -> list[str]:
     """The item ids of points selected on a map (clicked, boxed or lassoed), in order, once each: a point carries
-    its item's id as the first value of its ``customdata`` (``console.projection.scatter_figure``)."""
+    its item's row number as its ``customdata`` (``console.projection.scatter_figure``), ``row_ids`` gives the id
+    of each row; highlight points without customdata are skipped."""
     ids: dict[str, None] = {}
     for point in points:
         data = point.get("customdata")
-        if isinstance(data, (list, tuple)) and data and isinstance(data[0], str):
-            ids[data[0]] = None
-        elif isinstance(data, str):
-            ids[data] = None
+        if isinstance(data, (list, tuple)):
+            data = data[0] if data else None
+        if isinstance(data, (int, float)) and not isinstance(data, bool) and 0 <= int(data) < len(row_ids):
+            ids[row_ids[int(data)]] = None
     return list(ids)
 
 

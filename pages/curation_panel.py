@@ -13,9 +13,10 @@ from console.errors import ConsoleError
 SELECTION = "curation_selection"  # the ids selected on the map (box, lasso, click) or taken from the neighbours
 
 
-def remember_map_selection(points) -> list[str]:
-    """Keep the ids of the points selected on the map (plotly's selection event) as the curation selection."""
-    ids = curation.selected_ids(points)
+def remember_map_selection(points, row_ids) -> list[str]:
+    """Keep the ids of the points selected on the map (plotly's selection event; ``row_ids``: the map's item ids
+    by row) as the curation selection."""
+    ids = curation.selected_ids(points, row_ids)
     st.session_state[SELECTION] = ids
     return ids
 

@@ -1,7 +1,9 @@
-"""The Explore page: a UMAP map of a run's embeddings (2D/3D, coloured by type or category, sampled when large)
-and the similarity preview for a chosen item or a typed query. Real MiniLM vectors of real recipes."""
+"""The Explore page: a UMAP map of every item of a run (2D/3D, coloured by type, category or cluster; UMAP fitted on
+a sample when large, the rest placed), its clusters named in the data's language, and the similarity preview for a
+chosen item or a typed query. Real MiniLM vectors of real recipes."""
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 from pathlib import Path
@@ -42,21 +44,72 @@ def _spec(at) -> dict:
     return json.loads(at.get("plotly_chart")[0].proto.spec)
 
 
+def _length(values) -> int:
+    """The length of a trace's array (plotly sends numpy arrays as base64 typed arrays)."""
+    if isinstance(values, dict):
+        return len(base64.b64decode(values["bdata"])) // {"f4": 4, "f8": 8, "i4": 4, "i2": 2, "i1": 1}[values["dtype"]]
+    return len(values)
+
+
+def _points(trace: dict) -> int:
+    return _length(trace["x"])
+
+
+def _drawn(at) -> int:
+    return sum(_points(t) for t in _spec(at)["data"] if t.get("name") not in ("neighbours", "selected"))
+
+
 def test_the_map_shows_every_item_of_a_small_set(at, minilm_path):
     assert not at.exception
     assert at.caption[0].value.startswith(f"120 of 120 items · 384 dimensions · model `{minilm_path}` · PCA+UMAP")
-    assert sum(len(trace["customdata"]) for trace in _spec(at)["data"]) == 120
+    assert sum(len(trace["hovertext"]) for trace in _spec(at)["data"]) == 120
+    assert sum(_length(trace["customdata"]) for trace in _spec(at)["data"]) == 120  # row numbers: the selection
+    assert _drawn(at) == 120 and {t["type"] for t in _spec(at)["data"]} == {"scattergl"}  # WebGL, no WebGPU
 
 
-def test_a_large_set_is_sampled_and_the_sample_size_shown(at):
+def test_umap_is_fitted_on_a_sample_and_every_item_is_still_drawn(at):
+    """Beyond the sample UMAP is fitted on, the other items are placed, not left out (they used to be)."""
     at.number_input[0].set_value(100).run()
-    assert at.caption[0].value.startswith("100 of 120 items (a random sample) · ")
+    assert at.caption[0].value.startswith(
+        "120 of 120 items (UMAP fitted on 100, 20 placed by their nearest neighbours) · ")
+    assert at.caption[0].value.endswith(" · PCA+UMAP+KNN")
+    assert _drawn(at) == 120
+
+
+def test_clusters_are_named_without_indonesian_stopwords_and_drawn_on_the_map(at):
+    from console.clusters import stopwords
+
+    caption = next(c.value for c in at.caption if " clusters, named in " in c.value)
+    assert " clusters, named in `id` (detected) · " in caption
+    names = [a["text"] for a in _spec(at)["layout"]["annotations"]]
+    assert len(names) >= 2, names
+    words = [w for name in names for w in name.split(" / ")]
+    assert not set(words) & stopwords("id"), names
+    assert any("tempe" in name for name in names) and any("ayam" in name for name in names), names
+
+
+def test_clusters_can_be_chosen_and_the_others_are_hidden(at):
+    clusters = at.multiselect(key="explore_clusters")
+    first = clusters.options[0]
+    clusters.select(first).run()
+    spec = _spec(at)
+    assert [a["text"] for a in spec["layout"]["annotations"]] == [first.rsplit(" (", 1)[0]]
+    assert _drawn(at) == int(first.rsplit("(", 1)[1].rstrip(")").replace(",", ""))
+
+
+def test_points_can_be_coloured_by_cluster_and_the_names_can_be_hidden(at):
+    at.selectbox[1].set_value("cluster").run()
+    names = [t["name"] for t in _spec(at)["data"]]
+    assert {a["text"] for a in _spec(at)["layout"]["annotations"]} <= set(names)
+    at.checkbox[0].uncheck().run()
+    assert not _spec(at)["layout"].get("annotations")
 
 
 def test_one_type_is_coloured_by_category_with_title_and_text_on_hover(at):
     traces = _spec(at)["data"]
     assert [t["name"] for t in traces] == ["Ayam", "Tempe"]
-    assert traces[0]["hovertemplate"].startswith("<b>%{customdata[1]}</b>")
+    assert traces[0]["hovertemplate"] == "%{hovertext}<extra></extra>"
+    assert traces[0]["hovertext"][0].startswith("<b>") and "<br>recipe-ayam-" in traces[0]["hovertext"][0]
 
 
 def test_points_can_be_coloured_by_type(at):
@@ -76,6 +129,8 @@ def test_choosing_an_item_lists_its_neighbours_and_highlights_them(at):
     assert len(table) == 10 and "recipe-tempe-0" not in table["id"].tolist()
     assert table["cosine"].tolist() == sorted(table["cosine"].tolist(), reverse=True)
     assert [t["name"] for t in _spec(at)["data"]][-2:] == ["neighbours", "selected"]
+    names = {a["text"] for a in _spec(at)["layout"]["annotations"]} | {"(no cluster)"}
+    assert set(table["cluster"]) <= names and table["cluster"].iloc[0]
 
 
 def test_a_typed_query_finds_tempe_recipes(at):
@@ -91,8 +146,10 @@ def test_a_projection_is_kept_on_disk_so_a_restarted_server_reads_it_back(at, wo
     assert len(list((workdir / "cache" / "projections").glob("*.npz"))) >= 1
     st.cache_data.clear()  # what a server restart does to the in-memory caches (the maps are a cache_resource)
     st.cache_resource.clear()
+    assert len(list((workdir / "cache" / "projections").glob("clusters-*.npz"))) >= 1
     at.run()
     assert at.caption[0].value.endswith(" · PCA+UMAP · from cache")
+    assert at.caption[1].value.endswith(" items in none · from cache")  # the clusters too
 
 
 def test_typing_a_query_replaces_the_chosen_item(at):

@@ -177,13 +177,16 @@ def test_file_ids_reads_every_format(run):
 
 
 def test_the_ids_of_points_selected_on_the_map_come_from_their_customdata():
-    """What st.plotly_chart's selection gives for a click, a box or a lasso; the neighbour rings carry none."""
-    points = [{"curve_number": 0, "point_index": 3, "customdata": ["recipe-3", "Tempe", "…"]},
-              {"curve_number": 1, "point_index": 0, "customdata": ["recipe-7", "Ayam", "…"]},
+    """What st.plotly_chart's selection gives for a click, a box or a lasso: each map point carries its row number
+    (``scatter_figure``); the neighbour rings carry none, and a row outside the map's data is ignored."""
+    row_ids = [f"recipe-{n}" for n in range(10)]
+    points = [{"curve_number": 0, "point_index": 3, "customdata": 3},
+              {"curve_number": 1, "point_index": 0, "customdata": [7]},
               {"curve_number": 2, "point_index": 0},
-              {"curve_number": 0, "point_index": 3, "customdata": ["recipe-3", "Tempe", "…"]}]
-    assert curation.selected_ids(points) == ["recipe-3", "recipe-7"]
-    assert curation.selected_ids([]) == []
+              {"curve_number": 0, "point_index": 9, "customdata": 42},
+              {"curve_number": 0, "point_index": 3, "customdata": 3}]
+    assert curation.selected_ids(points, row_ids) == ["recipe-3", "recipe-7"]
+    assert curation.selected_ids([], row_ids) == []
 
 
 def test_the_command_line_excludes_lists_and_undoes(run, capsys):
