@@ -100,7 +100,7 @@ def model_label(model: str) -> str:
 
 def item_neighbours(store: Neo4jStore, item_id: str, limit: int = 50) -> dict:
     """Ingredients and categories of a recipe, or the best-loved recipes of an ingredient/category."""
-    rows = store.query(
+    rows = store.read(
         "MATCH (r:Recipe {id: $id}) "
         "RETURN [(r)-[h:HAS_INGREDIENT]->(i:Ingredient) | {id: i.id, title: i.name, position: h.position}] "
         "AS ingredients, [(r)-[:IN_CATEGORY]->(c:Category) | {id: c.id, title: c.name}] AS categories",
@@ -111,7 +111,7 @@ def item_neighbours(store: Neo4jStore, item_id: str, limit: int = 50) -> dict:
         row["ingredients"].sort(key=lambda i: (i["position"] is None, i["position"]))
         row["categories"].sort(key=lambda c: c["title"] or "")
         return row
-    rows = store.query(
+    rows = store.read(
         "CALL () { MATCH (n:Ingredient {id: $id}) RETURN n UNION MATCH (n:Category {id: $id}) RETURN n } "
         "MATCH (n)<-[:HAS_INGREDIENT|IN_CATEGORY]-(r:Recipe) "
         "WITH r ORDER BY r.loves DESC, r.id LIMIT $limit RETURN collect({id: r.id, title: r.title}) AS recipes",

@@ -63,7 +63,7 @@ class Hits:
 
 def get_item(store: Neo4jStore, item_id: str) -> dict:
     labels = " UNION ".join(f"MATCH (n:{label} {{id: $id}}) RETURN n" for label in TYPE_TO_LABEL.values())
-    rows = store.query(
+    rows = store.read(
         f"CALL () {{ {labels} }} "
         "RETURN n.id AS id, [l IN labels(n) WHERE l IN $labels][0] AS label, "
         "coalesce(n.title, n.name) AS title, n.description AS description, n.text AS text, "
@@ -120,7 +120,7 @@ def vector_hits(store: Neo4jStore, type_: str, vector, k: int = 10, exclude_id: 
     vec = _query_vector(type_, vector, space)
     fetch = min(fetch or first_fetch(k, exclude_id), max(max_candidates, k))
     while True:
-        row = store.query(f"{VECTOR_BRANCH}, {KNOWN}", index=space["index_name"], fetch=fetch, vector=vec,
+        row = store.read(f"{VECTOR_BRANCH}, {KNOWN}", index=space["index_name"], fetch=fetch, vector=vec,
                           exclude=exclude_id or "", k=k, **filters.params())[0]
         filters.check_known(row)
         hits, exhausted = row["semantic"], row["fetched"] < fetch
@@ -142,7 +142,7 @@ def similar_items(store: Neo4jStore, item_id: str, k: int = 5,
     out)."""
     item = get_item(store, item_id)
     filters.check_type(item["type"])
-    rows = store.query(
+    rows = store.read(
         f"MATCH (n:{TYPE_TO_LABEL[item['type']]} {{id: $id}}) RETURN n.{EMBEDDING_PROPERTY} AS embedding",
         id=item_id,
     )
@@ -189,7 +189,7 @@ def keyword_search(store: Neo4jStore, text: str, type_: str | None = None, k: in
     labels = [label_for(type_)] if type_ else list(TYPE_TO_LABEL.values())
     index = _fulltext_index(store)
     with _fulltext_errors():
-        row = store.query(f"CALL () {{ {FULLTEXT_BRANCH} }} RETURN keyword, {KNOWN}", fulltext=index, q=lucene_query(text), labels=labels,
+        row = store.read(f"CALL () {{ {FULLTEXT_BRANCH} }} RETURN keyword, {KNOWN}", fulltext=index, q=lucene_query(text), labels=labels,
                           depth=k, **filters.params())[0]
     filters.check_known(row)
     return _keyword_rows(row["keyword"])
@@ -204,7 +204,7 @@ def hybrid_branches(store: Neo4jStore, text: str, type_: str, vector, depth: int
     vec = _query_vector(type_, vector, space)
     index, fetch = _fulltext_index(store), first_fetch(depth)
     with _fulltext_errors():
-        row = store.query(HYBRID, fulltext=index, q=lucene_query(text), labels=[label_for(type_)], depth=depth,
+        row = store.read(HYBRID, fulltext=index, q=lucene_query(text), labels=[label_for(type_)], depth=depth,
                           index=space["index_name"], fetch=fetch, vector=vec, exclude="", k=depth,
                           **filters.params())[0]
     filters.check_known(row)
