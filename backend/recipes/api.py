@@ -25,7 +25,8 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from console.neo4j.schema import TYPE_TO_LABEL
 from console.neo4j.writer import VectorWriter
 from recipes.errors import STATUS_FOR, BadRequest, ModelUnavailable
-from recipes.graph import check_model_allowed, embed_query, get_store, item_neighbours, model_label
+from recipes.graph import get_store, item_neighbours, model_label
+from recipes.query_embedding import check_model_allowed, embed_query, embedding_space
 from recipes.search import get_item, keyword_search, similar_items, vector_search
 from recipes.parsers import BodyTooLarge
 
@@ -133,9 +134,9 @@ K = OpenApiParameter("k", OpenApiTypes.INT, description="number of results, 1-10
 
 def semantic_search(q: str, type_: str, k: int) -> dict:
     store = get_store()
-    space = store.embedding_space(type_)
+    space = embedding_space(store, type_)
     try:
-        vector = embed_query(space["model"], q, space["dimensions"])
+        vector = embed_query(space, q)
     except ModelUnavailable:
         raise
     except Exception:  # files present but broken, out of memory: the details (paths) go to the log only
