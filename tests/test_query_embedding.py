@@ -218,3 +218,45 @@ def test_a_reimport_with_another_model_is_used_by_the_next_search(data, server, 
         assert response.json()["error"].startswith(
             "The query-embedding service (BACKEND_EMBEDDINGS_URL) does not serve "
             f"'{'/'.join(tiny_qwen3_path.parts[-2:])}', the model that embedded the recipe vectors")
+
+
+# -- what a service may answer that the backend must refuse ---------------------------------------------------------
+def answer(status: int, body) -> requests.Response:
+    """A real requests.Response with that status and JSON body (what the service would have sent)."""
+    import json
+
+    response = requests.Response()
+    response.status_code = status
+    response._content = (body if isinstance(body, bytes) else json.dumps(body).encode())
+    return response
+
+
+@pytest.mark.parametrize("status,body,message", [
+    # TEI ignores the request's model and names its own
+    (200, {"model": "BAAI/bge-small-en-v1.5", "data": [{"embedding": [0.1] * 384}]},
+     "does not serve 'org/minilm', the model that embedded the recipe vectors: start it with that model"),
+    (200, {"model": "org/minilm", "data": [{"embedding": [0.1] * 256}]},
+     "gives 256-d vectors but the recipe index holds 384-d ones"),
+    (200, b"<html>proxy page</html>", "answered without an embedding: is BACKEND_EMBEDDINGS_URL an OpenAI-compatible"),
+    (404, {"object": "error", "message": "The model `org/minilm` does not exist.", "code": 404},
+     "does not serve 'org/minilm'"),
+    (404, {"error": {"message": "No such path '/v1/v1/embeddings'"}}, "has no POST /v1/embeddings (404)"),
+    (500, {"error": "boom"}, "answered 500: its log says why"),
+])
+def test_a_service_answer_that_does_not_fit_the_space_is_a_503_saying_which(status, body, message):
+    from recipes.errors import QueryEmbedderUnavailable
+    from recipes.query_embedding import check_answer
+
+    with pytest.raises(QueryEmbedderUnavailable) as error:
+        check_answer(answer(status, body), "/models/org/minilm", "recipe", 384)
+    assert error.value.status_code == 503 and message in str(error.value.detail)
+
+
+def test_a_longer_matryoshka_answer_is_cut_and_normalised_as_the_generator_does():
+    from console.engine import truncate_and_normalize
+    from recipes.query_embedding import check_answer
+
+    full = np.arange(1, 9, dtype=np.float32)
+    vector = check_answer(answer(200, {"model": "org/minilm", "data": [{"embedding": full.tolist()}]}),
+                          "org/minilm", "recipe", 4)
+    assert np.allclose(vector, truncate_and_normalize(full[None], 4, True)[0])

@@ -93,7 +93,7 @@ QUERY_MODELS = [m.strip() for m in os.environ.get("BACKEND_QUERY_MODELS", "").sp
 QUERY_EMBEDDER = os.environ.get("BACKEND_QUERY_EMBEDDER", "local").strip().lower() or "local"
 if QUERY_EMBEDDER not in ("local", "remote"):
     raise ImproperlyConfigured(f"BACKEND_QUERY_EMBEDDER must be 'local' or 'remote', not {QUERY_EMBEDDER!r}")
-EMBEDDINGS_URL = os.environ.get("BACKEND_EMBEDDINGS_URL", "").strip().rstrip("/")
+EMBEDDINGS_URL = os.environ.get("BACKEND_EMBEDDINGS_URL", "").strip().rstrip("/").removesuffix("/v1")
 if QUERY_EMBEDDER == "remote" and not EMBEDDINGS_URL.startswith(("http://", "https://")):
     raise ImproperlyConfigured("BACKEND_QUERY_EMBEDDER=remote needs BACKEND_EMBEDDINGS_URL, the service's base URL "
                                f"(e.g. http://gpu-host:8080), not {EMBEDDINGS_URL!r}")

@@ -167,8 +167,12 @@ def check_answer(response, model: str, type_: str, dimensions: int) -> np.ndarra
     if response.status_code in (401, 403):
         raise QueryEmbedderUnavailable(f"{SERVICE} refused the backend's key ({response.status_code}): set "
                                        "BACKEND_EMBEDDINGS_API_KEY to the service's API key")
-    if response.status_code == 404 and "model" in response.text.lower():
-        raise QueryEmbedderUnavailable(wrong_model)
+    if response.status_code == 404:
+        text = response.text.lower()
+        if "model" in text and "path" not in text:  # vLLM: "The model `x` does not exist"; ours: model_not_found
+            raise QueryEmbedderUnavailable(wrong_model)
+        raise QueryEmbedderUnavailable(f"{SERVICE} has no POST /v1/embeddings (404): set BACKEND_EMBEDDINGS_URL to "
+                                       "the service's base URL, e.g. http://gpu-host:8080")
     if response.status_code != 200:
         log.warning("query-embedding service answered %s: %s", response.status_code, response.text[:500])
         raise QueryEmbedderUnavailable(f"{SERVICE} answered {response.status_code}: its log says why; the backend's "
