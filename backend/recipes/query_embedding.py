@@ -169,7 +169,7 @@ def check_answer(response, model: str, type_: str, dimensions: int) -> np.ndarra
                                        "BACKEND_EMBEDDINGS_API_KEY to the service's API key")
     if response.status_code == 404:
         text = response.text.lower()
-        if "model" in text and "path" not in text:  # vLLM: "The model `x` does not exist"; ours: model_not_found
+        if "model" in text and "no such path" not in text:  # vLLM: "The model `x` does not exist"; ours too
             raise QueryEmbedderUnavailable(wrong_model)
         raise QueryEmbedderUnavailable(f"{SERVICE} has no POST /v1/embeddings (404): set BACKEND_EMBEDDINGS_URL to "
                                        "the service's base URL, e.g. http://gpu-host:8080")
