@@ -25,7 +25,8 @@ from console.neo4j.schema import TYPE_TO_LABEL
 from console.neo4j.writer import VectorWriter
 from recipes.errors import STATUS_FOR, BadRequest
 from recipes.filters import FILTERS, SearchFilters
-from recipes.graph import check_model_allowed, get_store, item_neighbours, model_label
+from recipes.graph import get_store, item_neighbours, model_label
+from recipes.query_embedding import check_model_allowed
 from recipes.modes import DEFAULT_MODE, MODES, check_mode, note_for, search, semantic_search
 from recipes.search import get_item, keyword_search, similar_items
 from recipes.parsers import BodyTooLarge

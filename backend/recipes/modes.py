@@ -15,7 +15,8 @@ import logging
 from console.fusion import RRF_K, branch_depth, rrf
 from recipes.errors import BadRequest, ModelUnavailable
 from recipes.filters import NO_FILTERS, SearchFilters
-from recipes.graph import embed_query, get_store, model_label
+from recipes.graph import get_store, model_label
+from recipes.query_embedding import embed_query, embedding_space
 from recipes.search import Hits, hybrid_branches, keyword_search, vector_hits
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ def query_vector(space: dict, q: str, type_: str):
     """The query's vector by the model recorded for the type (its query prompt applied); a model that cannot be
     loaded here is a :class:`ModelUnavailable` whose details (paths) go to the log only."""
     try:
-        return embed_query(space["model"], q, space["dimensions"])
+        return embed_query(space, q)
     except ModelUnavailable:
         raise
     except Exception:  # files present but broken, out of memory
@@ -45,7 +46,7 @@ def query_vector(space: dict, q: str, type_: str):
 
 def semantic_hits(store, q: str, type_: str, k: int, filters: SearchFilters = NO_FILTERS) -> tuple[Hits, str]:
     filters.check_type(type_)
-    space = store.embedding_space(type_)
+    space = embedding_space(store, type_)
     return vector_hits(store, type_, query_vector(space, q, type_), k, space=space, filters=filters), space["model"]
 
 
@@ -65,7 +66,7 @@ def fuse(keyword: list[dict], semantic: list[dict], k: int) -> list[dict]:
 
 def hybrid_hits(store, q: str, type_: str, k: int, filters: SearchFilters = NO_FILTERS) -> tuple[Hits, str]:
     filters.check_type(type_)
-    space = store.embedding_space(type_)
+    space = embedding_space(store, type_)
     keyword, semantic = hybrid_branches(store, q, type_, query_vector(space, q, type_), branch_depth(k), space=space,
                                         filters=filters)
     return Hits(fuse(keyword, semantic.results, k), semantic.complete, semantic.examined), space["model"]
