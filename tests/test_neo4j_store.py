@@ -276,7 +276,7 @@ def test_vector_search_and_similar_items_return_the_nearest_nodes(store, recipes
     hits = search.vector_search(store, "recipe", basis[0], k=2)
     assert [h["id"] for h in hits] == [ids[0], ids[1]] and hits[0]["title"] == recipes[0]["title"]
     item, similar = search.similar_items(store, ids[0], k=2)
-    assert item["id"] == ids[0] and [s["id"] for s in similar] == [ids[1], ids[2]]
+    assert item["id"] == ids[0] and [s["id"] for s in similar.results] == [ids[1], ids[2]] and similar.complete
 
 
 class CountingStore(Neo4jStore):
