@@ -106,13 +106,16 @@ class Embedder:
 
     def __init__(self, model: str = DEFAULT_MODEL, *, device: str = "auto", dtype: str = "auto",
                  dimensions: int | None = None, normalize: bool = True, max_length: int | None = None,
-                 local_files_only: bool | None = None):
+                 local_files_only: bool | None = None, backend: str = "torch", quantize: str = "none"):
         import torch
         from sentence_transformers import SentenceTransformer
+
+        from console.backends import check_backend
 
         self.model_name = str(model)
         self.device, self.device_message = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
+        check_backend(backend, quantize, self.device, self.dtype)  # before minutes of loading
         self.normalize = bool(normalize)
         if local_files_only is None:  # an unreachable hub: the cache or nothing, at once (not minutes of retries)
             from console.models import hub_offline, hub_reachable
@@ -148,12 +151,30 @@ class Embedder:
         self.document_prompt_name = next((n for n in DOCUMENT_PROMPT_NAMES if prompts.get(n)), None)
         self.document_prompt = prompts[self.document_prompt_name] if self.document_prompt_name else ""
         self.batch_messages: list[str] = []
+        self.export_dir: Path | None = None  # the exported model, for --backend onnx/openvino
+        self.backend, self.quantize, self.backend_message = self._use_backend(backend, quantize)
+
+    def _use_backend(self, backend: str, quantize: str) -> tuple[str, str, str | None]:
+        """(backend, quantize, message): torch as loaded, or the transformer swapped for its exported model."""
+        if backend == "torch":
+            return "torch", "none", None
+        from console import backends
+
+        message = None
+        if backend == "auto":
+            fingerprint = backends.weights_fingerprint(self.model[0].auto_model)
+            backend, quantize, message = backends.pick_auto(fingerprint, self.device, self.dtype)
+            if backend == "torch":
+                return backend, quantize, message
+        self.export_dir = backends.use_backend(self.model, self.model_name, backend, quantize)
+        return backend, quantize, message
 
     def describe(self) -> dict:
         """Metadata written next to the vectors."""
         return {"model": self.model_name, "dimensions": self.dimensions, "normalized": self.normalize,
                 "dtype": self.dtype, "device": self.device, "max_length": self.max_length,
-                "prompt": self.document_prompt_name, "query_prompt": self.query_prompt}
+                "prompt": self.document_prompt_name, "query_prompt": self.query_prompt,
+                "backend": self.backend, "quantize": self.quantize}
 
     def _encode_batch(self, texts: list[str], prompt: str) -> np.ndarray:
         out = self.model.encode(texts, prompt=prompt, batch_size=len(texts), convert_to_numpy=True,
