@@ -117,7 +117,7 @@ def _atomic(path: Path, write) -> Path:
 
 
 def _input_names(st) -> list[str]:
-    sample = st.tokenize(["a", "b c"])
+    sample = st.preprocess(["a", "b c"])
     return [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
 
 
@@ -126,7 +126,7 @@ def export_onnx(st, target: Path) -> None:
     import torch
 
     names = _input_names(st)
-    sample = st.tokenize(["a short text", "a somewhat longer text for the trace"])
+    sample = st.preprocess(["a short text", "a somewhat longer text for the trace"])
 
     class Hidden(torch.nn.Module):
         def __init__(self, model):

@@ -76,6 +76,21 @@ SEARCH_MAX_QUERY_TERMS = _positive_int("SEARCH_MAX_QUERY_TERMS", 64)
 # when set, the only models the import endpoint records and search loads.
 os.environ["HF_HUB_OFFLINE"] = "1"
 QUERY_MODELS = [m.strip() for m in os.environ.get("BACKEND_QUERY_MODELS", "").split(",") if m.strip()]
+
+
+def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = os.environ.get(name, "").strip() or default
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    return value
+
+
+# The query embedder's inference backend and quantisation (the generator's --backend/--quantize; README, CPU
+# backends): torch/none by default; BACKEND_QUERY_BACKEND=auto takes the fastest measured at the required fidelity.
+from console.options import BACKENDS, QUANTIZATIONS  # noqa: E402
+
+QUERY_BACKEND = _choice("BACKEND_QUERY_BACKEND", "torch", BACKENDS)
+QUERY_QUANTIZE = _choice("BACKEND_QUERY_QUANTIZE", "none", QUANTIZATIONS)
 # The demo recipes shipped in the repository (data/indonesian-recipes), unless DEMO_DATA_DIR is set.
 DEMO_DATA_DIR = Path(os.environ.get("DEMO_DATA_DIR", PROJECT_ROOT / "data" / "indonesian-recipes"))
 

@@ -51,7 +51,8 @@ def get_embedder(model: str, dimensions: int | None = None):
     ``dimensions`` cuts Matryoshka vectors to the index's size, as the console did for the documents."""
     from console.engine import Embedder
 
-    return Embedder(model, dimensions=dimensions, local_files_only=True)
+    return Embedder(model, dimensions=dimensions, local_files_only=True, backend=settings.QUERY_BACKEND,
+                    quantize=settings.QUERY_QUANTIZE)
 
 
 def embed_query(model: str, text: str, dimensions: int | None = None):
