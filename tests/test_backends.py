@@ -113,7 +113,8 @@ def test_the_cli_refuses_an_unknown_backend():
     proc = subprocess.run([sys.executable, "-m", "console.cli", "generate", "--backend", "tensorrt"],
                           capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 2
-    assert "argument --backend: invalid choice: 'tensorrt' (choose from 'torch', 'onnx', 'openvino', 'auto')" in proc.stderr
+    assert ("argument --backend: invalid choice: 'tensorrt' (choose from 'torch', 'onnx', 'openvino', 'auto')"
+            in proc.stderr)
 
 
 def test_a_missing_runtime_names_what_to_install(minilm_path, monkeypatch):
