@@ -9,6 +9,8 @@ Prompts: documents are encoded with the model's document prompt ("document", "pa
 `model.prompts`) or with no prompt at all, never with the query instruction (`encode_document` says so by name, as
 sentence-transformers 5 does); `encode_query` uses the query prompt ("query", "search_query", ...). Matryoshka `dimensions`: vectors are cut to the first N values, then
 re-normalised (when `normalize`). CUDA out of memory: the batch is halved (down to 1) and retried; nothing is lost.
+`backend="onnx"|"openvino"|"auto"`, `quantize="int8"`: the transformer runs exported (console/backends.py).
+`max_tokens` / `overlap` (iter_batches, encode): token-budget batching and tokenisation ahead of the model.
 """
 from __future__ import annotations
 
