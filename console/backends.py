@@ -78,9 +78,9 @@ def weights_fingerprint(module) -> str:
     h = hashlib.sha256(f"recipe {EXPORT_RECIPE} torch {torch.__version__}".encode())
     for name, tensor in module.state_dict().items():
         flat = tensor.detach().reshape(-1)
+        flat = torch.cat([flat[:64], flat[-64:]]).cpu()  # a few values, wherever the model is
         h.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
-        h.update(flat[:64].to(torch.float32).numpy().tobytes())
-        h.update(flat[-64:].to(torch.float32).numpy().tobytes())
+        h.update(flat.to(torch.float32).numpy().tobytes())
     return h.hexdigest()[:16]
 
 
