@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Search quality on the demo data: keyword (BM25) against semantic search (MiniLM) with the shipped query set.
+"""Search quality on the demo data: keyword (BM25), semantic (MiniLM) and hybrid (their RRF) with the shipped query set.
 
     python bench/evaluate.py [--limit 1800] [--work /tmp/evaluate-demo] [--model PATH] [--k 10] [--live]
 
@@ -7,15 +7,16 @@ Takes the first ``--limit`` demo recipes (evenly from the six files, as ``load_d
 11,239), writes them as export records (the backend's text: title, first steps, ingredients, categories), embeds
 them with the console's CLI (skipped when ``--work`` already holds that run), restricts the shipped
 data/queries/recipes.jsonl to those recipes (judgements of other recipes dropped; queries left without a relevant
-recipe dropped) and scores both modes with console.evaluate, as the console's Evaluate view does. ``--live`` also
-loads the same recipes into a private Neo4j (its own folder and port), imports the run and scores the live search
-with ``manage.py evaluate_search`` (Lucene keyword search, the quantized vector index). Writes
-bench/results/evaluate-demo.json.
+recipe dropped) and scores the three modes with console.evaluate, as the console's Evaluate view does. ``--live``
+also loads the same recipes into a private Neo4j (its own folder and port), imports the run and scores the live
+search in the three modes with ``manage.py evaluate_search`` (Lucene keyword search, the quantized vector index,
+hybrid in one Cypher statement). Writes bench/results/evaluate-demo.json, with the machine's load before and after.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -65,8 +66,8 @@ def live(limit: int, run_dir: Path, queries, work: Path, k: int) -> dict:
         manage("load_demo_data", "--limit", str(limit or 100_000), "--verbosity", "0", env=env)
         manage("import_embeddings", "--embedding-file", str(output_path(run_dir, "recipe", "json")), "--verbosity",
                "0", env=env)
-        proc = manage("evaluate_search", "--queries", str(queries_file), "--k", str(k), "--output", str(out),
-                      env=env)
+        proc = manage("evaluate_search", "--queries", str(queries_file), "--modes", "keyword,semantic,hybrid", "--k",
+                      str(k), "--output", str(out), env=env)
     print(proc.stdout)
     result = json.loads(out.read_text(encoding="utf-8"))
     result.pop("per_query", None)
@@ -104,7 +105,7 @@ def main(argv=None) -> int:
     query_set = restricted(read_query_set(QUERIES), set(run.ids))
     t0 = time.monotonic()
     encoder = query_encoder(Embedder(run.meta.get("model") or model, dimensions=run.meta.get("dimensions")))
-    result = evaluate_console(query_set, [run], ["keyword", "semantic"], args.k, [encoder])
+    result = evaluate_console(query_set, [run], ["keyword", "semantic", "hybrid"], args.k, [encoder])
     ev = result.evaluation
     print(ev.table())
     out = {
@@ -113,12 +114,15 @@ def main(argv=None) -> int:
         "evaluate_s": round(time.monotonic() - t0, 1),
         "keyword": "BM25 (bm25s) over the export text; the live backend's keyword search is Lucene's",
         "semantic": "exact cosine over the run's vectors, queries with the model's query prompt",
+        "hybrid": "reciprocal rank fusion (k=60, console.fusion.rrf) of the keyword and semantic rankings, each "
+                  "branch_depth(k) = max(2k, 20) deep; live: the backend's hybrid search (one Cypher statement)",
         "evaluation": ev.to_dict(),
         "keyword_vs_semantic_top_k_overlap_mean": (sum(r["overlap"] for r in result.overlap) / len(result.overlap)
                                                    if result.overlap else None),
     }
     if args.live:
         out["live"] = live(args.limit, run_dir, query_set, args.work, args.k)
+    out["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     RESULTS.mkdir(parents=True, exist_ok=True)
     target = RESULTS / "evaluate-demo.json"
     target.write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -10,6 +10,12 @@ instead of two, the writes with no index and then the index built over them (the
 batch sizes (writes only, no index). ~6 min on 2 cores with the defaults.
 
     python bench/import.py --strategy-ab 2 --n 100000 --dims 384   # index after vs online x 1 vs 2 sessions
+    python bench/import.py --peers 2 --sizes 20000x1024,100000x384 --parallel 1,2   # against the peers
+
+``--peers``: until searchable, ``import_embeddings --parallel N`` (on a Parquet file) against neo4j-graphrag's
+``upsert_vectors`` and langchain-neo4j's ``Neo4jVector`` (bench/peer_import.py, run by the interpreter of their own
+venv: bench/requirements-peers.txt, made once under ~/.cache/embedding-console/bench-peers-venv, or --peers-python)
+and the writes alone with no index (the floor); bench/results/import-peers.json.
 
 It starts its own Neo4j (scripts/neo4j.sh, home ~/.cache/embedding-console/neo4j-bench, port 7699) and empties it,
 so no developer data is touched; pass --use-env to use NEO4J_* instead (refused unless that database is empty).
@@ -40,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 from bench.common import empty_graph  # noqa: E402
 from console.neo4j.settings import Neo4jSettings  # noqa: E402
 from console.neo4j.store import Neo4jStore  # noqa: E402
-from console.neo4j.writer import DEFAULT_BATCH_SIZE, VectorWriter  # noqa: E402
+from console.neo4j.writer import DEFAULT_BATCH_SIZE, DEFAULT_WORKERS, VectorWriter  # noqa: E402
 
 DATA = ROOT / "data" / "indonesian-recipes"
 BENCH_HOME = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "embedding-console" / "neo4j-bench"
@@ -230,6 +236,141 @@ def strategy_ab(store: Neo4jStore, ids: list[str], dims: int, reps: int) -> dict
             "median_searchable_vps": {k: float(np.median(v)) for k, v in searchable.items()}}
 
 
+PEERS_VENV = BENCH_HOME.parent / "bench-peers-venv"
+PEERS_REQUIREMENTS = ROOT / "bench" / "requirements-peers.txt"
+
+
+def peers_python(given: Path | None) -> Path:
+    """The interpreter of the peers' own virtual environment: ``--peers-python``, else PEERS_VENV, created once from
+    bench/requirements-peers.txt (the peers pull LangChain and an older fsspec: never into the project's venv)."""
+    if given:
+        return given
+    python = PEERS_VENV / "bin" / "python"
+    if not python.exists():
+        print(f"bench/import.py: creating {PEERS_VENV} from {PEERS_REQUIREMENTS.name} (once)", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(PEERS_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "-r", str(PEERS_REQUIREMENTS)], check=True)
+    return python
+
+
+def floor_writes(store: Neo4jStore, items: list[dict], batch: int = DEFAULT_BATCH_SIZE, workers: int = 2) -> float:
+    """The writes alone: the bare ``UNWIND ... setNodeVectorProperty`` per batch, no index, no lookup of what is there
+    already, no checks, as many sessions as VectorWriter; seconds until the last batch is committed."""
+    query = ("UNWIND $rows AS row MATCH (n:Recipe {id: row.id}) "
+             "CALL db.create.setNodeVectorProperty(n, 'embedding', row.embedding)")
+
+    def write(part: list[dict]) -> None:
+        rows = [{"id": i["id"], "embedding": i["embedding"].tolist()} for i in part]
+        store.driver.execute_query(query, rows=rows, database_=store.settings.database)
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(write, [items[s:s + batch] for s in range(0, len(items), batch)]))
+    return time.perf_counter() - started
+
+
+def ours_until_searchable(store: Neo4jStore, parquet: Path, workers: int, last: dict) -> tuple[float, float]:
+    """``import_embeddings --embedding-file X.parquet --parallel N`` as the command runs it (console.push.load_items
+    and write_loaded: the file read and checked, VectorWriter with N sessions, the missing index created first),
+    then the same check as the peers' (index ONLINE, the last vector found by a vector query): (seconds until the
+    last batch is committed, seconds until searchable)."""
+    from bench.peer_import import wait_searchable
+    from console.neo4j.schema import vector_index_name
+    from console.push import load_items, write_loaded
+
+    marks = {}
+    started = time.perf_counter()
+    loaded = load_items(parquet, MODEL)
+    report = write_loaded(store, loaded, workers=workers,
+                          progress=lambda done, total: marks.__setitem__("written", time.perf_counter()))
+    assert report.written == report.total, report.summary()
+    wait_searchable(store.driver, store.settings.database, vector_index_name("recipe"), last["id"],
+                    last["embedding"].tolist())
+    return marks["written"] - started, time.perf_counter() - started
+
+
+def write_parquet(path: Path, ids: list[str], vectors: np.ndarray) -> Path:
+    """The generator's Parquet layout (id, type, embedding as list<float32>), what import_embeddings reads."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    flat = pa.array(vectors.reshape(-1), type=pa.float32())
+    offsets = pa.array(np.arange(0, vectors.size + 1, vectors.shape[1], dtype=np.int32))
+    table = pa.table({"id": ids, "type": ["recipe"] * len(ids), "embedding": pa.ListArray.from_arrays(offsets, flat)})
+    pq.write_table(table, path)
+    return path
+
+
+def run_peer(python: Path, peer: str, data: Path, settings: Neo4jSettings) -> dict:
+    env = dict(os.environ, NEO4J_URI=settings.uri, NEO4J_USER=settings.user, NEO4J_PASSWORD=settings.password,
+               NEO4J_DATABASE=settings.database or "neo4j")
+    done = subprocess.run([str(python), str(ROOT / "bench" / "peer_import.py"), "--peer", peer, "--data", str(data),
+                           "--index", f"recipe_embedding_{peer}", "--batch", str(DEFAULT_BATCH_SIZE)],
+                          env=env, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"peer {peer} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def peers_dims(store: Neo4jStore, ids: list[str], dims: int, python: Path, reps: int, parallel: list[int]) -> dict:
+    """One size: ours (import_embeddings --parallel N for each N of ``parallel``), neo4j-graphrag, LangChain and the
+    floor on the same vectors, interleaved ``reps`` times (each on an emptied graph with the same nodes); medians of
+    seconds and vectors/s until searchable. "ours" in the ratios is the default --parallel."""
+    import tempfile
+
+    n = len(ids)
+    rng = np.random.default_rng(7)
+    vectors = rng.standard_normal((n, dims)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    items = [{"id": i, "type": "recipe", "embedding": v} for i, v in zip(ids, vectors)]
+    say = lambda text: print(f"[{n} x {dims}-d] {text}", file=sys.stderr, flush=True)  # noqa: E731
+    keys = [f"ours_parallel_{k}" for k in parallel] + ["neo4j_graphrag", "langchain_neo4j", "floor_writes"]
+    seconds: dict[str, list[float]] = {k: [] for k in keys}
+    written: dict[str, list[float]] = {k: [] for k in seconds}
+    with tempfile.TemporaryDirectory(prefix="import-peers-") as tmp:
+        data = Path(tmp)
+        np.save(data / "vectors.npy", vectors)
+        (data / "ids.json").write_text(json.dumps(ids))
+        parquet = write_parquet(data / "embeddings_recipes.parquet", ids, vectors)
+
+        def ours(workers: int):
+            return lambda: ours_until_searchable(store, parquet, workers, items[-1])
+
+        def peer(name: str):
+            def run() -> tuple[float, float]:
+                out = run_peer(python, name, data, store.settings)
+                return out["seconds_written"], out["seconds_searchable"]
+            return run
+
+        def floor() -> tuple[float, float]:
+            t = floor_writes(store, items)
+            return t, t
+
+        reset(store, ids)
+        ours(DEFAULT_WORKERS)()  # warm-up, not timed: a fresh JVM compiles the write and HNSW insert paths first
+        contenders = [(f"ours_parallel_{k}", ours(k)) for k in parallel] + [
+            ("neo4j_graphrag", peer("graphrag")), ("langchain_neo4j", peer("langchain")), ("floor_writes", floor)]
+        for rep in range(reps):  # the order rotates each round, so that no one always runs first (or last)
+            shift = rep % len(contenders)
+            for key, run in contenders[shift:] + contenders[:shift]:
+                reset(store, ids)
+                t_write, t = run()
+                seconds[key].append(round(t, 3)), written[key].append(round(t_write, 3))
+                say(f"{key}: searchable after {t:.1f} s ({n / t:.0f} vectors/s; written after {t_write:.1f} s)")
+    med = {k: float(np.median(v)) for k, v in seconds.items()}
+    vps = {k: round(n / v, 1) for k, v in med.items()}
+    best_peer = max(("neo4j_graphrag", "langchain_neo4j"), key=vps.get)
+    ours_key = f"ours_parallel_{DEFAULT_WORKERS}" if DEFAULT_WORKERS in parallel else keys[0]
+    best_ours = max(keys[:len(parallel)], key=vps.get)
+    return {"n": n, "dims": dims, "reps": reps, "seconds_until_searchable": seconds, "seconds_written": written,
+            "median_vps_until_searchable": vps, "ours": ours_key, "best_peer": best_peer, "best_parallel": best_ours,
+            "ours_vs_best_peer": round(vps[ours_key] / vps[best_peer], 2),
+            "ours_vs_floor": round(vps[ours_key] / vps["floor_writes"], 2),
+            "parallel_vs_one_session": {k: round(vps[k] / vps[keys[0]], 2) for k in keys[:len(parallel)]}}
+
+
 def finish(store: Neo4jStore, started_here: bool, output: Path, result: dict) -> None:
     """Write the result, close the driver, stop the bench server if this run started it."""
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -237,6 +378,72 @@ def finish(store: Neo4jStore, started_here: bool, output: Path, result: dict) ->
     store.close()
     if started_here:
         subprocess.run([str(ROOT / "scripts" / "neo4j.sh"), "stop"], env=bench_env(), check=False)
+
+
+def main_peers(args, store: Neo4jStore, started_here: bool, load_start: list[float], began: float) -> int:
+    python = peers_python(args.peers_python)
+    runs = [peers_dims(store, recipe_ids(n), dims, python, args.peers, args.parallel) for n, dims in args.sizes]
+    version = store.query("CALL dbms.components() YIELD versions RETURN versions[0] AS v")[0]["v"]
+    peer_versions = subprocess.run(
+        [str(python), "-c", "import importlib.metadata as m, json; print(json.dumps({p: m.version(p) for p in "
+         "('neo4j-graphrag', 'langchain-neo4j', 'neo4j')}))"], capture_output=True, text=True, check=True).stdout
+    from bench.common import machine_info
+
+    result = {
+        "benchmark": "import-peers", "runs": runs, "batch_size": DEFAULT_BATCH_SIZE,
+        "peer_versions": json.loads(peer_versions), "neo4j": version, "neo4j_rust_ext": rust_extension(),
+        "machine": machine_info(), "load_average_at_start": load_start, "load_average_at_end": list(os.getloadavg()),
+        "total_seconds": round(time.perf_counter() - began, 1),
+        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "notes": "seconds from the first call until the vector index is ONLINE and a vector query finds the last "
+                 "vector (bench/peer_import.py wait_searchable, the same check for all); ours: VectorWriter as "
+                 "import_embeddings runs it on a Parquet file (index created first, --parallel N sessions; 'ours' in the ratios is the default N); neo4j_graphrag: create_vector_index, "
+                 "element ids looked up, upsert_vectors per batch; langchain_neo4j: Neo4jVector.from_embeddings on "
+                 "the first batch, add_embeddings for the rest; floor_writes: the bare UNWIND + "
+                 "setNodeVectorProperty per batch, 2 sessions, no index (not searchable: the lower bound of any "
+                 "import). Peers run in their own venv (bench/requirements-peers.txt) as a subprocess.",
+    }
+    output = args.output if args.output.name != "import.json" else args.output.with_name("import-peers.json")
+    finish(store, started_here, output, result)
+    print("import vs peers (load " f"{load_start[0]:.1f}->{result['load_average_at_end'][0]:.1f}): " + "; ".join(
+        f"{r['n']} x {r['dims']}-d: ours {r['median_vps_until_searchable'][r['ours']]:.0f}/s (parallel vs 1 session "
+        f"{r['parallel_vs_one_session']}), best peer {r['best_peer']} "
+        f"{r['median_vps_until_searchable'][r['best_peer']]:.0f}/s ({r['ours_vs_best_peer']}x), floor "
+        f"{r['median_vps_until_searchable']['floor_writes']:.0f}/s ({r['ours_vs_floor']} of it)" for r in runs))
+    return 0
+
+
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    """``20000x1024,100000x384`` -> [(20000, 1024), (100000, 384)]."""
+    sizes = []
+    for size in filter(None, (part.strip().lower() for part in text.split(","))):
+        n, _, dims = size.partition("x")
+        if not (n.isdigit() and dims.isdigit() and int(n) > 0 and int(dims) > 0):
+            raise argparse.ArgumentTypeError(f"{size!r} is not NxDIMS (e.g. 20000x1024)")
+        sizes.append((int(n), int(dims)))
+    return sizes
+
+
+def parse_parallel(text: str) -> list[int]:
+    """``1,2,4`` -> [1, 2, 4] (import_embeddings --parallel values)."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts or not all(part.isdigit() and int(part) > 0 for part in parts):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of whole numbers >= 1 (e.g. 1,2)")
+    return sorted({int(part) for part in parts})
+
+
+def add_peers_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--peers", type=int, default=0, metavar="REPS",
+                        help="only compare with neo4j-graphrag, langchain-neo4j and the writes-alone floor, REPS "
+                             "interleaved rounds per --sizes (bench/results/import-peers.json)")
+    parser.add_argument("--sizes", default="20000x1024,100000x384", type=parse_sizes,
+                        help="--peers: NxDIMS, comma-separated")
+    parser.add_argument("--parallel", default=f"1,{DEFAULT_WORKERS}", type=parse_parallel,
+                        help="--peers: the import_embeddings --parallel values to run (1,2: one session against the "
+                             "default)")
+    parser.add_argument("--peers-python", type=Path, default=None,
+                        help=f"--peers: the peers' interpreter (default: {PEERS_VENV}, made once from "
+                             "bench/requirements-peers.txt)")
 
 
 def main(argv=None) -> int:
@@ -249,6 +456,7 @@ def main(argv=None) -> int:
                         help="only compare index built after the writes vs online during them, with 1 and 2 "
                              "sessions, interleaved REPS times, at the first --dims (bench/results/"
                              "import-strategy.json)")
+    add_peers_arguments(parser)
     parser.add_argument("--use-env", action="store_true", help="use NEO4J_* (an empty database) instead")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "import.json")
     args = parser.parse_args(argv)
@@ -264,6 +472,8 @@ def main(argv=None) -> int:
         return 2
     load_start = list(os.getloadavg())
     began = time.perf_counter()
+    if args.peers:
+        return main_peers(args, store, started_here, load_start, began)
     ids = recipe_ids(args.n)
     if args.strategy_ab:
         result = strategy_ab(store, ids, dims_list[0], args.strategy_ab)

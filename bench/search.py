@@ -1,5 +1,6 @@
 """Search benchmark: p50/p95 latency of ``GET /api/semantic-search/`` over 1,000 queries on loopback, with the query
-embedding time shown apart from the Neo4j time.
+embedding time shown apart from the Neo4j time, for the in-process query embedder and the remote one
+(``BACKEND_QUERY_EMBEDDER=remote`` against ``embedding-console serve`` on loopback, same model, same CPU).
 
     python bench/search.py                       # 3,000 demo recipes, 1,000 queries (setup ~5-10 min on 2 cores)
     python bench/search.py --recipes 11751 --queries 1000 --work-dir /tmp/bench-search   # keep the data for re-runs
@@ -9,17 +10,21 @@ Setup, all with the project's own commands against a private Neo4j (own NEO4J_HO
 Then the real backend (gunicorn with backend/gunicorn.conf.py, DJANGO_DEBUG=0) answers 1,000 distinct queries (titles
 of demo recipes, lower-cased), one client, one request at a time.
 
-The API returns no timing fields, so the two parts are timed in-process on the same 1,000 queries:
-- ``embed``: ``Embedder.encode_query([q])`` with the same model (what ``recipes.graph.embed_query`` does);
-- ``neo4j``: what ``recipes.api.semantic_search`` asks Neo4j per request (``embedding_space`` once, then
-  ``vector_search`` given that space), and ``vector_query`` alone (the bare ``db.index.vector.queryNodes`` call) as
-  the plain baseline.
-HTTP minus (embed + neo4j) is Django/DRF and loopback overhead. Writes bench/results/search.json; one-line summary.
+The API returns no timing fields, so the parts are timed in-process on the same queries:
+- ``embed``: ``Embedder.encode_query([q])`` with the same model (what ``recipes.query_embedding.local_vector`` does);
+  ``embed_remote``: one ``POST /v1/embeddings`` to the same server the remote backend uses;
+- ``neo4j``: what ``recipes.api.semantic_search`` asks Neo4j per request (``query_embedding.embedding_space``: one
+  small read of the space node, the index lookup cached; then ``vector_search`` given that space), and
+  ``vector_query`` alone (the bare ``db.index.vector.queryNodes`` call) as the plain baseline.
+HTTP minus (embed + neo4j) is Django/DRF and loopback overhead. The backends run under gunicorn with
+backend/gunicorn.conf.py (2 gthread workers), the query-vector cache off (``BACKEND_QUERY_CACHE_SIZE=0``; the queries
+are distinct anyway). Writes bench/results/search.json (with the load average before and after); one-line summary.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -43,7 +48,7 @@ from bench.common import (  # noqa: E402
 
 # The backend's throttle (300 searches a minute per address by default) is off: this one client sends 1,000 queries.
 ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-       "BACKEND_THROTTLE_SEARCH": "off"}
+       "BACKEND_THROTTLE_SEARCH": "off", "BACKEND_QUERY_CACHE_SIZE": "0"}
 
 
 def stats(values: list[float]) -> dict:
@@ -121,10 +126,26 @@ def http_latencies(url: str, texts: list[str], k: int) -> tuple[list[float], lis
     return times, problems
 
 
-def in_process(env: dict, texts: list[str], k: int) -> dict:
+def remote_embed_times(server: str, model: str, texts: list[str]) -> list[float]:
+    """One ``POST /v1/embeddings`` per query on a keep-alive session (what the remote backend sends)."""
+    import requests
+
+    times = []
+    with requests.Session() as session:
+        for q in texts:
+            t0 = time.perf_counter()
+            response = session.post(f"{server}/v1/embeddings", json={"model": model, "input": [q]}, timeout=60)
+            response.raise_for_status()
+            response.json()["data"][0]["embedding"]
+            times.append(time.perf_counter() - t0)
+    return times
+
+
+def in_process(env: dict, texts: list[str], k: int, server: str | None = None) -> dict:
     from console.engine import Embedder
     from console.neo4j.settings import Neo4jSettings
     from console.neo4j.store import Neo4jStore
+    from recipes.query_embedding import embedding_space
     from recipes.search import vector_search
 
     with Neo4jStore(Neo4jSettings.from_env(env)) as store:
@@ -138,7 +159,7 @@ def in_process(env: dict, texts: list[str], k: int) -> dict:
             t0 = time.perf_counter()
             vec = embedder.encode_query([q])[0]
             t1 = time.perf_counter()
-            looked_up = store.embedding_space("recipe")
+            looked_up = embedding_space(store, "recipe")
             vector_search(store, "recipe", vec, k, space=looked_up)
             t2 = time.perf_counter()
             store.query(bare_query, index=space["index_name"], k=k, vector=vec.tolist())
@@ -146,8 +167,20 @@ def in_process(env: dict, texts: list[str], k: int) -> dict:
             embed.append(t1 - t0)
             api_neo4j.append(t2 - t1)
             bare.append(t3 - t2)
-    return {"embed": stats(embed), "neo4j_as_the_api_does": stats(api_neo4j), "vector_query_only": stats(bare),
-            "model": space["model"]}
+    parts = {"embed": stats(embed), "neo4j_as_the_api_does": stats(api_neo4j), "vector_query_only": stats(bare),
+             "model": space["model"]}
+    if server:
+        parts["embed_remote"] = stats(remote_embed_times(server, space["model"], texts))
+    return parts
+
+
+def backend_latencies(env: dict, work: Path, texts: list[str], k: int, name: str) -> tuple[list[float], list[str]]:
+    from recipes.testing import run_backend
+
+    with run_backend({**ENV, **env}, log_path=work / f"backend-{name}.log", wait_s=120) as url:
+        http_latencies(url, texts[:10], k)  # warm-up: loads the query model
+        log(f"{name}: sending {len(texts)} queries to {url}/api/semantic-search/")
+        return http_latencies(url, texts, k)
 
 
 def main(argv=None) -> int:
@@ -158,33 +191,43 @@ def main(argv=None) -> int:
     parser.add_argument("--work-dir", type=Path, default=None,
                         help="keep the Neo4j data and files here for re-runs (default: a temporary folder)")
     args = parser.parse_args(argv)
-    from recipes.testing import run_backend
+    from console.devmodels import minilm_path
+    from recipes.testing import run_embedding_server
 
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="bench-search-"))
     texts = queries(args.queries, skip=args.recipes + 2000)
+    load_before = [round(x, 2) for x in os.getloadavg()]
     try:
         with private_neo4j(work / "neo4j") as env:
             setup_info = setup(env, work, args.recipes)
-            with run_backend({**ENV, **env}, log_path=work / "backend.log", wait_s=120) as url:
-                http_latencies(url, texts[:10], args.k)  # warm-up: loads the query model
-                log(f"sending {len(texts)} queries to {url}/api/semantic-search/")
-                http, problems = http_latencies(url, texts, args.k)
-            log("timing the two parts in-process")
-            parts = in_process(env, texts, args.k)
+            http, problems = backend_latencies(env, work, texts, args.k, "local")
+            with run_embedding_server(str(minilm_path()), log_path=work / "serve.log") as server:
+                remote_env = {**env, "BACKEND_QUERY_EMBEDDER": "remote", "BACKEND_EMBEDDINGS_URL": server}
+                http_remote, problems_remote = backend_latencies(remote_env, work, texts, args.k, "remote")
+                log("timing the parts in-process")
+                parts = in_process(env, texts, args.k, server)
     finally:
         if args.work_dir is None:
             shutil.rmtree(work, ignore_errors=True)
     result = {
-        "what": "GET /api/semantic-search/ (k results, one client, sequential) on loopback; in-process split of "
-                "the same queries into query embedding (MiniLM, CPU) and Neo4j time",
+        "what": "GET /api/semantic-search/ (k results, one client, sequential) on loopback, gunicorn (2 gthread "
+                "workers); query embedded in the backend (local) or by embedding-console serve on loopback (remote, "
+                "same CPU); in-process split of the same queries into query embedding (MiniLM, CPU) and Neo4j time",
         "recipes_in_graph": args.recipes, "queries": len(texts), "k": args.k, "setup": setup_info,
-        "http": stats(http), "errors": len(problems), "error_examples": problems[:5], **parts,
+        "load_avg_before": load_before, "load_avg_after": [round(x, 2) for x in os.getloadavg()],
+        "http": stats(http), "errors": len(problems), "error_examples": problems[:5],
+        "http_remote": stats(http_remote), "errors_remote": len(problems_remote),
+        "error_examples_remote": problems_remote[:5], **parts,
     }
     e, n, h = result["embed"], result["neo4j_as_the_api_does"], result["http"]
     result["http_minus_parts_p50_ms"] = round(h["p50_ms"] - e["p50_ms"] - n["p50_ms"], 2)
+    result["remote_adds_p50_ms"] = round(result["http_remote"]["p50_ms"] - h["p50_ms"], 2)
     write_result("search", result)
-    summary(f"search ({args.recipes} recipes, {len(http)} queries, {len(problems)} errors): HTTP p50 "
-            f"{h['p50_ms']:.0f} ms / p95 {h['p95_ms']:.0f} ms; query embedding p50 {e['p50_ms']:.0f} ms; Neo4j as "
+    r = result["http_remote"]
+    summary(f"search ({args.recipes} recipes, {len(http)} queries, {len(problems)}+{len(problems_remote)} errors): "
+            f"HTTP p50 {h['p50_ms']:.0f} ms / p95 {h['p95_ms']:.0f} ms local, {r['p50_ms']:.0f} / {r['p95_ms']:.0f} ms "
+            f"remote; query embedding p50 {e['p50_ms']:.0f} ms (remote call {result['embed_remote']['p50_ms']:.0f} "
+            f"ms); Neo4j as "
             f"the API asks it p50 {n['p50_ms']:.1f} ms (bare vector query p50 "
             f"{result['vector_query_only']['p50_ms']:.1f} ms)")
     return 0

@@ -1,7 +1,10 @@
-"""`embedding-console`: the command line over `console` (generate, validate). A thin shell: no logic of its own.
+"""`embedding-console`: the command line over `console` (generate, validate, exclude, serve). A thin shell: no
+logic of its own.
 
     embedding-console generate --input-dir embedding_data --output-dir embeddings_output --batch-size 16
     embedding-console validate --input-dir embedding_data
+    embedding-console exclude work/runs/<run-id> --id recipe-1 --note "duplicate"   (--undo, --undo-all; alone: list)
+    embedding-console serve --model MODEL --port 8080     # query embeddings over HTTP (console/serve.py)
     python external_embedding_generator.py --input-dir ... (same options as `generate`)
 
 Exit status: 0 done, 1 bad input, options or model (the message says what to do), 130 interrupted.
@@ -15,9 +18,9 @@ import sys
 from pathlib import Path
 
 from console import __version__
-from console.options import add_arguments, from_args
+from console.options import add_arguments, add_exclude_arguments, from_args
 
-COMMANDS = ("generate", "validate")
+COMMANDS = ("generate", "validate", "exclude", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="embedding-console",
                                      description="Embed exported recipes/ingredients/categories for Neo4j.")
     parser.add_argument("--version", action="version", version=f"embedding-console {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{generate,validate}")
+    sub = parser.add_subparsers(dest="command", metavar="{generate,validate,exclude,serve}")
 
     gen = sub.add_parser("generate", help="validate, embed (resumable) and write embedding files",
                          description="Validate the exported records, embed them in checkpointed batches (a re-run "
@@ -38,7 +41,35 @@ def build_parser() -> argparse.ArgumentParser:
     val = sub.add_parser("validate", help="check the input files and report bad records (no model needed)")
     add_arguments(val, group="input")
     val.add_argument("--rejects", type=Path, default=None, help="also write the bad records to this JSONL file")
+
+    exc = sub.add_parser("exclude", help="exclude items of a run from downloads and pushes, undo, or list them",
+                         description="Mark items of a run excluded (RUN/exclusions.jsonl, as the web console's "
+                                     "Explore page does): downloads, pushes and `manage.py import_embeddings "
+                                     "--exclude` leave them out; the run's vectors are kept. Without --id: list them.")
+    add_exclude_arguments(exc)
+    add_serve_arguments(sub)
     return parser
+
+
+def add_serve_arguments(sub) -> None:
+    srv = sub.add_parser("serve", help="serve query embeddings over HTTP (OpenAI-compatible /v1/embeddings)",
+                         description="An OpenAI-compatible embeddings endpoint over the console's Embedder, for the "
+                                     "backend's BACKEND_QUERY_EMBEDDER=remote. Inputs are encoded as given (the "
+                                     "client applies the query prompt). Binding other than 127.0.0.1 needs "
+                                     "EMBEDDINGS_API_KEY in the environment.")
+    srv.add_argument("--model", required=True, help="model id or local folder (the one the vectors were made with)")
+    srv.add_argument("--served-model-name", default=None,
+                     help="the name clients ask for and answers carry (default: --model); it must match the model "
+                          "recorded in the backend's EmbeddingSpace (last two path parts compared)")
+    srv.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    srv.add_argument("--port", type=int, default=8080, help="port (8080)")
+    srv.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (auto)")
+    srv.add_argument("--dtype", default="auto", choices=["auto", "float32", "float16", "bfloat16"])
+    srv.add_argument("--max-batch", type=int, default=64, help="texts encoded together at most (64)")
+    srv.add_argument("--batch-wait-ms", type=float, default=0.0,
+                     help="wait this long after a request for others to batch with it (0: batch only the requests "
+                          "that queued while the model was busy)")
+    srv.add_argument("--max-length", type=int, default=None, help="cut texts to this many tokens")
 
 
 class _Bar:
@@ -121,6 +152,51 @@ def cmd_validate(args) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_exclude(args) -> int:
+    from console import curation
+    from console.errors import OptionError
+
+    if not args.run.is_dir():
+        raise OptionError(f"{args.run}: no such run folder — pass the folder of a generation run (work/runs/<run-id>)")
+    if args.undo_all:
+        print(f"Undone: all {curation.undo_all(args.run)} exclusions of {args.run.name}.")
+        return 0
+    if args.undo and not args.ids:
+        raise OptionError("--undo needs the items to take back: --id ID (repeatable), or --undo-all")
+    if args.ids and args.undo:
+        print(f"Undone: {curation.undo(args.run, args.ids)} of {len(set(args.ids))} items.")
+    elif args.ids:
+        added = curation.exclude(args.run, args.ids, args.note)
+        unknown = len(set(args.ids) - curation.run_ids(args.run))
+        print(f"Excluded {added} new items ({len(set(args.ids)) - added} were already)."
+              + (f" {unknown} ids are in none of the run's embedding files (kept in the list anyway)." if unknown
+                 else ""))
+    entries = curation.read_exclusions(curation.exclusions_path(args.run))
+    for entry in entries.values():
+        print(f"{entry.id}\t{entry.at}\t{entry.note}")
+    print(f"{len(entries)} excluded items in {curation.exclusions_path(args.run)}")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from console.serve import embedder_service, make_server
+
+    service = embedder_service(args.model, device=args.device, dtype=args.dtype, served_name=args.served_model_name,
+                               max_batch=args.max_batch, wait_ms=args.batch_wait_ms, max_length=args.max_length)
+    server = make_server(service, args.host, args.port)
+    host, port = server.server_address[:2]
+    print(f"Serving {service.served} ({service.dimensions}-d) on http://{host}:{port}/v1/embeddings"
+          f"{' (API key required)' if service.api_key else ''}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: a clean stop
+        print("stopped", file=sys.stderr)
+    finally:
+        server.server_close()
+        service.batcher.close()
+    return 0
+
+
 def _stop_on_sigterm(signum, frame):  # SIGTERM (the web console's Stop) ends a run like Ctrl-C does
     raise KeyboardInterrupt
 
@@ -139,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:  # not the main thread: leave signals alone
         previous = None
     try:
-        return {"generate": cmd_generate, "validate": cmd_validate}[args.command](args)
+        return {"generate": cmd_generate, "validate": cmd_validate, "exclude": cmd_exclude,
+                "serve": cmd_serve}[args.command](args)
     except ConsoleError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -5,9 +5,11 @@ A *run* is what every mode produces: ``{query id: {item id: score}}`` (the top k
 (``ranx.evaluate`` / ``ranx.compare``), so this module holds no metric formula. Rankers over a run's own vectors:
 
 - ``keyword``: BM25 (bm25s) over the items' texts, the same texts the vectors were made from;
-- ``semantic``: exact cosine between the query vectors (the run's model with its query prompt) and the item vectors.
+- ``semantic``: exact cosine between the query vectors (the run's model with its query prompt) and the item vectors;
+- ``hybrid``: reciprocal rank fusion (:func:`console.fusion.rrf`, k = 60, the backend's hybrid search uses the same
+  function) of the keyword and the semantic ranking, each ``branch_depth(k)`` deep.
 
-A new mode (e.g. ``hybrid``) is one more entry in :data:`CONSOLE_MODES` (here) or in the management command's table
+A new mode is one more entry in :data:`CONSOLE_MODES` (here) or in the management command's table
 of live searches; both share :func:`parse_modes`, :func:`evaluate_runs` and :class:`Evaluation`. Plain Python:
 no Streamlit or Django import. ranx compiles its metrics with numba on first use (slow once, cached on disk).
 """
@@ -21,6 +23,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from console.errors import ConsoleError, OptionError
+from console.fusion import RRF_K, branch_depth, rrf, run_scores
 from console.querysets import QuerySet
 
 Run = dict[str, dict[str, float]]
@@ -156,8 +159,28 @@ def _semantic_runs(runs: Sequence[RunVectors], queries: Mapping[str, str], k: in
     return {semantic_label(r, len(runs) > 1): r.index.search(queries, k, encoders[i]) for i, r in enumerate(runs)}
 
 
+def fused_run(keyword: Run, semantic: Run, k: int) -> Run:
+    """The RRF top k of each query's two rankings (each ``{id: score}``, ranked by score)."""
+    def ranked(scores: Mapping[str, float]) -> list[str]:
+        return sorted(scores, key=lambda d: -scores[d])
+
+    out: Run = {}
+    for qid in dict.fromkeys([*keyword, *semantic]):
+        fused = rrf({"keyword": ranked(keyword.get(qid) or {}), "semantic": ranked(semantic.get(qid) or {})}, RRF_K)
+        out[qid] = run_scores(fused[:k])
+    return out
+
+
+def _hybrid_runs(runs: Sequence[RunVectors], queries: Mapping[str, str], k: int, encoders) -> dict[str, Run]:
+    depth = branch_depth(k)
+    keyword = KeywordIndex(runs[0].ids, runs[0].texts).search(queries, depth)
+    return {(f"hybrid · {r.label}" if len(runs) > 1 else "hybrid"): fused_run(
+        keyword, r.index.search(queries, depth, encoders[i]), k) for i, r in enumerate(runs)}
+
+
 # mode -> (runs, queries, k, one query encoder per run) -> {column name: run}
-CONSOLE_MODES: dict[str, Callable[..., dict[str, Run]]] = {"keyword": _keyword_runs, "semantic": _semantic_runs}
+CONSOLE_MODES: dict[str, Callable[..., dict[str, Run]]] = {"keyword": _keyword_runs, "semantic": _semantic_runs,
+                                                           "hybrid": _hybrid_runs}
 
 
 def console_runs(query_set: QuerySet, runs: Sequence[RunVectors], modes: Sequence[str], k: int,

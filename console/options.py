@@ -223,6 +223,17 @@ def add_arguments(parser: argparse.ArgumentParser, group: str | None = None) -> 
         parser.add_argument(o.flag, **kw)
 
 
+def add_exclude_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `embedding-console exclude` (a run's exclusions, console.curation)."""
+    parser.add_argument("run", type=Path, metavar="RUN", help="the run's folder (e.g. work/runs/<run-id>)")
+    parser.add_argument("--id", dest="ids", action="append", default=[], metavar="ID",
+                        help="an item to exclude (repeatable); with --undo: to take back")
+    parser.add_argument("--note", default="", help="why (kept with each excluded item)")
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument("--undo", action="store_true", help="take the --id items back (they are pushed again)")
+    what.add_argument("--undo-all", action="store_true", help="take every exclusion of the run back")
+
+
 def from_args(args: argparse.Namespace, **overrides) -> GenerateOptions:
     """GenerateOptions from parsed arguments (options the parser did not have keep their defaults)."""
     values = {name: getattr(args, o.dest) for name, o in OPTIONS.items() if hasattr(args, o.dest)}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-COLOR_FIELDS = ("type", "category", "source")
+COLOR_FIELDS = ("type", "category", "source", "cluster")
 _CATEGORIES_IN_TEXT = re.compile(r"Categories:\s*([^.\n]+)")
 
 
@@ -52,54 +52,144 @@ def category_of(text: str, given=None) -> str:
     return m.group(1).split(",")[0].strip() if m else "(none)"
 
 
-def load_embedding_set(paths, *, categories: dict[str, object] | None = None) -> EmbeddingSet:
+def load_embedding_set(paths, *, categories: dict[str, object] | None = None,
+                       vectors_dir: str | os.PathLike | None = None) -> EmbeddingSet:
     """Read one or more embedding files (any format ``console.embfiles`` reads) into one ``EmbeddingSet``.
 
     ``categories`` maps an id to its categories (e.g. from the uploaded export records), used for colouring.
+    ``vectors_dir``: where the vectors are kept as a float32 ``.npy`` (written once per file version, streamed)
+    that the set memory-maps: the process then holds the ids and texts, not the matrix.
     """
     from console.embfiles import read_embeddings
 
+    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    cached = _vectors_file(paths, vectors_dir) if vectors_dir is not None else None
+    keep = cached is None or not cached.exists()
     ids, types, titles, texts, sources, rows = [], [], [], [], [], []
-    for path in [paths] if isinstance(paths, (str, os.PathLike)) else paths:
-        for item in read_embeddings(path):
-            ids.append(item.id)
-            types.append(item.type)
-            titles.append(item.title or item.id)
-            texts.append(item.text)
-            sources.append(Path(path).name)
-            rows.append(np.asarray(item.embedding, dtype=np.float32))
-    vectors = np.vstack(rows) if rows else np.zeros((0, 0), dtype=np.float32)
+    with _VectorSink(cached if keep else None) as sink:
+        for path in paths:
+            for item in read_embeddings(path):
+                ids.append(item.id)
+                types.append(item.type)
+                titles.append(item.title or item.id)
+                texts.append(item.text)
+                sources.append(Path(path).name)
+                if sink.active:
+                    sink.add(item.embedding)
+                elif keep:
+                    rows.append(np.asarray(item.embedding, dtype=np.float32))
+    if cached is not None:
+        vectors = np.load(cached, mmap_mode="r") if ids else np.zeros((0, 0), dtype=np.float32)
+    else:
+        vectors = np.vstack(rows) if rows else np.zeros((0, 0), dtype=np.float32)
     cats = [category_of(t, (categories or {}).get(i)) for i, t in zip(ids, texts)]
     return EmbeddingSet(ids, types, titles, texts, vectors, cats, sources)
 
 
+def _vectors_file(paths: list, folder) -> Path:
+    """Where the vectors of these files (as they are now: path, size, modification time) are cached."""
+    h = hashlib.blake2b(digest_size=16)
+    for path in paths:
+        st = Path(path).stat()
+        h.update(f"{Path(path).resolve()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return Path(folder) / f"vectors-{h.hexdigest()}.npy"
+
+
+class _VectorSink:
+    """Streams float32 rows into a raw file, then writes it as ``target`` (.npy) on a clean exit; inactive when
+    ``target`` is None."""
+
+    def __init__(self, target: Path | None):
+        self.target, self.rows, self.dim, self._fh = target, 0, 0, None
+
+    @property
+    def active(self) -> bool:
+        return self.target is not None
+
+    def __enter__(self):
+        if self.target is not None:
+            self.target.parent.mkdir(parents=True, exist_ok=True)
+            self._raw = self.target.with_name(f".{self.target.name}.{os.getpid()}.raw")
+            self._fh = open(self._raw, "wb")
+        return self
+
+    def add(self, vector) -> None:
+        vec = np.asarray(vector, dtype=np.float32).reshape(-1)
+        self.dim = self.dim or int(vec.shape[0])
+        self._fh.write(vec.tobytes())
+        self.rows += 1
+
+    def __exit__(self, exc_type, exc, tb):
+        if self._fh is None:
+            return False
+        self._fh.close()
+        try:
+            if exc_type is None and self.rows:
+                import shutil
+
+                tmp = self._raw.with_suffix(".npy")
+                with open(tmp, "wb") as out, open(self._raw, "rb") as src:
+                    header = {"descr": "<f4", "fortran_order": False, "shape": (self.rows, self.dim)}
+                    np.lib.format.write_array_header_1_0(out, header)
+                    shutil.copyfileobj(src, out, 1 << 20)
+                os.replace(tmp, self.target)
+        finally:
+            self._raw.unlink(missing_ok=True)
+        return False
+
+
 # -- projection ------------------------------------------------------------------------------------------------
+PLACEMENTS = ("knn", "umap")  # how the items UMAP was not fitted on are put on the map
+PLACE_NEIGHBOURS = 5
+_BLOCK = 4096
+
+
 @dataclass
 class Projection:
-    coords: np.ndarray  # (n_sample, dims)
-    index: np.ndarray  # row numbers in the EmbeddingSet of the projected items
-    total: int
-    method: str  # "pca+umap", "umap" or "pca" (too few items for UMAP)
+    """Map coordinates of every item (row i of ``coords`` is row i of the EmbeddingSet). UMAP was fitted on
+    ``fitted`` of them (a seeded random sample when the set is larger); the others were placed (``placement``)."""
+
+    coords: np.ndarray  # (total, dims)
+    fitted: int
+    method: str  # "pca+umap", "umap", "pca+umap+knn", ... or "pca" (too few items for UMAP)
     params: dict
     from_cache: bool = False
+    key: str = ""  # the cache key: what the clusters of this map are cached under
 
     @property
-    def sample_size(self) -> int:
-        return int(len(self.index))
+    def total(self) -> int:
+        return int(len(self.coords))
 
     @property
-    def sampled(self) -> bool:
-        return self.sample_size < self.total
+    def placed(self) -> int:
+        return self.total - self.fitted
 
 
 def _cache_key(vectors: np.ndarray, ids: list[str] | None, params: dict) -> str:
     h = hashlib.blake2b(digest_size=20)
     h.update(json.dumps(params, sort_keys=True).encode())
     h.update(str(vectors.shape).encode())
-    h.update(np.ascontiguousarray(vectors, dtype=np.float32).tobytes())
+    for start in range(0, len(vectors), 65536):  # in blocks: a memory-mapped matrix is never copied whole
+        h.update(np.ascontiguousarray(vectors[start:start + 65536], dtype=np.float32).data)
     if ids is not None:
         h.update("\0".join(ids).encode())
     return h.hexdigest()
+
+
+def _read_cached(cache_file: Path, params: dict, key: str) -> Projection | None:
+    if not cache_file.exists():
+        return None
+    with np.load(cache_file, allow_pickle=False) as data:
+        if "fitted" not in data:  # a map cached before every item was placed: made again
+            return None
+        return Projection(data["coords"], int(data["fitted"]), str(data["method"]), params, True, key)
+
+
+def _write_cached(cache_file: Path, proj: Projection) -> None:
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache_file.with_name(f".{cache_file.stem}.tmp.npz")
+    np.savez(tmp, coords=proj.coords, fitted=np.array(proj.fitted), method=np.array(proj.method))
+    os.replace(tmp, cache_file)
 
 
 def project(
@@ -112,39 +202,66 @@ def project(
     n_neighbors: int = 15,
     min_dist: float = 0.1,
     seed: int = 42,
+    placement: str = "knn",
     cache_dir: str | os.PathLike | None = None,
     on_stage=None,
 ) -> Projection:
-    """Project ``vectors`` to ``dims`` (2 or 3) dimensions: a random sample of at most ``sample`` rows, PCA to
-    ``pca_dims`` when the vectors are wider, then UMAP with cosine distance. Cached in ``cache_dir`` when given.
-    ``on_stage(text)`` is called as each stage begins (what the console shows while a large map is computed)."""
+    """Every item of ``vectors`` on a ``dims``-D (2 or 3) map: UMAP (cosine) is fitted on a seeded random sample of
+    at most ``sample`` rows (after PCA to ``pca_dims`` when the vectors are wider), and the other rows are placed:
+    ``placement="knn"`` at the similarity-weighted mean of their nearest fitted points (cosine, in the PCA space),
+    ``"umap"`` by UMAP's own ``transform``. ``vectors`` may be memory-mapped: it is read in blocks.
+    Cached in ``cache_dir`` when given. ``on_stage(text)`` is called as each stage begins."""
     stage = on_stage or (lambda text: None)
     if dims not in (2, 3):
         raise ValueError("dims must be 2 or 3")
-    vectors = np.asarray(vectors, dtype=np.float32)
+    if placement not in PLACEMENTS:
+        raise ValueError(f"placement must be one of {PLACEMENTS}")
     total = int(vectors.shape[0])
     if total == 0:
         raise ValueError("no vectors to project: the file holds no items")
     params = dict(dims=dims, sample=sample, pca_dims=pca_dims, n_neighbors=n_neighbors, min_dist=min_dist, seed=seed)
-    cache_file = None
-    if cache_dir is not None:
-        cache_file = Path(cache_dir) / f"{_cache_key(vectors, ids, params)}.npz"
-        if cache_file.exists():
-            with np.load(cache_file, allow_pickle=False) as data:
-                return Projection(data["coords"], data["index"], total, str(data["method"]), params, True)
+    if total > sample:
+        params["placement"] = placement
+    key = _cache_key(vectors, ids, params)
+    cache_file = Path(cache_dir) / f"{key}.npz" if cache_dir is not None else None
+    if cache_file is not None and (cached := _read_cached(cache_file, params, key)) is not None:
+        return cached
 
     stage(f"Sampling {min(sample, total):,} of {total:,} items" if total > sample else f"Taking all {total:,} items")
     rng = np.random.default_rng(seed)
     index = np.sort(rng.choice(total, size=sample, replace=False)) if total > sample else np.arange(total)
-    x = vectors[index]
-    n = len(index)
-    method = []
-    if x.shape[1] > pca_dims and n > pca_dims:
-        from sklearn.decomposition import PCA
+    pca = _fit_pca(vectors[index], pca_dims, seed, stage)
+    x = _reduce(pca, vectors[index])
+    coords, method, reducer = _fit_map(x, dims, n_neighbors, min_dist, seed, stage)
+    if pca is not None and method == ["umap"]:
+        method = ["pca", "umap"]
+    if len(index) < total:
+        coords = _place_rest(vectors, index, x, coords, pca, reducer if placement == "umap" else None, stage)
+        method.append(placement)
+    result = Projection(np.asarray(coords, dtype=np.float32), len(index), "+".join(method), params, False, key)
+    if cache_file is not None:
+        _write_cached(cache_file, result)
+    return result
 
-        stage(f"PCA: {x.shape[1]} → {pca_dims} dimensions")
-        x = PCA(n_components=pca_dims, random_state=seed).fit_transform(x).astype(np.float32)
-        method.append("pca")
+
+def _fit_pca(x: np.ndarray, pca_dims: int, seed: int, stage):
+    """A PCA to ``pca_dims`` fitted on the sample, or None when the vectors are not wider (or too few)."""
+    if x.shape[1] <= pca_dims or len(x) <= pca_dims:
+        return None
+    from sklearn.decomposition import PCA
+
+    stage(f"PCA: {x.shape[1]} → {pca_dims} dimensions")
+    return PCA(n_components=pca_dims, random_state=seed).fit(np.asarray(x, dtype=np.float32))
+
+
+def _reduce(pca, x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x if pca is None else pca.transform(x).astype(np.float32)
+
+
+def _fit_map(x: np.ndarray, dims: int, n_neighbors: int, min_dist: float, seed: int, stage):
+    """(coords of the fitted points, method parts, the fitted UMAP or None)."""
+    n = len(x)
     if n > dims + 2:
         stage(f"UMAP: {n:,} points to {dims}D (the longest step)")
         import umap
@@ -156,21 +273,53 @@ def project(
         with warnings.catch_warnings():  # "n_jobs overridden by random_state": reproducible maps are the point
             warnings.filterwarnings("ignore", message=".*n_jobs.*", category=UserWarning)
             coords = reducer.fit_transform(x)
-        method.append("umap")
-    else:  # a handful of points: UMAP cannot embed them; PCA (or the raw coordinates) shows them anyway
-        from sklearn.decomposition import PCA
+        return coords, ["umap"], reducer
+    # a handful of points: UMAP cannot embed them; PCA (or the raw coordinates) shows them anyway
+    from sklearn.decomposition import PCA
 
-        k = min(dims, n, x.shape[1])
-        coords = np.zeros((n, dims), dtype=np.float32)
-        coords[:, :k] = PCA(n_components=k).fit_transform(x) if n > 1 else 0.0
-        method = ["pca"]
-    result = Projection(np.asarray(coords, dtype=np.float32), index, total, "+".join(method), params)
-    if cache_file is not None:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_name(f".{cache_file.stem}.tmp.npz")
-        np.savez(tmp, coords=result.coords, index=result.index, method=np.array(result.method))
-        os.replace(tmp, cache_file)
-    return result
+    k = min(dims, n, x.shape[1])
+    coords = np.zeros((n, dims), dtype=np.float32)
+    coords[:, :k] = PCA(n_components=k).fit_transform(x) if n > 1 else 0.0
+    return coords, ["pca"], None
+
+
+def _place_rest(vectors, index, fit_x, fit_coords, pca, reducer, stage) -> np.ndarray:
+    """Coordinates of every row: the fitted rows keep theirs, the others are placed block by block."""
+    total, dims = len(vectors), fit_coords.shape[1]
+    how = "UMAP's transform" if reducer is not None else "their nearest fitted points"
+    stage(f"Placing the other {total - len(index):,} items by {how}")
+    coords = np.empty((total, dims), dtype=np.float32)
+    fitted = np.zeros(total, dtype=bool)
+    fitted[index] = True
+    anchors = _normalized(fit_x)
+    block = 65536 if reducer is not None else _BLOCK
+    for start in range(0, total, block):
+        stop = min(start + block, total)
+        rest = np.flatnonzero(~fitted[start:stop]) + start
+        if len(rest) == 0:
+            continue
+        x = _reduce(pca, vectors[start:stop])[rest - start]
+        if reducer is not None:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", category=UserWarning)
+                coords[rest] = reducer.transform(x)
+        else:
+            coords[rest] = place_by_neighbours(anchors, fit_coords, x)
+    coords[index] = fit_coords
+    return coords
+
+
+def place_by_neighbours(anchors: np.ndarray, anchor_coords: np.ndarray, x: np.ndarray,
+                        k: int = PLACE_NEIGHBOURS) -> np.ndarray:
+    """Map positions for the rows of ``x``: the mean of the positions of their ``k`` most cosine-similar
+    ``anchors`` (unit rows), weighted by the inverse of the cosine distance (an exact twin lands on its twin)."""
+    sims = _normalized(x) @ anchors.T
+    k = min(k, anchors.shape[0])
+    top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    near = np.take_along_axis(sims, top, axis=1)
+    weights = 1.0 / np.maximum(1.0 - near, 1e-6)
+    weights /= weights.sum(axis=1, keepdims=True)
+    return np.einsum("nk,nkd->nd", weights, anchor_coords[top]).astype(np.float32)
 
 
 # -- similarity preview ----------------------------------------------------------------------------------------
@@ -182,8 +331,12 @@ def _normalized(x: np.ndarray) -> np.ndarray:
 
 def nearest(vectors: np.ndarray, query: np.ndarray, k: int = 10, *, exclude: int | None = None) -> list[tuple[int, float]]:
     """The ``k`` rows of ``vectors`` most similar to ``query`` by cosine, best first, as (row, score).
-    ``exclude``: a row to leave out (the selected item itself)."""
-    scores = _normalized(vectors) @ _normalized(query.reshape(-1))
+    ``exclude``: a row to leave out (the selected item itself). ``vectors`` may be memory-mapped: it is read in
+    blocks, so a 1M x 1024 matrix is never copied whole."""
+    q = _normalized(np.asarray(query, dtype=np.float32).reshape(-1))
+    scores = np.empty(len(vectors), dtype=np.float32)
+    for start in range(0, len(vectors), 65536):
+        scores[start:start + 65536] = _normalized(vectors[start:start + 65536]) @ q
     if exclude is not None:
         scores[exclude] = -np.inf
     k = min(k, len(scores) - (exclude is not None))
@@ -200,41 +353,120 @@ def _short(text: str, n: int = 160) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def scatter_figure(data: EmbeddingSet, proj: Projection, *, color_by: str = "type", highlight=(), selected=None):
-    """A plotly scatter (2D or 3D) of the projection, coloured by ``color_by``, hover showing title and text.
-    ``highlight``: EmbeddingSet rows (neighbours) drawn as rings on top; ``selected``: the row they belong to."""
+HOVER_LIMIT = 100_000  # points with hover text (id, title, text, cluster); beyond, a seeded subset carries it
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+           "#17becf", "#393b79", "#e6550d", "#31a354", "#756bb1", "#636363", "#843c39", "#d6616b", "#3182bd",
+           "#fd8d3c", "#74c476")
+
+
+def _marker_size(n: int, three_d: bool) -> int:
+    return (4 if three_d else 7) if n <= 10_000 else 3 if n <= 200_000 else 2
+
+
+def _point_labels(data: EmbeddingSet, color_by: str, clusters) -> np.ndarray:
+    if color_by == "cluster":
+        if clusters is None:
+            raise ValueError('color_by="cluster" needs the clusters')
+        return np.asarray(clusters.names_of_rows(), dtype=object)
+    values = {"type": data.types, "category": data.categories, "source": data.sources}[color_by]
+    return np.asarray([v or "(none)" for v in values], dtype=object)
+
+
+def _hover_rows(total: int, visible: np.ndarray, limit: int) -> np.ndarray:
+    """Which rows carry hover text: all visible ones up to ``limit``, else a seeded random ``limit`` of them."""
+    if visible.sum() <= limit:
+        return visible
+    rank = np.empty(total, dtype=np.int64)
+    rank[np.random.default_rng(0).permutation(total)] = np.arange(total)
+    chosen = np.zeros(total, dtype=bool)
+    chosen[np.flatnonzero(visible)[np.argsort(rank[visible], kind="stable")[:limit]]] = True
+    return chosen
+
+
+def scatter_figure(data: EmbeddingSet, proj: Projection, *, color_by: str = "type", highlight=(), selected=None,
+                   clusters=None, shown_clusters=None, cluster_labels: bool = True, hover_limit: int = HOVER_LIMIT):
+    """A WebGL plotly scatter (2D ``Scattergl``, 3D ``Scatter3d``) of every item, coloured by ``color_by``, hover
+    showing title, id, text and cluster. ``clusters`` (``console.clusters.Clusters``): ``shown_clusters`` (cluster
+    numbers; None = all) limits the points drawn, and each shown cluster's name is written at its centre
+    (``cluster_labels``). Beyond ``hover_limit`` points, a seeded random subset carries hover text and the rest
+    are drawn without (the hover text of 1M points would be hundreds of MB in the page).
+    ``highlight``: rows (neighbours) drawn as rings on top; ``selected``: the row they belong to."""
     import plotly.graph_objects as go
 
     if color_by not in COLOR_FIELDS:
         raise ValueError(f"color_by must be one of {COLOR_FIELDS}")
-    labels = {"type": data.types, "category": data.categories, "source": data.sources}[color_by]
+    labels = _point_labels(data, color_by, clusters)
     three_d = proj.coords.shape[1] == 3
-    scatter = go.Scatter3d if three_d else go.Scatter
+    visible = np.ones(proj.total, dtype=bool)
+    if clusters is not None and shown_clusters is not None:
+        visible = np.isin(clusters.labels, np.asarray(list(shown_clusters), dtype=np.int64))
+    hover = _hover_rows(proj.total, visible, hover_limit)
+    size = _marker_size(int(visible.sum()), three_d)
     fig = go.Figure()
-    groups: dict[str, list[int]] = {}
-    for pos, row in enumerate(proj.index):
-        groups.setdefault(labels[row] or "(none)", []).append(pos)
-    for name in sorted(groups):
-        pos = np.array(groups[name])
-        rows = proj.index[pos]
-        xyz = {axis: proj.coords[pos, i] for i, axis in enumerate("xyz"[: proj.coords.shape[1]])}
-        fig.add_trace(scatter(
-            **xyz, mode="markers", name=str(name), marker=dict(size=4 if three_d else 7, opacity=0.8),
-            customdata=np.stack([[data.ids[r] for r in rows], [data.titles[r] for r in rows],
-                                 [_short(data.texts[r]) for r in rows]], axis=-1),
-            hovertemplate="<b>%{customdata[1]}</b><br>%{customdata[0]}<br>%{customdata[2]}<extra></extra>",
-        ))
-    where = {int(r): p for p, r in enumerate(proj.index)}
-    for rows, name, marker in (
-        ([r for r in highlight if r in where], "neighbours", dict(size=14, symbol="circle-open", color="black")),
-        ([selected] if selected in where else [], "selected",
-         dict(size=18, symbol="diamond" if three_d else "star", color="red")),
-    ):
-        if rows:
-            pos = [where[r] for r in rows]
-            xyz = {axis: proj.coords[pos, i] for i, axis in enumerate("xyz"[: proj.coords.shape[1]])}
-            fig.add_trace(scatter(**xyz, mode="markers", name=name, marker=marker, hoverinfo="skip"))
+    names, group = np.unique(labels.astype(str), return_inverse=True)  # integer groups: cheap masks at 1M
+    row_clusters = clusters.names_of_rows() if clusters is not None else None
+    for n in np.unique(group[visible]).tolist():
+        in_group = visible & (group == n)
+        colour = PALETTE[n % len(PALETTE)]
+        for rows, with_hover in ((np.flatnonzero(in_group & hover), True), (np.flatnonzero(in_group & ~hover), False)):
+            if len(rows) or with_hover:
+                fig.add_trace(_points_trace(data, proj, rows, str(names[n]), colour, size,
+                                            row_clusters if with_hover else False))
+    _add_marks(fig, proj, highlight, selected)
+    if clusters is not None and cluster_labels:
+        _add_cluster_labels(fig, clusters, shown_clusters, three_d)
     fig.update_layout(height=620, margin=dict(l=0, r=0, t=30, b=0), clickmode="event+select",
                       showlegend=True,  # plotly hides the legend of a single trace: one colour then said nothing
                       legend=dict(itemsizing="constant", title=dict(text=color_by)))
     return fig
+
+
+def _points_trace(data, proj, rows, name, colour, size, row_clusters):
+    """One group's points, each with its row number as ``customdata``; ``row_clusters``: False for no hover text,
+    None for hover without a cluster line, else the cluster name of every row."""
+    import plotly.graph_objects as go
+
+    three_d = proj.coords.shape[1] == 3
+    xyz = {axis: proj.coords[rows, i] for i, axis in enumerate("xyz"[: proj.coords.shape[1]])}
+    common = dict(mode="markers", name=name, legendgroup=name, marker=dict(size=size, opacity=0.8, color=colour))
+    scatter = go.Scatter3d if three_d else go.Scattergl
+    if row_clusters is False:
+        return scatter(**xyz, **common, showlegend=False, hoverinfo="skip")
+    # customdata: the row number (a typed array in the page: a selection event says which item); the hover text
+    # is one prepared string per point (4 strings per point made plotly's copies and JSON 4x slower at 100k)
+    cluster = (lambda r: f"<br>cluster: {row_clusters[r]}") if row_clusters else (lambda r: "")
+    hovertext = np.array([f"<b>{data.titles[r]}</b><br>{data.ids[r]}<br>{_short(data.texts[r])}{cluster(r)}"
+                          for r in rows.tolist()], dtype=str)  # a numpy array: plotly checks no item one by one
+    return scatter(**xyz, **common, customdata=np.asarray(rows, dtype=np.int32), hovertext=hovertext,
+                   hovertemplate="%{hovertext}<extra></extra>")
+
+def _add_marks(fig, proj: Projection, highlight, selected) -> None:
+    import plotly.graph_objects as go
+
+    three_d = proj.coords.shape[1] == 3
+    scatter = go.Scatter3d if three_d else go.Scattergl
+    for rows, name, marker in (
+        ([int(r) for r in highlight], "neighbours", dict(size=14, symbol="circle-open", color="black")),
+        ([selected] if selected is not None else [], "selected",
+         dict(size=18, symbol="diamond" if three_d else "star", color="red")),
+    ):
+        if rows:
+            xyz = {axis: proj.coords[rows, i] for i, axis in enumerate("xyz"[: proj.coords.shape[1]])}
+            fig.add_trace(scatter(**xyz, mode="markers", name=name, marker=marker, hoverinfo="skip"))
+
+
+def _add_cluster_labels(fig, clusters, shown_clusters, three_d: bool) -> None:
+    """Each shown cluster's name at its centre (2D: layout annotations; 3D: the scene's)."""
+    notes = []
+    for label in clusters.ids():
+        if shown_clusters is not None and label not in shown_clusters:
+            continue
+        centre = clusters.centres[label]
+        note = dict(text=clusters.names[label], showarrow=False, font=dict(size=12, color="#111"),
+                    bgcolor="rgba(255,255,255,0.75)")
+        note.update(zip("xyz", (float(c) for c in centre)))
+        notes.append(note)
+    if three_d:
+        fig.update_layout(scene=dict(annotations=notes))
+    else:
+        fig.update_layout(annotations=notes)

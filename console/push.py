@@ -16,11 +16,12 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from console.curation import LeaveOut
 from console.errors import Neo4jStoreError
 from console.neo4j.schema import IndexProgress
 from console.neo4j.settings import Neo4jSettings
 from console.neo4j.store import Neo4jStore
-from console.neo4j.writer import DEFAULT_BATCH_SIZE, Progress, VectorWriter, WriteReport
+from console.neo4j.writer import DEFAULT_BATCH_SIZE, DEFAULT_WORKERS, Progress, VectorWriter, WriteReport
 
 
 class PushError(Neo4jStoreError):
@@ -123,16 +124,34 @@ class LoadedItems:
     def count_all(self) -> int:
         """Read a file once through (an unreadable line raises its ``InputError`` before anything is written) and
         keep the exact count."""
-        if self.path is not None:
+        if self.path is not None or isinstance(self.items, LeaveOut):
             self.count = sum(1 for _ in self.items)
         elif self.count is None:
             self.items = list(self.items)
             self.count = len(self.items)
         return self.count
 
+    @property
+    def left_out(self) -> int:
+        """Excluded items left out by the last read (``exclude=`` of :func:`load_items`)."""
+        return self.items.left_out if isinstance(self.items, LeaveOut) else 0
 
-def load_items(items: Any, model: str | None = None, query_prompt: str | None = None) -> LoadedItems:
-    """Items, model, query prompt, count and a source name; a path is read lazily with its metadata."""
+
+def load_items(items: Any, model: str | None = None, query_prompt: str | None = None, *,
+               exclude: Iterable[str] | None = None) -> LoadedItems:
+    """Items, model, query prompt, count and a source name; a path is read lazily with its metadata. Items whose id
+    is in ``exclude`` (e.g. the run's exclusions, :mod:`console.curation`) are left out as they are read and
+    counted (``left_out``) on each read; the count is then unknown until :meth:`LoadedItems.count_all`."""
+    loaded = _load_items(items, model, query_prompt)
+    excluded = frozenset(exclude or ())
+    if excluded and not isinstance(loaded.items, LeaveOut):
+        if loaded.path is None and iter(loaded.items) is loaded.items:  # a generator: kept, to be read twice
+            loaded.items = list(loaded.items)
+        loaded.items, loaded.count = LeaveOut(loaded.items, excluded), None
+    return loaded
+
+
+def _load_items(items: Any, model: str | None, query_prompt: str | None) -> LoadedItems:
     if isinstance(items, LoadedItems):
         return items
     if isinstance(items, (str, Path)):
@@ -176,12 +195,16 @@ def _need_model(model: str | None, source: str) -> str:
 
 def push_to_neo4j(items: Any, settings: Neo4jSettings | Mapping | None = None, *, model: str | None = None,
                   query_prompt: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE, dry_run: bool = False,
-                  progress: Progress | None = None, index_progress: IndexProgress | None = None) -> WriteReport:
+                  progress: Progress | None = None, index_progress: IndexProgress | None = None,
+                  exclude: Iterable[str] | None = None) -> WriteReport:
     """Write the vectors onto their nodes over Bolt (:class:`VectorWriter`); ``dry_run`` only counts.
     ``index_progress(name, state, percent)`` follows a missing vector index while it is created before the first
-    batch (e.g. "building recipe_embedding: 40%" when the nodes already hold vectors)."""
-    loaded = load_items(items, model, query_prompt)
+    batch (e.g. "building recipe_embedding: 40%" when the nodes already hold vectors). Items whose id is in
+    ``exclude`` are not written; the report counts them (``excluded``)."""
+    loaded = load_items(items, model, query_prompt, exclude=exclude)
     _need_model(loaded.model, loaded.source)
+    if exclude and loaded.count is None:
+        loaded.count_all()  # the count without the excluded items, for the progress (a broken line raises here)
     with Neo4jStore(_settings(settings)) as store:
         return write_loaded(store, loaded, batch_size=batch_size, dry_run=dry_run, progress=progress,
                             index_progress=index_progress)
@@ -189,12 +212,16 @@ def push_to_neo4j(items: Any, settings: Neo4jSettings | Mapping | None = None, *
 
 def write_loaded(store: Neo4jStore, loaded: LoadedItems, *, batch_size: int = DEFAULT_BATCH_SIZE,
                  dry_run: bool = False, progress: Progress | None = None,
-                 index_progress: IndexProgress | None = None) -> WriteReport:
-    """Write loaded items over an open store (``push_to_neo4j`` and ``manage.py import_embeddings``)."""
+                 index_progress: IndexProgress | None = None, workers: int = DEFAULT_WORKERS) -> WriteReport:
+    """Write loaded items over an open store (``push_to_neo4j`` and ``manage.py import_embeddings``); ``workers``
+    sessions write batches at once."""
     model = _need_model(loaded.model, loaded.source)
-    writer = VectorWriter(store, model=model, query_prompt=loaded.query_prompt, source=loaded.source)
-    return writer.write(loaded.items, batch_size=batch_size, dry_run=dry_run, progress=progress, total=loaded.count,
-                        index_progress=index_progress)
+    writer = VectorWriter(store, model=model, query_prompt=loaded.query_prompt, source=loaded.source,
+                          workers=workers)
+    report = writer.write(loaded.items, batch_size=batch_size, dry_run=dry_run, progress=progress,
+                          total=loaded.count, index_progress=index_progress)
+    report.excluded = loaded.left_out
+    return report
 
 
 def _item_payload(item: Any) -> dict:
@@ -214,12 +241,15 @@ def _finite(value: Any) -> Any:
 
 def push_to_backend(items: Any, url: str, token: str, *, model: str | None = None,
                     query_prompt: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE, dry_run: bool = False,
-                    progress: Progress | None = None, timeout: float = 300) -> WriteReport:
-    """POST the vectors in batches to the backend's ``/api/embeddings/import/`` (``Authorization: Token ...``)."""
+                    progress: Progress | None = None, timeout: float = 300,
+                    exclude: Iterable[str] | None = None) -> WriteReport:
+    """POST the vectors in batches to the backend's ``/api/embeddings/import/`` (``Authorization: Token ...``);
+    items whose id is in ``exclude`` are not sent (the report counts them, ``excluded``)."""
     import requests
 
-    loaded = load_items(items, model, query_prompt)
-    model, query_prompt, total = _need_model(loaded.model, loaded.source), loaded.query_prompt, loaded.count
+    loaded = load_items(items, model, query_prompt, exclude=exclude)
+    model, query_prompt = _need_model(loaded.model, loaded.source), loaded.query_prompt
+    total = loaded.count_all() if exclude and loaded.count is None else loaded.count
     report = WriteReport(dry_run=dry_run)
     headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
     done = 0
@@ -276,4 +306,5 @@ def push_to_backend(items: Any, url: str, token: str, *, model: str | None = Non
     if pending:
         send(pending)
     report.total = done
+    report.excluded = loaded.left_out
     return report

@@ -1,4 +1,5 @@
-"""Explore: a UMAP map of the embeddings and a similarity preview (a selected point or a typed query)."""
+"""Explore: a UMAP map of every item, its clusters named in the data's language, and a similarity preview (a selected
+point or a typed query)."""
 import time
 
 import pandas as pd
@@ -6,8 +7,9 @@ import streamlit as st
 
 from console.embfiles import read_meta
 from console.errors import ConsoleError
+from console.clusters import NOISE, default_min_size, find_clusters, languages
 from console.projection import COLOR_FIELDS, load_embedding_set, nearest, project, scatter_figure
-from pages import common
+from pages import common, curation_panel
 
 ws = common.workspace()
 st.title("Explore")
@@ -18,7 +20,7 @@ if chosen is None:
 
 @st.cache_resource(max_entries=4, show_spinner="Reading the embeddings…")
 def _load(path: str, mtime_ns: int):
-    return load_embedding_set(path)
+    return load_embedding_set(path, vectors_dir=ws.projection_cache())  # vectors memory-mapped, not held
 
 
 @st.cache_resource(show_spinner=False)
@@ -63,21 +65,50 @@ with st.expander("Map settings", expanded=False):
     c1, c2, c3, c4, c5 = st.columns(5)
     dims = 3 if c1.radio("Map", ["2D", "3D"], horizontal=True) == "3D" else 2
     color_by = c2.selectbox("Colour by", COLOR_FIELDS, index=1 if len(set(data.types)) == 1 else 0)
-    sample = c3.number_input("Sample size", min_value=100, max_value=200_000, value=5_000, step=1_000)
+    sample = c3.number_input("UMAP fitted on (the rest placed by neighbours)", min_value=100, max_value=200_000,
+                             value=5_000, step=1_000)
     n_neighbors = c4.slider("UMAP neighbours", 2, 100, 15)
     pca_dims = c5.slider("PCA dimensions before UMAP", 10, 200, 50)
     k = st.slider("Neighbours to show", 1, 50, 10)
+    c1, c2, c3 = st.columns(3)
+    language = c1.selectbox("Language of the texts (for cluster names)", ["auto", *languages()],
+                            format_func=lambda code: "detect from the data" if code == "auto" else code)
+    min_size = c2.number_input("Smallest cluster", min_value=2, max_value=100_000,
+                               value=default_min_size(len(data)), step=1)
+    show_labels = c3.checkbox("Cluster names on the map", value=True)
 
 proj = _project(str(chosen.path), mtime, dims=dims, sample=int(sample), n_neighbors=n_neighbors, pca_dims=pca_dims)
-note = f"{proj.sample_size:,} of {len(data):,} items" + (" (a random sample)" if proj.sampled else "")
+PLACED_BY = {"knn": "their nearest neighbours", "umap": "UMAP's transform"}
+note = f"{proj.total:,} of {len(data):,} items" + (
+    f" (UMAP fitted on {proj.fitted:,}, {proj.placed:,} placed by {PLACED_BY[proj.params['placement']]})"
+    if proj.placed else "")
 st.caption(f"{note} · {data.dimensions} dimensions · model `{meta.get('model', '?')}` · {proj.method.upper()}"
            + (" · from cache" if proj.from_cache else ""))
 
 
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _clusters(path: str, mtime_ns: int, proj_key: str, language: str, min_size: int):
+    """The map's clusters (by its projection's cache key and the settings); the disk cache keeps them too."""
+    with st.spinner("Finding and naming the clusters…"):
+        return find_clusters(proj.coords, data.texts, language=language, min_size=min_size,
+                             cache_dir=ws.projection_cache())
+
+
+clusters = _clusters(str(chosen.path), mtime, proj.key, language, int(min_size))
+in_none = int((clusters.labels == NOISE).sum())
+st.caption(f"{len(clusters.names)} clusters, named in `{clusters.language}`"
+           + (" (detected)" if language == "auto" else "") + f" · {in_none:,} items in none"
+           + (" · from cache" if clusters.from_cache else ""))
+if "explore_clusters" in st.session_state:  # clusters of another map or setting: forgotten
+    st.session_state["explore_clusters"] = [c for c in st.session_state["explore_clusters"] if c in clusters.names]
+shown_clusters = st.multiselect(
+    "Show only these clusters (none chosen: all)", clusters.ids(), key="explore_clusters",
+    format_func=lambda c: f"{clusters.names[c]} ({clusters.sizes[c]:,})") or None
+
+
 def _on_select():
-    points = st.session_state["map"].selection.points
-    ids = [p["customdata"][0] for p in points if p.get("customdata")]
-    if ids:
+    ids = curation_panel.remember_map_selection(st.session_state["map"].selection.points, data.ids)
+    if len(ids) == 1:  # a click: its neighbours (a box or lasso selects for the curation panel)
         st.session_state["explore_item"] = ids[0]
         st.session_state["explore_query"] = ""
 
@@ -109,17 +140,21 @@ elif item is not None:
     selected = data.index_of(item)
     hits, target = nearest(data.vectors, data.vectors[selected], k, exclude=selected), titles.get(item, item)
 
-if len(set({"type": data.types, "category": data.categories, "source": data.sources}[color_by])) == 1:
+if color_by != "cluster" and len(set({"type": data.types, "category": data.categories,
+                                      "source": data.sources}[color_by])) == 1:
     st.caption(f"Every item has the same {color_by} here, so the map has one colour: pick another “Colour by” "
                "to tell them apart.")
-fig = scatter_figure(data, proj, color_by=color_by, highlight=[i for i, _ in hits], selected=selected)
-st.plotly_chart(fig, key="map", on_select=_on_select, selection_mode="points")
+fig = scatter_figure(data, proj, color_by=color_by, highlight=[i for i, _ in hits], selected=selected,
+                     clusters=clusters, shown_clusters=shown_clusters, cluster_labels=show_labels)
+st.plotly_chart(fig, key="map", on_select=_on_select, selection_mode=("points", "box", "lasso"))
 
 if hits:
-    shown = set(proj.index.tolist())
+    excluded = curation_panel.excluded_ids(chosen.path)
     st.subheader(f"Nearest to {target}")
     st.dataframe(pd.DataFrame([
         {"rank": n, "cosine": round(score, 4), "id": data.ids[i], "title": data.titles[i], "type": data.types[i],
-         "on the map": "yes" if i in shown else "not in the sample"}
+         "cluster": clusters.name(clusters.labels[i]), "excluded": "yes" if data.ids[i] in excluded else ""}
         for n, (i, score) in enumerate(hits, start=1)
     ]), hide_index=True, width="stretch")
+
+curation_panel.panel(chosen.path, titles, [data.ids[i] for i, _ in hits])

@@ -3,6 +3,7 @@ import os
 
 import streamlit as st
 
+from console import curation
 from console.embfiles import file_stem, read_meta
 from console.errors import ConsoleError
 from console.neo4j.settings import Neo4jSettings
@@ -25,12 +26,33 @@ meta = read_meta(chosen.path) or {}
 st.caption(f"`{chosen.path}` · {meta.get('count', '?')} items · {meta.get('dimensions', '?')} dimensions · "
            f"model `{meta.get('model', '?')}`")
 
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _file_ids(path: str, mtime_ns: int) -> frozenset:
+    return frozenset(curation.file_ids(path))
+
+
+try:  # the run's exclusions (set on the Explore page): left out of downloads and pushes
+    excluded = frozenset(curation.read_exclusions(curation.exclusions_path(chosen.path)))
+except ConsoleError as exc:  # a broken exclusions.jsonl: nothing goes out until it is fixed
+    st.error(f"{exc}. Downloads and pushes of this run wait until the file is fixed or removed.")
+    st.stop()
+try:
+    left_out = len(excluded & _file_ids(str(chosen.path), chosen.path.stat().st_mtime_ns)) if excluded else 0
+except ConsoleError as exc:  # a damaged embedding file
+    st.error(str(exc))
+    st.stop()
+if left_out:
+    st.info(f"{left_out} excluded item{'s' if left_out != 1 else ''} left out of downloads and pushes (excluded on "
+            f"the Explore page; listed in {curation.EXCLUSIONS_FILE} in the run's folder; the run's vectors are "
+            "kept).")
+
 st.subheader("Download")
 
 
 def _file_for(fmt: str):
-    """Read (or convert, once) only when the button is pressed."""
-    return lambda: ws.export_file(chosen.path, fmt).read_bytes()
+    """Read (or convert, once) only when the button is pressed; without the excluded items."""
+    return lambda: curation.export_file(ws, chosen.path, fmt)[0].read_bytes()
 
 
 mimes = {"json": "application/json", "jsonl": "application/jsonl", "parquet": "application/vnd.apache.parquet"}
@@ -70,7 +92,7 @@ if target.startswith("Neo4j"):
             (st.success if check.level == "success" else st.warning)(check.message)
 
     def push(dry_run, progress):
-        return push_to_neo4j(chosen.path, settings(), dry_run=dry_run, progress=progress)
+        return push_to_neo4j(chosen.path, settings(), dry_run=dry_run, progress=progress, exclude=excluded)
 else:
     configured_url = os.environ.get("BACKEND_URL") or common.secret("backend_url", "") or "http://127.0.0.1:8000"
     stored_token = common.stored_secret("EMBEDDINGS_IMPORT_TOKEN") or common.secret("embeddings_import_token", "") or ""
@@ -84,9 +106,10 @@ else:
 
     def push(dry_run, progress):
         secret = credential_for(destination, token, configured_url, stored_token, "EMBEDDINGS_IMPORT_TOKEN")
-        return push_to_backend(chosen.path, destination, secret, dry_run=dry_run, progress=progress)
+        return push_to_backend(chosen.path, destination, secret, dry_run=dry_run, progress=progress,
+                               exclude=excluded)
 
-key = f"{chosen.path}|{destination}"
+key = f"{chosen.path}|{destination}|{curation.digest(excluded)}"  # other exclusions: preview again
 previews = st.session_state.setdefault("push_previews", {})
 c1, c2 = st.columns(2)
 preview_clicked = c1.button("Preview (dry run)")

@@ -68,17 +68,18 @@ def test_two_runs_side_by_side_with_the_console_figures(at, workdir, minilm_path
     assert not at.exception and not at.error
     assert at.subheader[0].value == f"demo120.jsonl: {workdir['queries']} queries, k = 10"
     scores = at.dataframe[0].value
-    assert scores["mode"].tolist() == ["keyword", f"semantic · {runs['full']}", f"semantic · {runs['d128']}"]
+    assert scores["mode"].tolist() == ["keyword", f"semantic · {runs['full']}", f"semantic · {runs['d128']}",
+                                       f"hybrid · {runs['full']}", f"hybrid · {runs['d128']}"]
 
     run_dirs = [workdir["root"] / "runs" / runs[r] for r in ("full", "d128")]
     loaded = [load_run(next(d.glob("*.npy")), d.name) for d in run_dirs]
     expected = evaluate_console(read_query_set(workdir["root"] / "querysets" / "demo120.jsonl"), loaded,
-                                ["keyword", "semantic"], 10,
+                                ["keyword", "semantic", "hybrid"], 10,
                                 [query_encoder(Embedder(str(minilm_path), dimensions=d)) for d in (384, 128)])
     for row in scores.to_dict("records"):
         for metric in expected.evaluation.metrics:
             assert row[metric] == pytest.approx(round(expected.evaluation.scores[row["mode"]][metric], 4), abs=1e-4)
-    assert len(at.dataframe[1].value) == 3 * 4  # three pairs of modes x four metrics
+    assert len(at.dataframe[1].value) == 10 * 4  # ten pairs of the five columns x four metrics
     assert at.metric[0].label.startswith("Neighbour overlap of the two runs (120 items, k = 10)")
     assert at.subheader[1].value == f"Where semantic · {runs['full']} and semantic · {runs['d128']} disagree most"
     overlap = at.dataframe[2].value

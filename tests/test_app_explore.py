@@ -1,7 +1,9 @@
-"""The Explore page: a UMAP map of a run's embeddings (2D/3D, coloured by type or category, sampled when large)
-and the similarity preview for a chosen item or a typed query. Real MiniLM vectors of real recipes."""
+"""The Explore page: a UMAP map of every item of a run (2D/3D, coloured by type, category or cluster; UMAP fitted on
+a sample when large, the rest placed), its clusters named in the data's language, and the similarity preview for a
+chosen item or a typed query. Real MiniLM vectors of real recipes."""
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 from pathlib import Path
@@ -42,21 +44,72 @@ def _spec(at) -> dict:
     return json.loads(at.get("plotly_chart")[0].proto.spec)
 
 
+def _length(values) -> int:
+    """The length of a trace's array (plotly sends numpy arrays as base64 typed arrays)."""
+    if isinstance(values, dict):
+        return len(base64.b64decode(values["bdata"])) // {"f4": 4, "f8": 8, "i4": 4, "i2": 2, "i1": 1}[values["dtype"]]
+    return len(values)
+
+
+def _points(trace: dict) -> int:
+    return _length(trace["x"])
+
+
+def _drawn(at) -> int:
+    return sum(_points(t) for t in _spec(at)["data"] if t.get("name") not in ("neighbours", "selected"))
+
+
 def test_the_map_shows_every_item_of_a_small_set(at, minilm_path):
     assert not at.exception
     assert at.caption[0].value.startswith(f"120 of 120 items · 384 dimensions · model `{minilm_path}` · PCA+UMAP")
-    assert sum(len(trace["customdata"]) for trace in _spec(at)["data"]) == 120
+    assert sum(len(trace["hovertext"]) for trace in _spec(at)["data"]) == 120
+    assert sum(_length(trace["customdata"]) for trace in _spec(at)["data"]) == 120  # row numbers: the selection
+    assert _drawn(at) == 120 and {t["type"] for t in _spec(at)["data"]} == {"scattergl"}  # WebGL, no WebGPU
 
 
-def test_a_large_set_is_sampled_and_the_sample_size_shown(at):
+def test_umap_is_fitted_on_a_sample_and_every_item_is_still_drawn(at):
+    """Beyond the sample UMAP is fitted on, the other items are placed, not left out (they used to be)."""
     at.number_input[0].set_value(100).run()
-    assert at.caption[0].value.startswith("100 of 120 items (a random sample) · ")
+    assert at.caption[0].value.startswith(
+        "120 of 120 items (UMAP fitted on 100, 20 placed by their nearest neighbours) · ")
+    assert at.caption[0].value.endswith(" · PCA+UMAP+KNN")
+    assert _drawn(at) == 120
+
+
+def test_clusters_are_named_without_indonesian_stopwords_and_drawn_on_the_map(at):
+    from console.clusters import stopwords
+
+    caption = next(c.value for c in at.caption if " clusters, named in " in c.value)
+    assert " clusters, named in `id` (detected) · " in caption
+    names = [a["text"] for a in _spec(at)["layout"]["annotations"]]
+    assert len(names) >= 2, names
+    words = [w for name in names for w in name.split(" / ")]
+    assert not set(words) & stopwords("id"), names
+    assert any("tempe" in name for name in names) and any("ayam" in name for name in names), names
+
+
+def test_clusters_can_be_chosen_and_the_others_are_hidden(at):
+    clusters = at.multiselect(key="explore_clusters")
+    first = clusters.options[0]
+    clusters.select(first).run()
+    spec = _spec(at)
+    assert [a["text"] for a in spec["layout"]["annotations"]] == [first.rsplit(" (", 1)[0]]
+    assert _drawn(at) == int(first.rsplit("(", 1)[1].rstrip(")").replace(",", ""))
+
+
+def test_points_can_be_coloured_by_cluster_and_the_names_can_be_hidden(at):
+    at.selectbox[1].set_value("cluster").run()
+    names = [t["name"] for t in _spec(at)["data"]]
+    assert {a["text"] for a in _spec(at)["layout"]["annotations"]} <= set(names)
+    at.checkbox[0].uncheck().run()
+    assert not _spec(at)["layout"].get("annotations")
 
 
 def test_one_type_is_coloured_by_category_with_title_and_text_on_hover(at):
     traces = _spec(at)["data"]
     assert [t["name"] for t in traces] == ["Ayam", "Tempe"]
-    assert traces[0]["hovertemplate"].startswith("<b>%{customdata[1]}</b>")
+    assert traces[0]["hovertemplate"] == "%{hovertext}<extra></extra>"
+    assert traces[0]["hovertext"][0].startswith("<b>") and "<br>recipe-ayam-" in traces[0]["hovertext"][0]
 
 
 def test_points_can_be_coloured_by_type(at):
@@ -76,6 +129,8 @@ def test_choosing_an_item_lists_its_neighbours_and_highlights_them(at):
     assert len(table) == 10 and "recipe-tempe-0" not in table["id"].tolist()
     assert table["cosine"].tolist() == sorted(table["cosine"].tolist(), reverse=True)
     assert [t["name"] for t in _spec(at)["data"]][-2:] == ["neighbours", "selected"]
+    names = {a["text"] for a in _spec(at)["layout"]["annotations"]} | {"(no cluster)"}
+    assert set(table["cluster"]) <= names and table["cluster"].iloc[0]
 
 
 def test_a_typed_query_finds_tempe_recipes(at):
@@ -91,8 +146,10 @@ def test_a_projection_is_kept_on_disk_so_a_restarted_server_reads_it_back(at, wo
     assert len(list((workdir / "cache" / "projections").glob("*.npz"))) >= 1
     st.cache_data.clear()  # what a server restart does to the in-memory caches (the maps are a cache_resource)
     st.cache_resource.clear()
+    assert len(list((workdir / "cache" / "projections").glob("clusters-*.npz"))) >= 1
     at.run()
     assert at.caption[0].value.endswith(" · PCA+UMAP · from cache")
+    assert at.caption[1].value.endswith(" items in none · from cache")  # the clusters too
 
 
 def test_typing_a_query_replaces_the_chosen_item(at):
@@ -147,3 +204,54 @@ def test_a_new_map_names_its_stages_as_they_run(at):
     stages = [m.value.split(" · ")[0] for m in box.markdown]
     assert stages == ["Reading the vectors", "Taking all 120 items", "PCA: 384 → 17 dimensions",
                       "UMAP: 120 points to 2D (the longest step)"]
+
+
+def _explore(work, monkeypatch):
+    monkeypatch.setenv("CONSOLE_WORKDIR", str(work))
+    monkeypatch.delenv("CONSOLE_PASSWORD", raising=False)
+    return AppTest.from_file(APP, default_timeout=120).run().switch_page("pages/explore.py").run()
+
+
+def _click(at, label):
+    next(b for b in at.button if b.label == label).click().run()
+
+
+def test_neighbours_excluded_with_a_note_stay_excluded_after_a_reload_and_can_be_undone(workdir, tmp_path,
+                                                                                       monkeypatch):
+    work = shutil.copytree(workdir, tmp_path / "work")
+    [run] = (work / "runs").iterdir()
+    at = _explore(work, monkeypatch)
+    at.selectbox(key="explore_item").set_value("recipe-tempe-0").run()
+    neighbours = at.dataframe[0].value["id"].tolist()
+    _click(at, "Select the 10 neighbours listed")
+    [picked] = [m for m in at.multiselect if m.key.startswith("curation_pick_")]
+    assert picked.value == neighbours
+    picked.unselect(neighbours[-1]).run()
+    at.text_input(key="curation_note").input("resep ganda").run()
+    _click(at, "Exclude 9 selected")
+    assert not at.exception
+    assert [s.value for s in at.success] == ["Excluded 9 items."]
+    lines = [json.loads(line) for line in (run / "exclusions.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [(e["id"], e["note"]) for e in lines] == [(i, "resep ganda") for i in neighbours[:9]]
+
+    at = _explore(work, monkeypatch)  # a reload: a new session reads the run's file
+    assert any(c.value.startswith("9 excluded items in this file: left out of downloads and pushes") for c in at.caption)
+    assert at.dataframe[0].value["id"].tolist() == neighbours[:9]
+    at.selectbox(key="explore_item").set_value("recipe-tempe-0").run()
+    assert at.dataframe[0].value["excluded"].tolist() == ["yes"] * 9 + [""]
+    at.multiselect(key="curation_undo").select(neighbours[0]).run()
+    _click(at, "Undo 1")
+    assert [e["id"] for e in map(json.loads, (run / "exclusions.jsonl").read_text().splitlines())] == neighbours[1:9]
+    _click(at, "Undo all 8")
+    assert not (run / "exclusions.jsonl").exists()
+    assert any(c.value.startswith("0 excluded items in this file") for c in at.caption)
+
+
+def test_a_broken_exclusion_file_is_named_with_its_line(workdir, tmp_path, monkeypatch):
+    work = shutil.copytree(workdir, tmp_path / "work")
+    [run] = (work / "runs").iterdir()
+    (run / "exclusions.jsonl").write_text('{"id": "recipe-tempe-1"}\n{"note": "lupa id"}\n', encoding="utf-8")
+    at = _explore(work, monkeypatch)
+    assert not at.exception
+    assert at.error[0].value.startswith('exclusions.jsonl, line 2: no "id" — each line must be a JSON object')
+    assert at.error[0].value.endswith("Downloads and pushes of this run stop until the file is fixed or removed.")

@@ -173,3 +173,39 @@ def test_an_unreachable_backend_is_a_clear_message(at):
     assert [e.value for e in at.error] == [
         f"Cannot reach the backend at {url}/api/embeddings/import/: is it running (./start.sh --demo, or gunicorn "
         "-c backend/gunicorn.conf.py)? Check the URL"]
+
+
+def test_items_excluded_on_explore_stay_excluded_after_a_reload_and_are_not_pushed(run_dir, graph, neo4j_settings,
+                                                                                   ids, tmp_path, monkeypatch):
+    """select (the neighbours of an item) -> exclude -> reload -> still excluded -> the download and the push leave
+    them out, checked in the graph; the run's own file keeps every vector."""
+    work = shutil.copytree(run_dir.parent.parent, tmp_path / "work")
+    run = work / "runs" / run_dir.name
+    monkeypatch.setenv("CONSOLE_WORKDIR", str(work))
+    monkeypatch.delenv("CONSOLE_PASSWORD", raising=False)
+    at = AppTest.from_file(APP, default_timeout=120).run().switch_page("pages/explore.py").run()
+    at.selectbox(key="explore_item").set_value(ids[0]).run()
+    _button(at, "Select the 10 neighbours listed").click().run()
+    _button(at, "Exclude 10 selected").click().run()
+    excluded = at.dataframe[0].value["id"].tolist()
+    assert len(excluded) == 10 and not at.exception
+
+    at = AppTest.from_file(APP, default_timeout=120).run().switch_page("pages/explore.py").run()  # a reload
+    assert at.dataframe[0].value["id"].tolist() == excluded
+    at.switch_page("pages/export_push.py").run()
+    assert [i.value for i in at.info] == [
+        "10 excluded items left out of downloads and pushes (excluded on the Explore page; listed in exclusions.jsonl "
+        "in the run's folder; the run's vectors are kept)."]
+    _recipes_in_graph(graph, ids)
+    _button(at, "Preview (dry run)").click().run()
+    _button(at, "Push").click().run()
+    assert at.success[0].value.startswith(f"Pushed to {neo4j_settings['uri']} (neo4j): 30 vectors: 30 written, 0 "
+                                          "unchanged, 0 unknown ids, 0 rejected; 10 excluded items left out.")
+    stored = {r["id"] for r in graph.execute_query(
+        "MATCH (n:Recipe) WHERE n.embedding IS NOT NULL RETURN n.id AS id").records}
+    assert stored == set(ids) - set(excluded)
+    from console.curation import export_file
+
+    path, left_out = export_file(Workspace(work), run / "embeddings_recipes.json", "jsonl")  # the download's file
+    assert left_out == 10 and {i.id for i in read_embeddings(path)} == set(ids) - set(excluded)
+    assert len(list(read_embeddings(run / "embeddings_recipes.json"))) == 40

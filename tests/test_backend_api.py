@@ -313,3 +313,195 @@ def test_neo4j_down_gives_503_and_no_token_disables_the_import(data, neo4j_env):
         disabled = post_import(url, {"model": "m", "items": []})
         assert (disabled.status_code, disabled.json()) == (503, {"error": (
             "The import endpoint is disabled: set EMBEDDINGS_IMPORT_TOKEN in the backend's environment")})
+
+
+# -- /api/search/: modes, hybrid fusion, filters, explain (issue 14) ---------------------------------------------------
+def search(backend, **params):
+    response = get(f"{backend}/api/search/", **params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def ingredients_of(driver, ids):
+    rows = driver.execute_query(
+        "UNWIND $ids AS id MATCH (r:Recipe {id: id}) "
+        "RETURN id, [(r)-[:HAS_INGREDIENT]->(i:Ingredient) | toLower(i.name)] AS names", ids=ids).records
+    names = {r["id"]: r["names"] for r in rows}
+    return [names.get(i, []) for i in ids]
+
+
+def recipes_with_ingredient(driver, count_from, count_to):
+    """An ingredient name that from `count_from` to `count_to` recipes with a vector have, and those recipes."""
+    row = driver.execute_query(
+        "MATCH (i:Ingredient)<-[:HAS_INGREDIENT]-(r:Recipe) WHERE r.embedding IS NOT NULL "
+        "WITH toLower(i.name) AS name, collect(DISTINCT r.id) AS ids WHERE $lo <= size(ids) <= $hi "
+        "RETURN name, ids ORDER BY size(ids), name LIMIT 1", lo=count_from, hi=count_to).records[0]
+    return row["name"], set(row["ids"])
+
+
+def test_hybrid_fuses_the_two_branches_by_rrf(backend):
+    """Each hybrid hit's ranks are its places in the keyword and the semantic answer to the same query (2k deep),
+    and its score is 1/(60 + r1) + 1/(60 + r2): the item first in both branches is first."""
+    q, k = "sambal tempe pedas", 10
+    hybrid = search(backend, q=q, mode="hybrid", k=k, explain=1)
+    keyword = [r["id"] for r in search(backend, q=q, mode="keyword", k=2 * k)["results"]]
+    semantic = [r["id"] for r in search(backend, q=q, mode="semantic", k=2 * k)["results"]]
+    assert hybrid["mode"] == "hybrid" and hybrid["complete"] is True and hybrid["note"] is None
+    results = hybrid["results"]
+    assert len(results) == k and results[0]["title"] == "Sambal Tempe Bosok"
+    assert (results[0]["keyword_rank"], results[0]["semantic_rank"]) == (1, 1)
+    for hit in results:
+        assert hit["keyword_rank"] == (keyword.index(hit["id"]) + 1 if hit["id"] in keyword else None)
+        assert hit["semantic_rank"] == (semantic.index(hit["id"]) + 1 if hit["id"] in semantic else None)
+        expected = sum(1 / (60 + r) for r in (hit["keyword_rank"], hit["semantic_rank"]) if r is not None)
+        assert hit["score"] == pytest.approx(expected, abs=1e-12) and hit["fused_score"] == hit["score"]
+    assert [h["score"] for h in results] == sorted((h["score"] for h in results), reverse=True)
+    # every item of the union that is not shown scores no more than the last one shown
+    shown = {h["id"] for h in results}
+    for item in set(keyword) | set(semantic):
+        if item not in shown:
+            ranks = [lst.index(item) + 1 for lst in (keyword, semantic) if item in lst]
+            assert sum(1 / (60 + r) for r in ranks) <= results[-1]["score"] + 1e-12
+
+
+@pytest.fixture
+def keyword_only_recipe(backend, neo4j_driver):
+    """A recipe without a vector whose title holds a word no other recipe has: only the keyword branch finds it."""
+    neo4j_driver.execute_query("CREATE (:Recipe {id: 'recipe-keyword-only', title: 'Sambal Qwzzy', "
+                               "text: 'Sambal Qwzzy, sambal tempe pedas'})")
+    yield backend
+    neo4j_driver.execute_query("MATCH (r:Recipe {id: 'recipe-keyword-only'}) DETACH DELETE r")
+
+
+def test_hybrid_keeps_an_item_only_one_branch_found(keyword_only_recipe):
+    """"qwzzy" is a word of one recipe only, which has no vector: the keyword branch finds it alone, the semantic
+    branch finds others; both kinds are in the answer, the keyword branch's first winning the tie of 1/61."""
+    results = search(keyword_only_recipe, q="qwzzy", mode="hybrid", k=10, explain=1)["results"]
+    assert results[0]["id"] == "recipe-keyword-only"
+    assert (results[0]["keyword_rank"], results[0]["semantic_rank"]) == (1, None)
+    assert results[0]["score"] == pytest.approx(1 / 61, abs=1e-12)
+    assert [(h["keyword_rank"], h["semantic_rank"]) for h in results[1:]] == [(None, r) for r in range(1, 10)]
+    assert results[1]["score"] == pytest.approx(1 / 61, abs=1e-12)
+
+
+def test_explain_is_off_by_default_and_names_the_rank_in_single_modes(backend):
+    plain = search(backend, q="ayam bakar", mode="hybrid", k=3)["results"]
+    assert set(plain[0]) == {"id", "type", "title", "score"}
+    keyword = search(backend, q="ayam bakar", mode="keyword", k=3, explain="true")["results"]
+    assert [h["keyword_rank"] for h in keyword] == [1, 2, 3]
+    semantic = search(backend, q="ayam bakar", mode="semantic", k=3, explain=1)["results"]
+    assert [h["semantic_rank"] for h in semantic] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("mode", ["keyword", "semantic", "hybrid"])
+def test_filters_keep_only_matching_recipes_and_k_of_them(backend, neo4j_driver, mode):
+    q, k = "ayam bawang pedas", 10
+    answer = search(backend, q=q, mode=mode, k=k, category="ayam", ingredient="Bawang Merah")
+    ids = [h["id"] for h in answer["results"]]
+    assert answer["filters"] == {"category": "ayam", "ingredient": "Bawang Merah"}
+    assert len(ids) == k and answer["complete"] is True and answer["note"] is None
+    assert all("Ayam" in cats for cats in categories_of(neo4j_driver, ids))
+    assert all("bawang merah" in names for names in ingredients_of(neo4j_driver, ids))
+    unfiltered = [h["id"] for h in search(backend, q=q, mode=mode, k=k)["results"]]
+    assert not all("Ayam" in cats and "bawang merah" in names for cats, names in zip(
+        categories_of(neo4j_driver, unfiltered), ingredients_of(neo4j_driver, unfiltered)))  # the filter did something
+
+
+def test_a_selective_filter_still_gets_k_semantic_hits(backend, neo4j_driver):
+    """An ingredient of 12-30 recipes, a query about something else: the first 50 index candidates hold fewer than
+    k of them, so the vector branch asks again with more, and k come back, nearest first."""
+    name, ids = recipes_with_ingredient(neo4j_driver, 12, 30)
+    answer = search(backend, q="kue coklat manis", mode="semantic", k=10, ingredient=name)
+    hits = answer["results"]
+    assert len(hits) == 10 and {h["id"] for h in hits} <= ids and answer["complete"] is True
+    assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
+    hybrid = search(backend, q="kue coklat manis", mode="hybrid", k=10, ingredient=name)["results"]
+    assert len(hybrid) == 10 and {h["id"] for h in hybrid} <= ids
+
+
+@pytest.mark.parametrize("mode", ["semantic", "hybrid"])
+def test_fewer_matching_items_than_k_are_all_returned_with_a_note(backend, neo4j_driver, mode):
+    name, ids = recipes_with_ingredient(neo4j_driver, 2, 3)
+    answer = search(backend, q="ayam goreng", mode=mode, k=10, ingredient=name.upper())
+    assert {h["id"] for h in answer["results"]} == ids and answer["complete"] is True
+    assert answer["note"] == (f"{len(ids)} of k=10 hits: only {len(ids)} recipes with ingredient={name.upper()} "
+                              "have a vector" + (" or match the words" if mode == "hybrid" else ""))
+
+
+def test_the_vector_branch_says_when_it_stopped_at_its_limit(data, neo4j_driver, neo4j_settings, monkeypatch):
+    """With the candidate limit at 60, an ingredient far from the query is not found among the 60 nearest:
+    fewer than k hits, complete False."""
+    from console.neo4j.settings import Neo4jSettings
+    from console.neo4j.store import Neo4jStore
+    from recipes.filters import SearchFilters
+    from recipes.search import vector_hits
+
+    name, ids = recipes_with_ingredient(neo4j_driver, 12, 30)
+    store = Neo4jStore(Neo4jSettings.from_mapping(neo4j_settings))
+    try:
+        vector = neo4j_driver.execute_query("MATCH (r:Recipe {id: 'recipe-4472552'}) RETURN r.embedding AS e"
+                                            ).records[0]["e"]
+        limited = vector_hits(store, "recipe", vector, 10, filters=SearchFilters(ingredient=name), max_candidates=60)
+        full = vector_hits(store, "recipe", vector, 10, filters=SearchFilters(ingredient=name))
+    finally:
+        store.close()
+    assert full.complete and len(full.results) == 10 and full.examined > 60
+    assert limited.examined == 60 and len(limited.results) < 10 and limited.complete is False
+    assert {h["id"] for h in limited.results} <= {h["id"] for h in full.results} <= ids
+
+
+def test_similar_items_accept_the_filters(backend, neo4j_driver):
+    answer = get(f"{backend}/api/items/recipe-4472552/similar/", k=6, category="Tempe").json()
+    ids = [h["id"] for h in answer["results"]]
+    assert len(ids) == 6 and "recipe-4472552" not in ids and answer["filters"]["category"] == "Tempe"
+    assert all("Tempe" in cats for cats in categories_of(neo4j_driver, ids)) and answer["complete"] is True
+    unfiltered = get(f"{backend}/api/items/recipe-4472552/similar/", k=6).json()
+    assert unfiltered["filters"] == {"category": None, "ingredient": None} and unfiltered["note"] is None
+
+
+@pytest.mark.parametrize("path,params,message", [
+    ("search", {"q": "x", "mode": "fuzzy"}, "Unknown mode 'fuzzy': expected one of keyword, semantic, hybrid"),
+    ("search", {"q": "x", "category": "Kambing"},
+     "Unknown category 'Kambing' in parameter 'category': no category has that name (names match whole, ignoring "
+     "case; e.g. category=Ayam)"),
+    ("search", {"q": "x", "mode": "keyword", "ingredient": "zzz tidak ada"},
+     "Unknown ingredient 'zzz tidak ada' in parameter 'ingredient': no ingredient has that name (names match whole, "
+     "ignoring case; e.g. ingredient=santan)"),
+    ("search", {"q": "x", "mode": "semantic", "ingredient": "santan", "category": "Sayur"},
+     "Unknown category 'Sayur' in parameter 'category': no category has that name (names match whole, ignoring "
+     "case; e.g. category=Ayam)"),
+    ("search", {"q": "x", "type": "ingredient", "category": "Ayam"},
+     "The filter 'category' applies to recipes only: use type=recipe, not type=ingredient"),
+    ("search", {"q": "x", "explain": "maybe"}, "'explain' must be 1 or 0 (true or false), not 'maybe'"),
+    ("items/recipe-4472552/similar", {"ingredient": "zzz tidak ada"},
+     "Unknown ingredient 'zzz tidak ada' in parameter 'ingredient': no ingredient has that name (names match whole, "
+     "ignoring case; e.g. ingredient=santan)"),
+    ("items/ingredient-cabai/similar", {"category": "Ayam"},
+     "The filter 'category' applies to recipes only: use type=recipe, not type=ingredient"),
+])
+def test_bad_search_parameters_get_a_400_naming_them(backend, path, params, message):
+    response = get(f"{backend}/api/{path}/", **params)
+    assert (response.status_code, response.json()) == (400, {"error": message})
+
+
+def test_the_schema_describes_the_search_modes_and_filters(backend):
+    schema = requests.get(f"{backend}/api/schema/?format=json", timeout=30).json()
+    params = {p["name"]: p for p in schema["paths"]["/api/search/"]["get"]["parameters"]}
+    assert sorted(params["mode"]["schema"]["enum"]) == ["hybrid", "keyword", "semantic"]
+    assert params["mode"]["schema"]["default"] == "hybrid"
+    assert {"q", "type", "k", "category", "ingredient", "explain"} <= set(params)
+    similar = {p["name"] for p in schema["paths"]["/api/items/{item_id}/similar/"]["get"]["parameters"]}
+    assert {"category", "ingredient", "k"} <= similar
+    hit = schema["components"]["schemas"]["SearchHit"]["properties"]
+    assert {"keyword_rank", "semantic_rank", "fused_score"} <= set(hit)
+
+
+def test_search_page_offers_hybrid_and_the_filters(backend, neo4j_driver):
+    page = get(f"{backend}/", q="sambal pedas", mode="hybrid", type="recipe", category="Ayam")
+    assert page.status_code == 200 and "hybrid results for “sambal pedas” in category Ayam" in page.text
+    assert 'value="hybrid" checked' in page.text and 'name="ingredient"' in page.text
+    assert ">fused</abbr>" in page.text and "keyword #" in page.text
+    ids = [part.split("/", 1)[0] for part in page.text.split('href="/items/')[1:]]
+    assert len(ids) == 20 and all("Ayam" in cats for cats in categories_of(neo4j_driver, ids))
+    bad = get(f"{backend}/", q="sambal", mode="keyword", category="Kambing")
+    assert bad.status_code == 400 and "Unknown category &#x27;Kambing&#x27; in parameter &#x27;category&#x27;" in bad.text

@@ -228,6 +228,38 @@ def test_a_file_without_metadata_needs_the_model_name(no_embeddings, env, tmp_pa
             "pass --model NAME (semantic search embeds queries with that model)") in proc.stderr
 
 
+def test_import_leaves_out_the_items_of_an_exclusion_file(no_embeddings, env, tmp_path, neo4j_driver):
+    """The console's exclusions.jsonl (JSON Lines of id, note, at): those items are not written; an id of no file
+    is counted, not fatal."""
+    path = no_embeddings["emb"] / "embeddings_recipes.jsonl"
+    first_ids = [json.loads(line)["id"] for line in path.read_text().splitlines()[:2]]
+    exclusions = tmp_path / "exclusions.jsonl"
+    exclusions.write_text("".join(json.dumps({"id": i, "note": "ganda", "at": "2026-11-28T12:00:00Z"}) + "\n"
+                                  for i in [*first_ids, "recipe-not-here"]))
+    proc = manage("import_embeddings", "--embedding-file", str(path), "--exclude", str(exclusions), env=env)
+    assert "298 vectors: 298 written, 0 unchanged, 0 unknown ids, 0 rejected; 2 excluded items left out" in proc.stdout
+    assert "1 ids of exclusions.jsonl match no item of the imported files (ignored)" in proc.stderr
+    embedded = {r["id"] for r in neo4j_driver.execute_query(
+        "MATCH (n:Recipe) WHERE n.embedding IS NOT NULL RETURN n.id AS id").records}
+    assert len(embedded) == 298 and not embedded & set(first_ids)
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"id": "recipe-1"}\nnot json\n', "exclusions.jsonl, line 2: not valid JSON at column 1: Expecting value"),
+    ('{"note": "no id"}\n', 'exclusions.jsonl, line 1: no "id"'),
+])
+def test_a_bad_exclusion_file_stops_before_anything_is_written(no_embeddings, env, tmp_path, neo4j_driver, content,
+                                                               message):
+    exclusions = tmp_path / "exclusions.jsonl"
+    exclusions.write_text(content)
+    proc = manage("import_embeddings", "--embedding-file", str(no_embeddings["emb"] / "embeddings_recipes.json"),
+                  "--exclude", str(exclusions), env=env, check=False)
+    assert proc.returncode == 1
+    assert f"CommandError: {message} — each line must be a JSON object" in proc.stderr
+    assert proc.stderr.rstrip().endswith("(nothing was imported)")
+    assert count_embedded(neo4j_driver) == 0
+
+
 def test_commands_say_when_neo4j_is_down(pipeline, env):
     uri = f"bolt://127.0.0.1:{free_port()}"
     proc = manage("export_data_for_embeddings", "--output-dir", "/tmp/never", env={**env, "NEO4J_URI": uri},

@@ -250,7 +250,7 @@ def test_a_recorded_model_not_on_this_machine_is_503_and_never_fetched(backend):
     assert (response.status_code, response.json()) == (503, {"error": (
         f"The model '{MISSING_MODEL}' that embedded these vectors is not on this server, and the backend never "
         "downloads models: put it in the Hugging Face cache (huggingface-cli download <model>) or in a local "
-        "folder, and import the vectors with that model name or folder")})
+        "folder, import the vectors with that model name or folder, or set BACKEND_QUERY_EMBEDDER=remote")})
     page = requests.get(f"{backend}/", params={"q": "ayam", "type": "category", "mode": "semantic"}, timeout=120)
     assert page.status_code == 503 and "never downloads models" in page.text
     assert CountingHub.hits == []

@@ -118,6 +118,23 @@ def _shot(page, name: str) -> None:
     shutil.copyfile(SHOTS / f"{name}.png", DOC_SHOTS / f"{name}.png")
 
 
+def _points_drawn(page) -> int:
+    """Points in the map's traces (the neighbour and selection marks left out), as plotly holds them in the page
+    (``_fullData``: the coordinates decoded from the base64 typed arrays the page receives)."""
+    return page.evaluate("""() => document.querySelector('.js-plotly-plot')._fullData
+        .filter(t => !['neighbours', 'selected'].includes(t.name)).reduce((n, t) => n + t.x.length, 0)""")
+
+
+def _point_position(page, n: int) -> tuple[float, float]:
+    """Where the map's n-th point of its first trace is on the screen (WebGL points are no DOM elements)."""
+    return tuple(page.evaluate("""(n) => {
+        const gd = document.querySelector('.js-plotly-plot'), t = gd._fullData[0];  // typed arrays decoded
+        const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+        const box = gd.querySelector('.nsewdrag').getBoundingClientRect();
+        return [box.left + xa.l2p(t.x[n]), box.top + ya.l2p(t.y[n])];
+    }""", n))
+
+
 def _go(page, title: str) -> None:
     page.get_by_role("link", name=title).click()
 
@@ -177,7 +194,10 @@ def test_upload_generate_explore_and_push_in_a_real_browser(console_url, page, e
     _go(page, "Explore")
     page.get_by_text("100 of 100 items").wait_for(timeout=120_000)
     page.locator(".js-plotly-plot").first.wait_for()
-    page.locator(".js-plotly-plot .scatterlayer path.point").nth(3).click(force=True)  # a plotly selection event
+    _settle(page)
+    assert _points_drawn(page) == 100  # every item, drawn with WebGL (Scattergl) in a browser without WebGPU
+    assert page.locator(".js-plotly-plot .annotation-text").count() >= 2  # the clusters' names on the map
+    page.mouse.click(*_point_position(page, 3))  # a plotly selection event
     page.get_by_role("heading", name="Nearest to").wait_for()
     page.get_by_text("selected", exact=True).wait_for()  # the legend entry of the highlighted point
     query = page.get_by_role("textbox", name="Query (embedded with the run's model and its query prompt)")
@@ -210,3 +230,23 @@ def test_upload_generate_explore_and_push_in_a_real_browser(console_url, page, e
         "SHOW VECTOR INDEXES YIELD name, labelsOrTypes, options WHERE name = 'recipe_embedding' "
         "RETURN options.indexConfig.`vector.dimensions` AS dims").records
     assert [r["dims"] for r in index] == [384]
+
+    # curation: the neighbours of a clicked point excluded on Explore are left out of the next push
+    _go(page, "Explore")
+    page.locator(".js-plotly-plot .scatterlayer path.point").nth(3).click(force=True)
+    page.get_by_role("heading", name="Nearest to").wait_for()
+    page.get_by_role("button", name="Select the 10 neighbours listed").click()
+    _settle(page)
+    note = page.get_by_role("textbox", name="Note (optional)")
+    note.fill("resep ganda")
+    note.press("Enter")
+    _settle(page)
+    page.get_by_role("button", name="Exclude 10 selected").click()
+    page.get_by_text("Excluded 10 items.").wait_for()
+    _go(page, "Export & push")
+    page.get_by_text("10 excluded items left out of downloads and pushes").wait_for()
+    page.get_by_role("button", name="Preview (dry run)").click()
+    page.get_by_text("90 vectors: 0 would write, 90 unchanged, 0 unknown ids, 0 rejected; 10 excluded items left "
+                     "out.").wait_for()
+    excluded = [json.loads(line) for line in (output.parent / "exclusions.jsonl").read_text().splitlines()]
+    assert len(excluded) == 10 and {e["note"] for e in excluded} == {"resep ganda"}

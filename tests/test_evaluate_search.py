@@ -54,16 +54,16 @@ def live(neo4j_driver, neo4j_settings, neo4j_env, tmp_path_factory, minilm_path)
     return {"base": base, "embeddings": embeddings, "queries": queries, "env": neo4j_env, "count": len(lines)}
 
 
-def test_the_command_and_the_console_give_the_same_semantic_figures(live, minilm_path):
+def test_the_command_and_the_console_give_the_same_semantic_figures(live, minilm_path, neo4j_settings):
     from console.engine import Embedder
     from console.evaluate import evaluate_console, load_run, query_encoder
     from console.querysets import read_query_set
 
     out = live["base"] / "live.json"
-    proc = manage("evaluate_search", "--queries", str(live["queries"]), "--modes", "keyword,semantic", "--k", "10",
-                  "--output", str(out), env=live["env"])
+    proc = manage("evaluate_search", "--queries", str(live["queries"]), "--modes", "keyword,semantic,hybrid", "--k",
+                  "10", "--output", str(out), env=live["env"])
     command = json.loads(out.read_text())
-    assert command["modes"] == ["keyword", "semantic"] and command["queries"] == live["count"] >= 20
+    assert command["modes"] == ["keyword", "semantic", "hybrid"] and command["queries"] == live["count"] >= 20
     assert f"queries.jsonl: {live['count']} queries, k=10" in proc.stdout
     assert "semantic vs keyword, ndcg@10: " in proc.stdout and f"Wrote {out}" in proc.stdout
     assert {r["metric"] for r in command["comparisons"]} == {"ndcg@10", "recall@10", "mrr@10", "precision@10"}
@@ -78,10 +78,41 @@ def test_the_command_and_the_console_give_the_same_semantic_figures(live, minilm
         assert np.allclose([ours[q] for q in ours], [theirs[q] for q in ours], atol=1e-6), metric
         assert console.scores["semantic"][metric] == pytest.approx(command["scores"]["semantic"][metric], abs=1e-9)
     assert 0 < command["scores"]["semantic"]["ndcg@10"] <= 1 and 0 < command["scores"]["keyword"]["ndcg@10"] <= 1
+    check_hybrid_is_the_shared_rrf(command, read_query_set(live["queries"]), neo4j_settings,
+                                   query_encoder(Embedder(str(minilm_path), device="cpu")))
+
+
+def check_hybrid_is_the_shared_rrf(command: dict, query_set, neo4j_settings, encode) -> None:
+    """The command's hybrid figures are those of console.evaluate.fused_run (the Evaluate view's fusion) over the
+    live keyword and semantic searches, each branch_depth(10) deep: the backend and the console fuse alike. (The
+    console's own keyword ranker is BM25 over the texts, not Lucene, so its hybrid figures differ from the live
+    ones; the fusion is what is shared.)"""
+    from recipes.search import keyword_search, vector_search
+
+    from console.evaluate import evaluate_runs, fused_run
+    from console.fusion import branch_depth
+    from console.neo4j.settings import Neo4jSettings
+    from console.neo4j.store import Neo4jStore
+
+    depth, qids = branch_depth(10), list(query_set.queries)
+    vectors = encode([query_set.queries[q] for q in qids])
+    store = Neo4jStore(Neo4jSettings.from_mapping(neo4j_settings))
+    try:
+        keyword = {q: {h["id"]: h["score"] for h in keyword_search(store, query_set.queries[q], "recipe", depth)}
+                   for q in qids}
+        semantic = {q: {h["id"]: h["score"] for h in vector_search(store, "recipe", vectors[i], depth)}
+                    for i, q in enumerate(qids)}
+    finally:
+        store.close()
+    ours = evaluate_runs(query_set, {"hybrid": fused_run(keyword, semantic, 10)}, 10)
+    for metric in ours.metrics:
+        assert ours.scores["hybrid"][metric] == pytest.approx(command["scores"]["hybrid"][metric], abs=1e-9), metric
+    assert command["scores"]["hybrid"]["ndcg@10"] > 0
 
 
 @pytest.mark.parametrize("case,args,message", [
-    ("unknown mode", ["--modes", "keyword,hybrid"], "--modes: unknown mode 'hybrid': choose from keyword, semantic"),
+    ("unknown mode", ["--modes", "keyword,fuzzy"],
+     "--modes: unknown mode 'fuzzy': choose from keyword, semantic, hybrid"),
     ("bad k", ["--k", "0"], "--k must be a whole number from 1 to 100, not 0"),
     ("empty set", ["--queries", "{empty}"], "empty.jsonl: the query set is empty"),
     ("wrong format", ["--queries", "{export}"],

@@ -310,3 +310,13 @@ def test_keyword_search_escapes_lucene_syntax(store, recipes):
     store.query("CALL db.awaitIndexes(60)")
     hits = search.keyword_search(store, "tempe (goreng", "recipe", k=5)
     assert hits and all("tempe" in h["title"].lower() for h in hits)
+
+
+def test_reads_are_sent_as_reads_so_a_cluster_can_serve_them_from_any_server(store, recipes):
+    """`read` (the backend's searches, item pages, export) runs in a READ transaction: on a cluster the driver routes
+    it to the servers that serve reads; the server itself refuses a write sent that way."""
+    assert store.read("MATCH (r:Recipe) RETURN count(r) AS n")[0]["n"] == store.query(
+        "MATCH (r:Recipe) RETURN count(r) AS n")[0]["n"] > 0
+    with pytest.raises(Exception, match="(?i)read"):
+        store.read("CREATE (:Recipe {id: 'written-in-a-read'})")
+    assert store.query("MATCH (r:Recipe {id: 'written-in-a-read'}) RETURN count(r) AS n")[0]["n"] == 0

@@ -150,6 +150,21 @@ def test_neo4j_going_away_mid_push_shows_our_message_only(neo4j_clean, neo4j_env
     ))
 
 
+def _embedded_ids(driver) -> set[str]:
+    return {r["id"] for r in driver.execute_query("MATCH (n) WHERE n.embedding IS NOT NULL RETURN n.id AS id").records}
+
+
+def test_push_to_neo4j_leaves_the_excluded_items_out_and_counts_them(recipe_ids, neo4j_settings, neo4j_clean):
+    calls = []
+    report = push_to_neo4j(iter(items_for(recipe_ids)), neo4j_settings, model="m", batch_size=10,
+                           exclude={recipe_ids[0], recipe_ids[7], "recipe-elsewhere"},
+                           progress=lambda d, t: calls.append((d, t)))
+    assert (report.total, report.written, report.excluded) == (23, 23, 2)
+    assert report.summary() == "23 vectors: 23 written, 0 unchanged, 0 unknown ids, 0 rejected; 2 excluded items left out"
+    assert calls[-1] == (23, 23)  # the progress counts without them
+    assert _embedded_ids(neo4j_clean) == set(recipe_ids) - {recipe_ids[0], recipe_ids[7]}
+
+
 # -- through the backend's import endpoint (the real backend under gunicorn) ----------------------------------------------------
 TOKEN = "push-test-token"
 
@@ -232,3 +247,11 @@ def test_push_from_an_embedding_file_takes_the_model_from_its_metadata(recipe_id
     space = neo4j_clean.execute_query("MATCH (s:EmbeddingSpace {type: 'recipe'}) RETURN s.model AS m, "
                                       "s.query_prompt AS p").records[0]
     assert (space["m"], space["p"]) == ("sentence-transformers/all-MiniLM-L6-v2", "Query: ")
+
+
+def test_push_to_backend_does_not_send_the_excluded_items(recipe_ids, backend_url, neo4j_clean):
+    report = push_to_backend(items_for(recipe_ids), backend_url, TOKEN, model="m", batch_size=10,
+                             exclude=recipe_ids[:5])
+    assert (report.total, report.written, report.unknown_count, report.excluded) == (20, 20, 0, 5)
+    assert report.summary().endswith("; 5 excluded items left out")
+    assert _embedded_ids(neo4j_clean) == set(recipe_ids[5:])

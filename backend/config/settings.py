@@ -24,14 +24,25 @@ def _flag(name: str, default: str = "0") -> bool:
     return os.environ.get(name, default).strip().lower() in _TRUE
 
 
-def _positive_int(name: str, default: int) -> int:
+def _positive_int(name: str, default: int, minimum: int = 1) -> int:
     raw = os.environ.get(name, "").strip() or str(default)
     try:
         value = int(raw)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be a whole number, not {raw!r}") from None
-    if value < 1:
-        raise ImproperlyConfigured(f"{name} must be at least 1, not {value}")
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+def _positive_float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip() or str(default)
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number of seconds, not {raw!r}") from None
+    if not value > 0:
+        raise ImproperlyConfigured(f"{name} must be more than 0, not {value}")
     return value
 
 
@@ -76,6 +87,20 @@ SEARCH_MAX_QUERY_TERMS = _positive_int("SEARCH_MAX_QUERY_TERMS", 64)
 # when set, the only models the import endpoint records and search loads.
 os.environ["HF_HUB_OFFLINE"] = "1"
 QUERY_MODELS = [m.strip() for m in os.environ.get("BACKEND_QUERY_MODELS", "").split(",") if m.strip()]
+# Who embeds a search query (recipes.query_embedding): "local", this process, with the model's files on this machine;
+# or "remote", an OpenAI-compatible embeddings service (`embedding-console serve` on the GPU machine, HF TEI, vLLM,
+# Infinity) at BACKEND_EMBEDDINGS_URL, with BACKEND_EMBEDDINGS_API_KEY (sent as a Bearer token) if it needs one.
+QUERY_EMBEDDER = os.environ.get("BACKEND_QUERY_EMBEDDER", "local").strip().lower() or "local"
+if QUERY_EMBEDDER not in ("local", "remote"):
+    raise ImproperlyConfigured(f"BACKEND_QUERY_EMBEDDER must be 'local' or 'remote', not {QUERY_EMBEDDER!r}")
+EMBEDDINGS_URL = os.environ.get("BACKEND_EMBEDDINGS_URL", "").strip().rstrip("/").removesuffix("/v1")
+if QUERY_EMBEDDER == "remote" and not EMBEDDINGS_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured("BACKEND_QUERY_EMBEDDER=remote needs BACKEND_EMBEDDINGS_URL, the service's base URL "
+                               f"(e.g. http://gpu-host:8080), not {EMBEDDINGS_URL!r}")
+EMBEDDINGS_API_KEY = os.environ.get("BACKEND_EMBEDDINGS_API_KEY", "")
+EMBEDDINGS_TIMEOUT = _positive_float("BACKEND_EMBEDDINGS_TIMEOUT", 5.0)  # seconds per query (connect and answer)
+# Recent query vectors kept per worker process (keyed by model, dimensions, prompt and text); 0 turns it off.
+QUERY_CACHE_SIZE = _positive_int("BACKEND_QUERY_CACHE_SIZE", 1024, minimum=0)
 
 
 def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:

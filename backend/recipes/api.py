@@ -8,7 +8,6 @@ Statuses follow the exception's type (:mod:`recipes.errors`).
 from __future__ import annotations
 
 import hmac
-import logging
 import re
 from collections import Counter
 
@@ -24,12 +23,14 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from console.neo4j.schema import TYPE_TO_LABEL
 from console.neo4j.writer import VectorWriter
-from recipes.errors import STATUS_FOR, BadRequest, ModelUnavailable
-from recipes.graph import check_model_allowed, embed_query, get_store, item_neighbours, model_label
-from recipes.search import get_item, keyword_search, similar_items, vector_search
+from recipes.errors import STATUS_FOR, BadRequest
+from recipes.filters import FILTERS, SearchFilters
+from recipes.graph import get_store, item_neighbours, model_label
+from recipes.query_embedding import check_model_allowed
+from recipes.modes import DEFAULT_MODE, MODES, check_mode, note_for, search, semantic_search
+from recipes.search import get_item, keyword_search, similar_items
 from recipes.parsers import BodyTooLarge
 
-log = logging.getLogger(__name__)
 THROTTLE_SETTING = {"search": "BACKEND_THROTTLE_SEARCH", "similar": "BACKEND_THROTTLE_SIMILAR",
                     "import": "BACKEND_THROTTLE_IMPORT"}
 
@@ -88,6 +89,15 @@ def _type_param(request, required: bool = True, default: str | None = "recipe") 
     return type_
 
 
+def _explain_param(request) -> bool:
+    raw = (request.query_params.get("explain") or "").strip().lower()
+    if raw in ("", "0", "false", "no"):
+        return False
+    if raw in ("1", "true", "yes"):
+        return True
+    raise BadRequest(f"'explain' must be 1 or 0 (true or false), not {raw!r}")
+
+
 def _k_param(request, default: int) -> int:
     raw = request.query_params.get("k")
     if raw in (None, ""):
@@ -116,6 +126,24 @@ class KeywordHitSerializer(HitSerializer):
                                              "within one search only)")
 
 
+class SearchHitSerializer(HitSerializer):
+    """A hit of /api/search/; the rank fields come with `explain=1`."""
+    score = serializers.FloatField(help_text="by mode: keyword, Lucene's relevance score; semantic, the cosine "
+                                             "similarity (-1..1); hybrid, the fused score 1/(60 + keyword rank) + "
+                                             "1/(60 + semantic rank) over the branches that found the item")
+    keyword_rank = serializers.IntegerField(required=False, allow_null=True,
+                                            help_text="explain=1: rank in the keyword branch (1 = best; null: not "
+                                                      "among its candidates)")
+    semantic_rank = serializers.IntegerField(required=False, allow_null=True,
+                                             help_text="explain=1: rank in the semantic branch (1 = best; null: not "
+                                                       "among its candidates)")
+    keyword_score = serializers.FloatField(required=False, allow_null=True,
+                                           help_text="explain=1, hybrid: the keyword branch's Lucene score")
+    semantic_score = serializers.FloatField(required=False, allow_null=True,
+                                            help_text="explain=1, hybrid: the semantic branch's cosine")
+    fused_score = serializers.FloatField(required=False, help_text="explain=1, hybrid: the RRF score (= score)")
+
+
 class ErrorSerializer(serializers.Serializer):
     error = serializers.CharField()
 
@@ -129,21 +157,19 @@ Error = ErrorSerializer
 Q = OpenApiParameter("q", OpenApiTypes.STR, description="the search text", required=True)
 TYPE = OpenApiParameter("type", OpenApiTypes.STR, enum=list(TYPE_TO_LABEL), description="item type (recipe)")
 K = OpenApiParameter("k", OpenApiTypes.INT, description="number of results, 1-100")
-
-
-def semantic_search(q: str, type_: str, k: int) -> dict:
-    store = get_store()
-    space = store.embedding_space(type_)
-    try:
-        vector = embed_query(space["model"], q, space["dimensions"])
-    except ModelUnavailable:
-        raise
-    except Exception:  # files present but broken, out of memory: the details (paths) go to the log only
-        log.exception("query model %s failed", space["model"])
-        raise ModelUnavailable(f"The model {model_label(space['model'])!r} that embedded the {type_} vectors cannot "
-                               "be loaded here: the backend's log says why") from None
-    return {"query": q, "type": type_, "model": model_label(space["model"]), "k": k,
-            "results": vector_search(store, type_, vector, k, space=space)}
+MODE = OpenApiParameter("mode", OpenApiTypes.STR, enum=list(MODES), default=DEFAULT_MODE,
+                        description="keyword (Lucene full-text), semantic (vector index) or hybrid (both, fused by "
+                                    "reciprocal rank fusion, k=60, in one Neo4j round trip)")
+FILTER_PARAMS = [OpenApiParameter(name, OpenApiTypes.STR, description=f"only recipes with this {name} (its name, "
+                                  "matched whole, ignoring case; e.g. " + example + "); type must be recipe; an "
+                                  "unknown name is a 400")
+                 for name, example in zip(FILTERS, ("Ayam", "santan"))]
+EXPLAIN = OpenApiParameter("explain", OpenApiTypes.BOOL, description="1: each hit says why it is there "
+                           "(keyword_rank, semantic_rank, and in hybrid the branch scores and fused_score)")
+FILTERS_OUT = inline_serializer("Filters", {name: serializers.CharField(allow_null=True) for name in FILTERS})
+COMPLETE = serializers.BooleanField(help_text="false when the vector search stopped at its candidate limit with fewer "
+                                              "than k hits: more matching items may exist")
+NOTE = serializers.CharField(allow_null=True, help_text="why there are fewer than k hits (null when there are k)")
 
 
 class SemanticSearch(APIView):
@@ -179,6 +205,33 @@ class KeywordSearch(APIView):
         return Response({"query": q, "type": type_, "results": keyword_search(get_store(), q, type_, k)})
 
 
+class Search(APIView):
+    throttle_classes, throttle_scope = [Throttle], "search"
+
+    @extend_schema(
+        summary="Search in one mode: keyword, semantic or hybrid, with filters",
+        description="`mode=hybrid` (the default) runs the full-text and the vector branch in one Cypher statement "
+                    "and fuses their best 2k (at least 20) candidates by reciprocal rank fusion (k=60). `category` "
+                    "and `ingredient` filter recipes in every mode and in both branches; the vector branch "
+                    "over-fetches from the index until k matching items are found, the index has no more, or "
+                    "10,000 candidates were looked at (`complete: false`); `note` says why fewer than k came back.",
+        parameters=[Q, MODE, TYPE, K, *FILTER_PARAMS, EXPLAIN],
+        responses={200: inline_serializer("SearchResults", {
+            "query": serializers.CharField(), "mode": serializers.ChoiceField(choices=list(MODES)),
+            "type": serializers.CharField(), "k": serializers.IntegerField(),
+            "model": serializers.CharField(allow_null=True, help_text="the query model (null in keyword mode)"),
+            "filters": FILTERS_OUT, "complete": COMPLETE, "note": NOTE,
+            "results": SearchHitSerializer(many=True)}), 400: Error, 409: Error, 429: Error, 503: Error},
+    )
+    def get(self, request):
+        q = _query_param(request, "q")
+        mode = check_mode(request.query_params.get("mode"))
+        type_ = _type_param(request)
+        filters = SearchFilters.from_mapping(request.query_params)
+        filters.check_type(type_)
+        return Response(search(q, mode, type_, _k_param(request, 10), filters, _explain_param(request)))
+
+
 class ItemDetail(APIView):
     @extend_schema(summary="One item with its ingredients, categories or recipes",
                    responses={200: OpenApiTypes.OBJECT, 404: Error, 503: Error})
@@ -195,14 +248,20 @@ class SimilarItems(APIView):
     throttle_classes, throttle_scope = [Throttle], "similar"
 
     @extend_schema(summary="Items nearest to this one in its type's vector index (`score`: cosine similarity)",
-                   parameters=[K],
+                   description="`category` and `ingredient` keep only recipes with that category / ingredient (the "
+                               "item must be a recipe); the search over-fetches as /api/search/ does.",
+                   parameters=[K, *FILTER_PARAMS],
                    responses={200: inline_serializer("SimilarResults", {
                        "id": serializers.CharField(), "type": serializers.CharField(),
-                       "results": hits()}), 404: Error, 409: Error, 429: Error, 503: Error})
+                       "filters": FILTERS_OUT, "complete": COMPLETE, "note": NOTE,
+                       "results": hits()}), 400: Error, 404: Error, 409: Error, 429: Error, 503: Error})
     def get(self, request, item_id: str):
         k = _k_param(request, 5)
-        item, similar = similar_items(get_store(), item_id, k)
-        return Response({"id": item["id"], "type": item["type"], "title": item["title"], "results": similar})
+        filters = SearchFilters.from_mapping(request.query_params)
+        item, similar = similar_items(get_store(), item_id, k, filters)
+        return Response({"id": item["id"], "type": item["type"], "title": item["title"],
+                         "filters": filters.as_dict(), "complete": similar.complete,
+                         "note": note_for(similar, "semantic", item["type"], k, filters), "results": similar.results})
 
 
 def check_import_token(request) -> None:

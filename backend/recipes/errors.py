@@ -42,6 +42,11 @@ class ModelUnavailable(APIException):
     status_code = 503
 
 
+class QueryEmbedderUnavailable(ModelUnavailable):
+    """The remote query-embedding service (BACKEND_QUERY_EMBEDDER=remote) timed out, is down, refused the key, or
+    serves another model or size than the type's EmbeddingSpace."""
+
+
 def status_for(exc: Exception) -> int | None:
     if isinstance(exc, APIException):
         return exc.status_code

@@ -120,7 +120,7 @@ def iter_records(store, type_: str, *, limit: int | None = None, page_size: int 
         page = page_size if limit is None else min(page_size, limit - produced)
         if page <= 0:
             return
-        rows = store.query(query, after=after, page=page)
+        rows = store.read(query, after=after, page=page)
         for row in rows:
             yield make(row)
         produced += len(rows)
@@ -131,7 +131,7 @@ def iter_records(store, type_: str, *, limit: int | None = None, page_size: int 
 
 def count(store, type_: str) -> int:
     label = {"recipe": "Recipe", "ingredient": "Ingredient", "category": "Category"}[type_]
-    return store.query(f"MATCH (n:{label}) RETURN count(n) AS n")[0]["n"]
+    return store.read(f"MATCH (n:{label}) RETURN count(n) AS n")[0]["n"]
 
 
 def output_file(out_dir: Path, type_: str, fmt: str) -> Path:

@@ -1,12 +1,22 @@
-"""The search reads over the graph: one item, the nearest items by vector, the similar items of one item, and the
-full-text (keyword) search. Used by the API, the HTML pages, ``manage.py evaluate_search`` and ``bench/search.py``.
+"""The search reads over the graph: one item, the nearest items by vector, the similar items of one item, the
+full-text (keyword) search, and both branches of hybrid search in one statement. Used by the API, the HTML pages,
+``manage.py evaluate_search`` and ``bench/search.py``; the modes (keyword | semantic | hybrid, fusion) are
+:mod:`recipes.modes`.
 
 Scores: a vector hit's ``score`` is the **cosine similarity** (-1..1) of the query vector and the item's vector,
 the same measure the console's Explore page shows (``console.projection.nearest``). Neo4j's vector index reports
-(1 + cosine) / 2 for its cosine indexes; :func:`vector_search` converts it back, in this one place. A keyword
-hit's ``score`` is Lucene's relevance score (unbounded, comparable only within one search).
+(1 + cosine) / 2 for its cosine indexes; :func:`cosine_from_index_score` converts it back, in this one place. A
+keyword hit's ``score`` is Lucene's relevance score (unbounded, comparable only within one search).
+
+Filters (:mod:`recipes.filters`): Neo4j 5.26's ``db.index.vector.queryNodes`` cannot filter before it ranks, so the
+vector branch over-fetches: it asks the index for more candidates than k, keeps those passing the filters, and
+asks again for four times as many until k pass, the index has no more, or :data:`VECTOR_MAX_CANDIDATES` were
+looked at (then the answer is marked incomplete). The full-text branch returns every match, so it filters exactly.
 """
 from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -14,11 +24,46 @@ from console.errors import DimensionMismatch, ItemNotFound, NoEmbeddings
 from console.neo4j.schema import EMBEDDING_PROPERTY, LABEL_TO_TYPE, TYPE_TO_LABEL, label_for
 from console.neo4j.store import Neo4jStore
 from recipes.errors import QueryRejected
+from recipes.filters import KNOWN, MATCHES, NO_FILTERS, SearchFilters
+
+VECTOR_MAX_CANDIDATES = 10_000   # the most index candidates a filtered vector search looks at
+
+# The vector branch: `$fetch` index candidates, the best `$k` of those passing the filters (and not `$exclude`),
+# and how many candidates the index gave (fewer than asked: it has no more).
+VECTOR_BRANCH = (
+    "CALL db.index.vector.queryNodes($index, $fetch, $vector) YIELD node, score "
+    "WITH collect({node: node, score: score}) AS found "
+    "CALL (found) { UNWIND found AS candidate WITH candidate.node AS node, candidate.score AS score "
+    f"WHERE node.id <> $exclude AND {MATCHES} "
+    "WITH node, score ORDER BY score DESC LIMIT $k "
+    "RETURN collect({id: node.id, title: coalesce(node.title, node.name), score: score}) AS semantic } "
+    "RETURN size(found) AS fetched, semantic")
+# The full-text branch: the best `$depth` matches of the labels `$labels` passing the filters.
+FULLTEXT_BRANCH = (
+    "CALL db.index.fulltext.queryNodes($fulltext, $q) YIELD node, score "
+    "WITH node, score, [l IN labels(node) WHERE l IN $labels][0] AS label "
+    f"WHERE label IS NOT NULL AND {MATCHES} "
+    "WITH node, score, label ORDER BY score DESC, node.id LIMIT $depth "
+    "RETURN collect({id: node.id, label: label, title: coalesce(node.title, node.name), score: score}) AS keyword")
+# Hybrid: both branches in one statement, one round trip.
+HYBRID = (f"CALL () {{ {FULLTEXT_BRANCH} }} CALL () {{ {VECTOR_BRANCH} }} "
+          f"RETURN keyword, fetched, semantic, {KNOWN}")
+
+
+@dataclass
+class Hits:
+    """A search's hits, best first; ``complete`` is False when the vector branch stopped at
+    :data:`VECTOR_MAX_CANDIDATES` candidates with fewer than k hits (more matching items may exist);
+    ``examined``: the vector candidates it looked at."""
+
+    results: list[dict]
+    complete: bool = True
+    examined: int = 0
 
 
 def get_item(store: Neo4jStore, item_id: str) -> dict:
     labels = " UNION ".join(f"MATCH (n:{label} {{id: $id}}) RETURN n" for label in TYPE_TO_LABEL.values())
-    rows = store.query(
+    rows = store.read(
         f"CALL () {{ {labels} }} "
         "RETURN n.id AS id, [l IN labels(n) WHERE l IN $labels][0] AS label, "
         "coalesce(n.title, n.name) AS title, n.description AS description, n.text AS text, "
@@ -38,38 +83,66 @@ def cosine_from_index_score(score: float) -> float:
     return 2.0 * float(score) - 1.0
 
 
-def vector_search(store: Neo4jStore, type_: str, vector: np.ndarray | list[float], k: int = 10,
-                  exclude_id: str | None = None, *, space: dict | None = None) -> list[dict]:
-    """The k nearest ``type_`` nodes, best first, each ``{"id", "title", "type", "score"}`` with ``score`` the cosine
-    similarity (-1..1). ``space``: the type's :meth:`~console.neo4j.schema.SchemaAdmin.embedding_space` when the
-    caller already looked it up (semantic search does, to pick the query model), so a search asks for it once."""
-    space = space if space is not None else store.embedding_space(type_)
+def first_fetch(k: int, exclude_id: str | None = None) -> int:
+    """Index candidates asked for first. The index is approximate (HNSW): asking it for more than k, then keeping
+    the best k, makes the top k stable and closer to the exact nearest neighbours."""
+    return max(4 * k, 50) + (1 if exclude_id else 0)
+
+
+def _query_vector(type_: str, vector, space: dict) -> list[float]:
     vec = np.asarray(vector, dtype=np.float32).ravel()
     if vec.size != space["dimensions"]:
         raise DimensionMismatch(
             f"The query vector has {vec.size} dimensions but the {type_} index {space['index_name']!r} "
             f"has {space['dimensions']}"
         )
-    # The index is approximate (HNSW): asking it for more candidates than k, then keeping the best k, makes the
-    # top k stable and closer to the exact nearest neighbours.
-    fetch = max(4 * k, 50) + (1 if exclude_id else 0)
-    rows = store.query(
-        "CALL db.index.vector.queryNodes($index, $fetch, $vector) YIELD node, score "
-        "WHERE node.id <> $exclude "
-        "RETURN node.id AS id, coalesce(node.title, node.name) AS title, score "
-        "ORDER BY score DESC LIMIT $k",
-        index=space["index_name"], fetch=fetch, vector=vec.tolist(), exclude=exclude_id or "", k=k,
-    )
+    return vec.tolist()
+
+
+def _vector_rows(rows: list[dict], type_: str) -> list[dict]:
     for row in rows:
         row["type"] = type_
         row["score"] = cosine_from_index_score(row["score"])
     return rows
 
 
-def similar_items(store: Neo4jStore, item_id: str, k: int = 5) -> tuple[dict, list[dict]]:
-    """The item and its k nearest items of the same type (cosine scores, the item itself left out)."""
+def vector_hits(store: Neo4jStore, type_: str, vector, k: int = 10, exclude_id: str | None = None, *,
+                space: dict | None = None, filters: SearchFilters = NO_FILTERS, fetch: int | None = None,
+                max_candidates: int = VECTOR_MAX_CANDIDATES) -> Hits:
+    """The k nearest ``type_`` nodes passing ``filters``, best first, each ``{"id", "title", "type", "score"}``
+    with ``score`` the cosine similarity (-1..1), over-fetching as the module says. ``space``: the type's
+    :meth:`~console.neo4j.schema.SchemaAdmin.embedding_space` when the caller already looked it up (semantic search
+    does, to pick the query model), so a search asks for it once. ``fetch``: the first candidate count;
+    ``max_candidates``: the most it asks the index for."""
+    space = space if space is not None else store.embedding_space(type_)
+    if filters.active:
+        filters.check_type(type_)
+    vec = _query_vector(type_, vector, space)
+    fetch = min(fetch or first_fetch(k, exclude_id), max(max_candidates, k))
+    while True:
+        row = store.read(f"{VECTOR_BRANCH}, {KNOWN}", index=space["index_name"], fetch=fetch, vector=vec,
+                          exclude=exclude_id or "", k=k, **filters.params())[0]
+        filters.check_known(row)
+        hits, exhausted = row["semantic"], row["fetched"] < fetch
+        if len(hits) >= k or exhausted or fetch >= max_candidates:
+            return Hits(_vector_rows(hits, type_), len(hits) >= k or exhausted, row["fetched"])
+        fetch = min(4 * fetch, max_candidates)
+
+
+def vector_search(store: Neo4jStore, type_: str, vector: np.ndarray | list[float], k: int = 10,
+                  exclude_id: str | None = None, *, space: dict | None = None,
+                  filters: SearchFilters = NO_FILTERS) -> list[dict]:
+    """:func:`vector_hits`' hits alone."""
+    return vector_hits(store, type_, vector, k, exclude_id, space=space, filters=filters).results
+
+
+def similar_items(store: Neo4jStore, item_id: str, k: int = 5,
+                  filters: SearchFilters = NO_FILTERS) -> tuple[dict, Hits]:
+    """The item and its k nearest items of the same type passing ``filters`` (cosine scores, the item itself left
+    out)."""
     item = get_item(store, item_id)
-    rows = store.query(
+    filters.check_type(item["type"])
+    rows = store.read(
         f"MATCH (n:{TYPE_TO_LABEL[item['type']]} {{id: $id}}) RETURN n.{EMBEDDING_PROPERTY} AS embedding",
         id=item_id,
     )
@@ -78,35 +151,70 @@ def similar_items(store: Neo4jStore, item_id: str, k: int = 5) -> tuple[dict, li
         raise NoEmbeddings(
             f"Item {item_id!r} has no embedding yet: import the embeddings of type {item['type']!r} first"
         )
-    return item, vector_search(store, item["type"], embedding, k, exclude_id=item_id)
+    return item, vector_hits(store, item["type"], embedding, k, exclude_id=item_id, filters=filters)
 
 
-def keyword_search(store: Neo4jStore, text: str, type_: str | None = None, k: int = 10) -> list[dict]:
-    """Full-text search over titles, texts and names; ``score`` is Lucene's relevance score. A search text the
-    full-text index refuses (Lucene's limit of 1,024 clauses: Neo4j's ProcedureCallFailed client error from the
-    index procedure) is a :class:`~recipes.errors.QueryRejected`."""
-    from neo4j.exceptions import ClientError
-
-    labels = [label_for(type_)] if type_ else list(TYPE_TO_LABEL.values())
+def _fulltext_index(store: Neo4jStore) -> str:
     index = store.find_fulltext_index()
     if index is None:
         raise NoEmbeddings("The full-text index does not exist yet: run python backend/manage.py load_demo_data")
+    return index["name"]
+
+
+@contextmanager
+def _fulltext_errors():
+    """A search text the full-text index refuses (Lucene's limit of 1,024 clauses: Neo4j's ProcedureCallFailed
+    client error from the index procedure) is a :class:`~recipes.errors.QueryRejected`."""
+    from neo4j.exceptions import ClientError
+
     try:
-        rows = store.query(
-            "CALL db.index.fulltext.queryNodes($index, $q) YIELD node, score "
-            "WITH node, score, [l IN labels(node) WHERE l IN $labels][0] AS label WHERE label IS NOT NULL "
-            "RETURN node.id AS id, label, coalesce(node.title, node.name) AS title, score "
-            "ORDER BY score DESC LIMIT $k",
-            index=index["name"], q=lucene_query(text), labels=labels, k=k,
-        )
+        yield
     except ClientError as exc:
         if exc.code != "Neo.ClientError.Procedure.ProcedureCallFailed":
             raise
         raise QueryRejected("The full-text index cannot run this search text (too many words or terms): "
                             "shorten the query 'q'") from None
+
+
+def _keyword_rows(rows: list[dict]) -> list[dict]:
     for row in rows:
         row["type"] = LABEL_TO_TYPE[row.pop("label")]
     return rows
+
+
+def keyword_search(store: Neo4jStore, text: str, type_: str | None = None, k: int = 10,
+                   filters: SearchFilters = NO_FILTERS) -> list[dict]:
+    """Full-text search over titles, texts and names passing ``filters``; ``score`` is Lucene's relevance score."""
+    filters.check_type(type_)
+    labels = [label_for(type_)] if type_ else list(TYPE_TO_LABEL.values())
+    index = _fulltext_index(store)
+    with _fulltext_errors():
+        row = store.read(f"CALL () {{ {FULLTEXT_BRANCH} }} RETURN keyword, {KNOWN}", fulltext=index, q=lucene_query(text), labels=labels,
+                          depth=k, **filters.params())[0]
+    filters.check_known(row)
+    return _keyword_rows(row["keyword"])
+
+
+def hybrid_branches(store: Neo4jStore, text: str, type_: str, vector, depth: int, *, space: dict,
+                    filters: SearchFilters = NO_FILTERS) -> tuple[list[dict], Hits]:
+    """Both branches of hybrid search in one statement: the best ``depth`` keyword hits and the best ``depth``
+    vector hits of ``type_``, each passing ``filters``. Only when a selective filter leaves the vector branch short
+    of ``depth`` hits does it ask again, with more candidates (:func:`vector_hits`)."""
+    filters.check_type(type_)
+    vec = _query_vector(type_, vector, space)
+    index, fetch = _fulltext_index(store), first_fetch(depth)
+    with _fulltext_errors():
+        row = store.read(HYBRID, fulltext=index, q=lucene_query(text), labels=[label_for(type_)], depth=depth,
+                          index=space["index_name"], fetch=fetch, vector=vec, exclude="", k=depth,
+                          **filters.params())[0]
+    filters.check_known(row)
+    semantic, exhausted = row["semantic"], row["fetched"] < fetch
+    if len(semantic) >= depth or exhausted:
+        vector = Hits(_vector_rows(semantic, type_), True, row["fetched"])
+    else:
+        vector = vector_hits(store, type_, vec, depth, space=space, filters=filters,
+                             fetch=min(4 * fetch, VECTOR_MAX_CANDIDATES))
+    return _keyword_rows(row["keyword"]), vector
 
 
 _LUCENE_SPECIAL = set('+-&|!(){}[]^"~*?:\\/')

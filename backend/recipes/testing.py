@@ -2,7 +2,8 @@
 ``backend/gunicorn.conf.py``, DEBUG off, static files collected and served by WhiteNoise) and run management
 commands.
 
-Used by tests/test_backend_*.py and tests/test_push.py; nothing here is imported by the app itself.
+Used by tests/test_backend_*.py, tests/test_push.py, tests/test_query_embedding.py and bench/search.py; nothing here
+is imported by the app itself.
 """
 from __future__ import annotations
 
@@ -88,6 +89,42 @@ def run_backend(env: dict, *, log_path: Path | None = None, wait_s: float = 60):
         proc.terminate()
         try:
             proc.wait(timeout=35)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        if log_path:
+            log.close()
+
+
+@contextmanager
+def run_embedding_server(model: str, *args: str, env: dict | None = None, log_path: Path | None = None,
+                         wait_s: float = 120):
+    """Start ``embedding-console serve --model <model> <args>`` on a free loopback port (CPU); yield its base URL
+    (``http://127.0.0.1:<port>``); stop it at the end."""
+    port = free_port()
+    log = open(log_path, "w") if log_path else subprocess.DEVNULL
+    root = BACKEND.parent
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "console.cli", "serve", "--model", str(model), "--port", str(port), "--device", "cpu",
+         *args], cwd=root, stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONPATH": str(root), "HF_HUB_OFFLINE": "1", **(env or {})})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + wait_s
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"embedding-console serve exited with {proc.returncode}; see {log_path}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"embedding-console serve did not listen on {url} within {wait_s} s") from None
+                time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
         if log_path:

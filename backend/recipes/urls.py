@@ -5,6 +5,7 @@ from recipes import api, views
 urlpatterns = [
     path("", views.search_page, name="search"),
     path("items/<str:item_id>/", views.item_page, name="item"),
+    path("api/search/", api.Search.as_view(), name="search-api"),
     path("api/semantic-search/", api.SemanticSearch.as_view(), name="semantic-search"),
     path("api/keyword-search/", api.KeywordSearch.as_view(), name="keyword-search"),
     path("api/items/<str:item_id>/", api.ItemDetail.as_view(), name="item-detail"),

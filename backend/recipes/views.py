@@ -1,4 +1,5 @@
-"""The two HTML pages: search (keyword | semantic) and an item's detail with its similar items.
+"""The two HTML pages: search (keyword | semantic | hybrid, with the category and ingredient filters) and an item's
+detail with its similar items.
 
 They share the API's checks and throttles: the search text's length (400), the rates per client address (429, the
 "search" and "similar" scopes), and statuses chosen by exception type (:func:`recipes.errors.status_for`).
@@ -14,12 +15,14 @@ from rest_framework.request import Request
 
 from console.errors import ItemNotFound, Neo4jStoreError
 from console.neo4j.schema import TYPE_TO_LABEL
-from recipes.api import Throttle, check_query_length, semantic_search, throttled_message
+from recipes.api import Throttle, check_query_length, throttled_message
 from recipes.errors import message_of, status_for
+from recipes.filters import FILTERS, SearchFilters
 from recipes.graph import get_store, item_neighbours
-from recipes.search import get_item, keyword_search, similar_items
+from recipes.modes import MODES, search
+from recipes.search import get_item, similar_items
 
-MODES = ("keyword", "semantic")
+PAGE_MODE = "keyword"  # the page's mode when none is chosen: works before any vector is imported
 
 
 def throttled(request, scope: str):
@@ -29,7 +32,7 @@ def throttled(request, scope: str):
         return None
     wait = throttle.wait()
     response = render(request, "recipes/search.html", {"error": throttled_message(scope, wait), "modes": MODES,
-                                                       "types": list(TYPE_TO_LABEL), "mode": "keyword",
+                                                       "types": list(TYPE_TO_LABEL), "mode": PAGE_MODE,
                                                        "type": "recipe"}, status=429)
     if wait is not None:
         response["Retry-After"] = str(int(wait + 0.999))
@@ -38,10 +41,11 @@ def throttled(request, scope: str):
 
 def search_page(request):
     q = (request.GET.get("q") or "").strip()
-    mode = request.GET.get("mode") if request.GET.get("mode") in MODES else "keyword"
+    mode = request.GET.get("mode") if request.GET.get("mode") in MODES else PAGE_MODE
     type_ = request.GET.get("type") if request.GET.get("type") in TYPE_TO_LABEL else "recipe"
     context = {"q": q, "mode": mode, "type": type_, "types": list(TYPE_TO_LABEL), "modes": MODES,
-               "results": [], "error": None, "model": None}
+               "filters": {name: (request.GET.get(name) or "").strip() for name in FILTERS},
+               "results": [], "error": None, "model": None, "note": None}
     status = 200
     if q:
         refused = throttled(request, "search")
@@ -49,11 +53,9 @@ def search_page(request):
             return refused
         try:
             check_query_length(q)
-            if mode == "semantic":
-                answer = semantic_search(q, type_, 20)
-                context["results"], context["model"] = answer["results"], answer["model"]
-            else:
-                context["results"] = keyword_search(get_store(), q, type_, 20)
+            filters = SearchFilters.from_mapping(request.GET)
+            answer = search(q, mode, type_, 20, filters, explain=mode == "hybrid")
+            context.update(results=answer["results"], model=answer["model"], note=answer["note"])
         except (Neo4jStoreError, APIException) as exc:
             context["error"], status = message_of(exc), status_for(exc) or 500
     return render(request, "recipes/search.html", context, status=status)
@@ -70,12 +72,12 @@ def item_page(request, item_id: str):
         raise Http404(f"No item with id {item_id!r}") from None
     except Neo4jStoreError as exc:
         return render(request, "recipes/search.html", {"error": str(exc), "types": list(TYPE_TO_LABEL),
-                                                       "modes": MODES, "mode": "keyword", "type": "recipe"},
+                                                       "modes": MODES, "mode": PAGE_MODE, "type": "recipe"},
                       status=status_for(exc) or 500)
     item.update(item_neighbours(store, item_id))
     similar, similar_error = [], None
     try:
-        _, similar = similar_items(store, item_id, 8)
+        similar = similar_items(store, item_id, 8)[1].results
     except Neo4jStoreError as exc:
         similar_error = str(exc)
     return render(request, "recipes/detail.html", {"item": item, "similar": similar, "similar_error": similar_error})

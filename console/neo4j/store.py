@@ -1,5 +1,5 @@
-"""``Neo4jStore``: one driver for one database. Every statement goes through :meth:`Neo4jStore.query` or a managed
-transaction, and driver errors become the project's own (``Neo4jUnavailable``, ``Neo4jAuthError``,
+"""``Neo4jStore``: one driver for one database. Every statement goes through :meth:`Neo4jStore.query` (or
+:meth:`Neo4jStore.read`, routed to read servers) or a managed transaction, and driver errors become the project's own (``Neo4jUnavailable``, ``Neo4jAuthError``,
 ``Neo4jConfigError`` in :mod:`console.errors`). Schema and index management come from
 :class:`console.neo4j.schema.SchemaAdmin`."""
 from __future__ import annotations
@@ -7,6 +7,8 @@ from __future__ import annotations
 import logging
 from contextlib import contextmanager
 from typing import Callable
+
+from neo4j import RoutingControl
 
 from console.errors import Neo4jAuthError, Neo4jConfigError, Neo4jUnavailable
 from console.neo4j.schema import SchemaAdmin
@@ -92,6 +94,14 @@ class Neo4jStore(SchemaAdmin):
     def query(self, cypher: str, **params) -> list[dict]:
         with self._errors_translated():
             records, _, _ = self.driver.execute_query(cypher, params, database_=self.settings.database)
+        return [r.data() for r in records]
+
+    def read(self, cypher: str, **params) -> list[dict]:
+        """Like :meth:`query`, for a statement that only reads: routed to any server that serves reads (on a
+        Neo4j cluster, the secondaries and followers, so searches leave the primary to the writes)."""
+        with self._errors_translated():
+            records, _, _ = self.driver.execute_query(cypher, params, database_=self.settings.database,
+                                                      routing_=RoutingControl.READ)
         return [r.data() for r in records]
 
     def write_tx(self, work: Callable, *args):

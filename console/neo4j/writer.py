@@ -16,6 +16,7 @@ from console.neo4j.schema import EMBEDDING_PROPERTY, TYPE_TO_LABEL, IndexProgres
 from console.neo4j.store import Neo4jStore
 
 DEFAULT_BATCH_SIZE = 2000
+DEFAULT_WORKERS = 2          # sessions writing batches at once (import_embeddings --parallel; see VectorWriter)
 UNKNOWN_IDS_KEPT = 1000      # unknown ids a WriteReport lists; unknown_count counts them all
 
 Progress = Callable[[int, int | None], None]
@@ -35,6 +36,7 @@ class WriteReport:
     elapsed_s: float = 0.0
     unknown_count: int = 0
     rejected_count: int = 0  # every rejection; ``rejected`` may hold only the first ones (the backend sends 100)
+    excluded: int = 0  # items the operator excluded (console.curation), left out before writing
 
     def __post_init__(self) -> None:
         self.unknown_count = max(self.unknown_count, len(self.unknown_ids))
@@ -71,12 +73,14 @@ class WriteReport:
         self.rejected.extend(other.rejected)
         self.total += other.total
         self.indexes_created.extend(other.indexes_created)
+        self.excluded += other.excluded
 
     def summary(self) -> str:
         verb = "would write" if self.dry_run else "written"
         return (
             f"{self.total} vectors: {self.written} {verb}, {self.unchanged} unchanged, "
             f"{self.unknown_count} unknown ids, {self.count_rejected()} rejected"
+            + (f"; {self.excluded} excluded items left out" if self.excluded else "")
         )
 
 
@@ -134,12 +138,14 @@ class VectorWriter:
     index after the writes costs more than the writes themselves (100k x 384-d: writes 29-34 s, then ~65-70 s of
     index build), while with the index online each transaction adds its vectors as it commits, and two sessions
     do that in parallel: 100k x 384-d searchable after 49 s with 2 sessions, 70 s with 1, 99-101 s building after;
-    50k x 1024-d 52 s against 87 s and 90-95 s. Without an index, a second session gains little.
+    50k x 1024-d 52 s against 87 s and 90-95 s. Without an index, a second session gains little. ``workers`` is
+    that number of sessions (``import_embeddings --parallel N``): each runs one batch's transaction at a time, so
+    more of them only help while the server has idle cores (bench/results/import-parallel.json).
     """
 
     def __init__(self, store: Neo4jStore, *, model: str, query_prompt: str | None = None,
                  dimensions: int | None = None, source: str = "the input", create_index: bool = True,
-                 workers: int = 2):
+                 workers: int = DEFAULT_WORKERS):
         if not model:
             raise ValueError("VectorWriter needs the model name that produced the vectors")
         self.store = store

