@@ -5,7 +5,8 @@ batch: ``{"ids": [...], "hashes": [...], "dim": N, "vectors": "<base64 float32, 
 flush + fsync before the next batch starts. A run killed mid-write leaves at most one truncated last line: it is
 cut off on the next start (and reported), and those items are embedded again.
 
-The key covers everything that changes a vector (model, dimensions, normalisation, max length, document prompt),
+The key covers everything that changes a vector (model, dimensions, normalisation, max length, document prompt,
+backend and quantisation),
 so runs with other arguments never mix vectors. Each item's content hash covers the same key plus the text: a
 re-run embeds only new or changed texts (incremental), whatever their ids.
 """
@@ -25,10 +26,14 @@ CHECKPOINT_DIR = ".checkpoints"
 
 
 def settings_key(*, model: str, dimensions: int, normalize: bool, max_length: int | None = None,
-                 prompt: str | None = None) -> str:
-    """A short hex key for the settings that change vectors."""
-    blob = json.dumps({"model": model, "dimensions": int(dimensions), "normalize": bool(normalize),
-                       "max_length": max_length, "prompt": prompt}, sort_keys=True)
+                 prompt: str | None = None, backend: str = "torch", quantize: str = "none") -> str:
+    """A short hex key for the settings that change vectors. The inference backend and quantisation count only
+    when not torch/none, so the keys of earlier (torch) runs, their checkpoints and --reuse stay valid."""
+    settings = {"model": model, "dimensions": int(dimensions), "normalize": bool(normalize),
+                "max_length": max_length, "prompt": prompt}
+    if (backend, quantize) != ("torch", "none"):
+        settings |= {"backend": backend, "quantize": quantize}
+    blob = json.dumps(settings, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -145,4 +150,5 @@ def run_key(embedder) -> str:
     """The checkpoint key of an `Embedder`: the settings that change vectors (see :func:`settings_key`)."""
     info = embedder.describe()
     return settings_key(model=info["model"], dimensions=info["dimensions"], normalize=info["normalized"],
-                        max_length=info["max_length"], prompt=embedder.document_prompt)
+                        max_length=info["max_length"], prompt=embedder.document_prompt,
+                        backend=info.get("backend", "torch"), quantize=info.get("quantize", "none"))

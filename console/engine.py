@@ -9,6 +9,8 @@ Prompts: documents are encoded with the model's document prompt ("document", "pa
 `model.prompts`) or with no prompt at all, never with the query instruction (`encode_document` says so by name, as
 sentence-transformers 5 does); `encode_query` uses the query prompt ("query", "search_query", ...). Matryoshka `dimensions`: vectors are cut to the first N values, then
 re-normalised (when `normalize`). CUDA out of memory: the batch is halved (down to 1) and retried; nothing is lost.
+`backend="onnx"|"openvino"|"auto"`, `quantize="int8"`: the transformer runs exported (console/backends.py).
+`max_tokens` / `overlap` (iter_batches, encode): token-budget batching and tokenisation ahead of the model.
 """
 from __future__ import annotations
 
@@ -101,18 +103,31 @@ def length_order(texts: Sequence[str]) -> np.ndarray:
     return np.argsort([-len(t) for t in texts], kind="stable")
 
 
+def next_batch(order: np.ndarray, lengths: np.ndarray | None, start: int, size: int,
+               max_tokens: int | None) -> np.ndarray:
+    """The indices of the batch beginning at `start` in `order` (longest first): `size` texts, or with a token
+    budget as many as keep count x the longest one's tokens within `max_tokens` (at least one, at most `size`)."""
+    if lengths is None or max_tokens is None:
+        return order[start:start + size]
+    longest = max(1, int(lengths[order[start]]))
+    return order[start:start + max(1, min(size, max_tokens // longest))]
+
+
 class Embedder:
     """A sentence-transformers model with the console's options. See the module docstring."""
 
     def __init__(self, model: str = DEFAULT_MODEL, *, device: str = "auto", dtype: str = "auto",
                  dimensions: int | None = None, normalize: bool = True, max_length: int | None = None,
-                 local_files_only: bool | None = None):
+                 local_files_only: bool | None = None, backend: str = "torch", quantize: str = "none"):
         import torch
         from sentence_transformers import SentenceTransformer
+
+        from console.backends import check_backend
 
         self.model_name = str(model)
         self.device, self.device_message = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
+        check_backend(backend, quantize, self.device, self.dtype)  # before minutes of loading
         self.normalize = bool(normalize)
         if local_files_only is None:  # an unreachable hub: the cache or nothing, at once (not minutes of retries)
             from console.models import hub_offline, hub_reachable
@@ -148,12 +163,30 @@ class Embedder:
         self.document_prompt_name = next((n for n in DOCUMENT_PROMPT_NAMES if prompts.get(n)), None)
         self.document_prompt = prompts[self.document_prompt_name] if self.document_prompt_name else ""
         self.batch_messages: list[str] = []
+        self.export_dir: Path | None = None  # the exported model, for --backend onnx/openvino
+        self.backend, self.quantize, self.backend_message = self._use_backend(backend, quantize)
+
+    def _use_backend(self, backend: str, quantize: str) -> tuple[str, str, str | None]:
+        """(backend, quantize, message): torch as loaded, or the transformer swapped for its exported model."""
+        if backend == "torch":
+            return "torch", "none", None
+        from console import backends
+
+        message = None
+        if backend == "auto":
+            fingerprint = backends.weights_fingerprint(self.model[0].auto_model)
+            backend, quantize, message = backends.pick_auto(fingerprint, self.device, self.dtype)
+            if backend == "torch":
+                return backend, quantize, message
+        self.export_dir = backends.use_backend(self.model, self.model_name, backend, quantize)
+        return backend, quantize, message
 
     def describe(self) -> dict:
         """Metadata written next to the vectors."""
         return {"model": self.model_name, "dimensions": self.dimensions, "normalized": self.normalize,
                 "dtype": self.dtype, "device": self.device, "max_length": self.max_length,
-                "prompt": self.document_prompt_name, "query_prompt": self.query_prompt}
+                "prompt": self.document_prompt_name, "query_prompt": self.query_prompt,
+                "backend": self.backend, "quantize": self.quantize}
 
     def _encode_batch(self, texts: list[str], prompt: str) -> np.ndarray:
         out = self.model.encode(texts, prompt=prompt, batch_size=len(texts), convert_to_numpy=True,
@@ -173,16 +206,31 @@ class Embedder:
         return self.model.prompts[prompt_name]
 
     def iter_batches(self, texts: Sequence[str], *, batch_size: int = 16, prompt_name: str | None = None,
-                     prompt: str | None = None) -> Iterator[Batch]:
+                     prompt: str | None = None, max_tokens: int | None = None,
+                     overlap: bool = False) -> Iterator[Batch]:
         """Encode `texts` longest first, yielding each finished `Batch` (input indices, their vectors, the batch
         size now in use, OOM messages since the last batch). Every index comes exactly once; a CUDA out-of-memory
-        error halves the batch size (down to 1) and retries, so nothing is lost."""
+        error halves the batch size (down to 1) and retries, so nothing is lost.
+
+        `max_tokens` (token-budget batching): texts sorted by token count (prompt included, cut at max_length), and
+        each batch cut at `max_tokens` padded tokens (its count x its longest text), `batch_size` texts at most.
+        `overlap`: the next batch is tokenised in a background thread while the model runs this one. Either gives
+        the vectors of the plain path (same model calls on other groupings; tests/test_engine.py)."""
         if batch_size < 1:
             raise OptionError("--batch-size must be at least 1")
+        if max_tokens is not None and max_tokens < 1:
+            raise OptionError("max_tokens must be at least 1")
         prompt = self._prompt(prompt_name, prompt)
         texts = list(texts)
-        order = length_order(texts)
-        size = int(batch_size)
+        if max_tokens is None and not overlap:
+            yield from self._plain_batches(texts, length_order(texts), int(batch_size), prompt)
+            return
+        lengths = self.token_lengths(texts, prompt) if max_tokens is not None else None
+        order = length_order(texts) if lengths is None else np.argsort(-lengths, kind="stable")
+        yield from self._planned_batches(texts, order, lengths, int(batch_size), max_tokens, prompt, overlap)
+
+    def _plain_batches(self, texts: list[str], order: np.ndarray, size: int, prompt: str) -> Iterator[Batch]:
+        """Consecutive `size` texts of `order`, each through `SentenceTransformer.encode` (today's path)."""
         start = 0
         messages: list[str] = []
         while start < len(order):
@@ -199,6 +247,62 @@ class Embedder:
             yield Batch(idx, vectors, size, tuple(messages))
             messages = []
 
+    def token_lengths(self, texts: Sequence[str], prompt: str = "") -> np.ndarray:
+        """Tokens the model reads per text: the prompt and special tokens included, cut at `max_length`."""
+        ids = self.model.tokenizer([prompt + t for t in texts], add_special_tokens=True, truncation=True,
+                                   max_length=self.max_length, verbose=False)["input_ids"]
+        return np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(texts))
+
+    def _tokenize(self, texts: list[str], prompt: str) -> dict:
+        return self.model.preprocess(texts, prompt=prompt or None)
+
+    def _embed_features(self, features: dict) -> np.ndarray:
+        """The model's forward on tokenised features, as `SentenceTransformer.encode` runs it."""
+        import torch
+        from sentence_transformers.util import batch_to_device
+
+        with torch.inference_mode():
+            out = self.model(batch_to_device(features, self.model.device))["sentence_embedding"]
+            out = out.float().cpu().numpy()
+        return truncate_and_normalize(out, self._truncate, self.normalize)
+
+    def _planned_batches(self, texts: list[str], order: np.ndarray, lengths: np.ndarray | None, size: int,
+                         max_tokens: int | None, prompt: str, overlap: bool) -> Iterator[Batch]:
+        """Batches cut by `next_batch`, tokenised ahead in a thread when `overlap`; OOM halves size and budget."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(1, thread_name_prefix="tokenize") if overlap else None
+        ahead = None  # (start, indices, future) of the batch tokenised in the background
+        start, messages = 0, []
+        try:
+            while start < len(order):
+                if ahead is not None and ahead[0] == start:
+                    idx, features = ahead[1], ahead[2].result()
+                else:
+                    idx = next_batch(order, lengths, start, size, max_tokens)
+                    features = self._tokenize([texts[i] for i in idx], prompt)
+                ahead = None
+                following = start + len(idx)
+                if pool is not None and following < len(order):
+                    nxt = next_batch(order, lengths, following, size, max_tokens)
+                    ahead = (following, nxt, pool.submit(self._tokenize, [texts[i] for i in nxt], prompt))
+                try:
+                    vectors = self._embed_features(features)
+                except Exception as exc:  # noqa: BLE001 - only CUDA OOM is handled, the rest re-raised
+                    if not _is_oom(exc):
+                        raise
+                    size = self._halve_after_oom(min(size, len(idx)), exc)
+                    max_tokens = max(1, max_tokens // 2) if max_tokens else None
+                    messages.append(self.batch_messages[-1])
+                    ahead = None
+                    continue
+                start = following
+                yield Batch(idx, vectors, size, tuple(messages))
+                messages = []
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+
     def _halve_after_oom(self, size: int, exc: BaseException) -> int:
         import torch
 
@@ -214,17 +318,19 @@ class Embedder:
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 16, prompt_name: str | None = None,
                prompt: str | None = None, progress: Callable[[Progress], None] | None = None,
-               label: str = "") -> np.ndarray:
+               label: str = "", max_tokens: int | None = None, overlap: bool = False) -> np.ndarray:
         """Vectors (float32, shape (len(texts), dimensions)) in input order.
 
         `prompt_name` picks one of the model's prompts; by default texts are documents (the model's document
-        prompt, or none). `progress(Progress)` after each batch, and for each OOM message.
+        prompt, or none). `progress(Progress)` after each batch, and for each OOM message. `max_tokens`, `overlap`:
+        token-budget batching and tokenisation ahead of the model (see `iter_batches`).
         """
         texts = list(texts)
         result = np.zeros((len(texts), self.dimensions), dtype=np.float32)
         done = 0
         t0 = time.monotonic()
-        for batch in self.iter_batches(texts, batch_size=batch_size, prompt_name=prompt_name, prompt=prompt):
+        for batch in self.iter_batches(texts, batch_size=batch_size, prompt_name=prompt_name, prompt=prompt,
+                                       max_tokens=max_tokens, overlap=overlap):
             result[batch.indices] = batch.vectors
             done += len(batch.indices)
             if not progress:

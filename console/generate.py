@@ -268,9 +268,14 @@ def remove_leftovers(out_dir: Path) -> None:
 def load_embedder(opts: GenerateOptions, say: Callable[[str], None]):
     from console.engine import Embedder
 
-    say(f"loading model {opts.model} (device {opts.device}, dtype {opts.dtype})")
-    return Embedder(opts.model, device=opts.device, dtype=opts.dtype, dimensions=opts.dimensions,
-                    normalize=opts.normalize, max_length=opts.max_length)
+    say(f"loading model {opts.model} (device {opts.device}, dtype {opts.dtype}, backend {opts.backend}"
+        + (f" {opts.quantize}" if opts.quantize != "none" else "") + ")")
+    embedder = Embedder(opts.model, device=opts.device, dtype=opts.dtype, dimensions=opts.dimensions,
+                        normalize=opts.normalize, max_length=opts.max_length, backend=opts.backend,
+                        quantize=opts.quantize)
+    if embedder.backend_message:
+        say(embedder.backend_message)
+    return embedder
 
 
 def _embed_all(report: ValidationReport, opts: GenerateOptions, embedder, tracker: Tracker, remote=None) -> None:
@@ -425,7 +430,8 @@ def open_writers(states: dict[str, TypeVectors], out_dir: Path, formats: Sequenc
     for t, st in states.items():
         meta = make_meta(model=info["model"], dimensions=info["dimensions"], normalized=info["normalized"],
                          dtype=info["dtype"], count=st.count, type_=t, prompt=info["prompt"],
-                         query_prompt=info["query_prompt"], max_length=info["max_length"], sources=sorted(st.sources))
+                         query_prompt=info["query_prompt"], max_length=info["max_length"], sources=sorted(st.sources),
+                         backend=info.get("backend", "torch"), quantize=info.get("quantize", "none"))
         writers[t] = EmbeddingWriter(out_dir, t, formats=formats, meta=meta)
     return writers
 

@@ -23,6 +23,8 @@ from console.errors import OptionError
 DEFAULT_MODEL = "Qwen/Qwen3-Embedding-0.6B"
 DEVICES = ("auto", "cuda", "cpu")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
+BACKENDS = ("torch", "onnx", "openvino", "auto")  # console.backends: exported once, cached; auto: measured table
+QUANTIZATIONS = ("none", "int8")
 ON_INVALID = ("stop", "skip")
 ENCODING_ERRORS = ("strict", "replace")
 CHUNK_SIZE = 10_000  # records read, embedded and written at a time
@@ -92,6 +94,13 @@ class GenerateOptions:
     device: str = _opt("auto", "--device", kind="choice", choices=DEVICES, strict=False, label="Device")
     dtype: str = _opt("auto", "--dtype", "auto: bfloat16 (or float16) on a GPU, float32 on the CPU", kind="choice",
                       choices=DTYPES, strict=False, label="Precision")
+    backend: str = _opt(
+        "torch", "--backend",
+        "torch (default); onnx or openvino: ONNX Runtime / OpenVINO on the CPU, the model exported once and cached; "
+        "auto: the fastest path measured at mean cosine >= 0.99 and top-10 overlap >= 0.9 (README), else torch",
+        kind="choice", choices=BACKENDS, label="Backend")
+    quantize: str = _opt("none", "--quantize", "none (default) or int8 (--backend onnx or openvino)", kind="choice",
+                         choices=QUANTIZATIONS, label="Quantisation")
     dimensions: int | None = _opt(None, "--dimensions", "Matryoshka: keep the first N dimensions, then re-normalise",
                                   kind="count", label="Dimensions (0 = the model's own)")
     normalize: bool = _opt(True, "--normalize", "unit-length vectors (default)", kind="switch",

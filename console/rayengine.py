@@ -53,7 +53,8 @@ def part_rows(opts: GenerateOptions) -> int:
 
 def model_args(opts: GenerateOptions) -> dict:
     return {"model": opts.model, "device": opts.device, "dtype": opts.dtype, "dimensions": opts.dimensions,
-            "normalize": opts.normalize, "max_length": opts.max_length}
+            "normalize": opts.normalize, "max_length": opts.max_length, "backend": opts.backend,
+            "quantize": opts.quantize}
 
 
 class Storage:

@@ -1,7 +1,7 @@
 """`embedding-console serve`: an OpenAI-compatible embeddings endpoint over the console's own `Embedder`, for the
 machine with the GPU, so that the backend embeds search queries there (``BACKEND_QUERY_EMBEDDER=remote``).
 
-    embedding-console serve --model Qwen/Qwen3-Embedding-0.6B --host 127.0.0.1 --port 8080
+    embedding-console serve --model MODEL_OR_FOLDER --host 127.0.0.1 --port 8080
 
 - ``POST /v1/embeddings`` ``{"model", "input": str | [str], "dimensions"?, "encoding_format"?: "float"|"base64"}``
   answers ``{"object": "list", "data": [{"object": "embedding", "index", "embedding"}], "model"}``, the shape HF

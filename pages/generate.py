@@ -82,7 +82,9 @@ with st.form("generate"):
     dimensions = c4.number_input(O["dimensions"].label, min_value=0, max_value=8192, value=0,
                                  help=O["dimensions"].help)
     st.caption(advice.text)
-    c5, c6 = st.columns(2)
+    c5, c6, c7, c8 = st.columns(4)
+    backend = _pick(c7.selectbox, "backend")
+    quantize = _pick(c8.selectbox, "quantize")
     formats = c5.multiselect(O["formats"].label, O["formats"].choices, default=list(O["formats"].web_default),
                              help=O["formats"].help)
     on_invalid = _pick(c6.radio, "on_invalid", horizontal=True)
@@ -102,7 +104,7 @@ if start:
         run_dir = ws.new_run_dir("-".join(Path(model.strip()).parts[-2:]))
         spec = JobSpec(output_dir=str(run_dir), inputs=inputs, input_dir=input_dir, model=model.strip(),
                        device=device, dtype=dtype, batch_size=int(batch_size), dimensions=int(dimensions) or None,
-                       formats=formats, on_invalid=on_invalid, engine=engine,
+                       formats=formats, on_invalid=on_invalid, engine=engine, backend=backend, quantize=quantize,
                        ray_address=ray_address if engine == "ray" else None)
         try:
             Job.start(spec)

@@ -203,12 +203,14 @@ def test_only_one_run_at_a_time_by_default(ws, minilm_path):
 
 
 def test_the_form_takes_its_choices_and_defaults_from_the_option_table(ws):
-    from console.options import DEFAULT_MODEL, DEVICES, DTYPES, FORMATS
+    from console.options import BACKENDS, DEFAULT_MODEL, DEVICES, DTYPES, FORMATS, QUANTIZATIONS
 
     _upload(ws, 5)
     at = _page()
     assert at.text_input[0].value == DEFAULT_MODEL
-    assert [s.options for s in at.selectbox[1:3]] == [list(DEVICES), list(DTYPES)]
+    assert [s.options for s in at.selectbox[1:5]] == [list(DEVICES), list(DTYPES), list(BACKENDS),
+                                                      list(QUANTIZATIONS)]
+    assert [s.value for s in at.selectbox[3:5]] == ["torch", "none"]
     assert at.multiselect[1].options == list(FORMATS) and at.multiselect[1].value == ["json", "parquet"]
     assert at.radio[0].value == "skip"
 

@@ -233,3 +233,57 @@ def test_an_unknown_prompt_name_is_refused_with_the_models_prompts(qwen3):
     with pytest.raises(OptionError) as info:
         qwen3.encode(["x"], prompt_name="nope")
     assert str(info.value) == "the model has no prompt named 'nope' (it has: query, document)"
+
+
+# -- issue 13 §4: token-budget batching and tokenisation overlapped with the model's work -------------------------
+def test_token_budget_and_overlap_give_the_vectors_of_the_plain_path(minilm, qwen3, texts):
+    few = texts[:10] + texts[-3:]  # long recipes and the short ones (emoji, accents, "x")
+    for embedder in (minilm, qwen3):  # mean pooling, right padding; last-token pooling, left padding and a prompt
+        plain = embedder.encode(few, batch_size=4)
+        query = embedder.encode_query(few[:5], batch_size=2)
+        for max_tokens, overlap in ((None, True), (300, False), (300, True)):
+            np.testing.assert_allclose(embedder.encode(few, batch_size=4, max_tokens=max_tokens, overlap=overlap),
+                                       plain, atol=2e-5)
+            np.testing.assert_allclose(embedder.encode_query(few[:5], batch_size=2, max_tokens=max_tokens,
+                                                             overlap=overlap), query, atol=2e-5)
+
+
+def test_token_budget_batches_are_sorted_by_tokens_and_cut_at_the_budget(minilm, texts):
+    lengths = minilm.token_lengths(texts)
+    batches = list(minilm.iter_batches(texts, batch_size=64, max_tokens=400, overlap=True))  # 43 texts, seconds
+    flat = [int(i) for b in batches for i in b.indices]
+    assert sorted(flat) == list(range(len(texts)))
+    assert [lengths[i] for i in flat] == sorted(lengths, reverse=True)  # by tokens, not characters
+    for b in batches:
+        assert len(b.indices) * lengths[b.indices].max() <= 400 or len(b.indices) == 1
+    assert len({len(b.indices) for b in batches}) > 1  # short texts share a batch, long ones do not
+    assert minilm.token_lengths(["x " * 1000]).tolist() == [minilm.max_length]  # cut at max_length
+
+
+def test_a_token_budget_below_one_is_refused(minilm):
+    with pytest.raises(OptionError) as info:
+        minilm.encode(["a"], max_tokens=0)
+    assert str(info.value) == "max_tokens must be at least 1"
+
+
+def test_cuda_out_of_memory_halves_batch_and_budget_with_tokenisation_ahead(minilm_path, texts, monkeypatch):
+    """Fault injection as above, on the token-budget path: the batch tokenised ahead is dropped and re-cut."""
+    embedder = Embedder(str(minilm_path), device="cpu")
+    real = embedder._embed_features
+
+    def small_memory(features):
+        if len(features["input_ids"]) > 4:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(features)
+
+    monkeypatch.setattr(embedder, "_embed_features", small_memory)
+    few = texts[-13:]
+    batches = list(embedder.iter_batches(few, batch_size=16, max_tokens=10_000, overlap=True))
+    # all 13 texts fit the budget: the first batch holds 13, halved to 6
+    assert batches[0].messages[0] == "CUDA out of memory at batch size 13; going on with batch size 6"
+    assert all(len(b.indices) <= 4 for b in batches)
+    assert sorted(int(i) for b in batches for i in b.indices) == list(range(len(few)))
+    out = np.zeros((len(few), embedder.dimensions), dtype=np.float32)
+    for b in batches:
+        out[b.indices] = b.vectors
+    np.testing.assert_allclose(out, Embedder(str(minilm_path), device="cpu").encode(few), atol=2e-5)

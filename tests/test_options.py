@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 NOT_DEFAULT = dict(input_dir=Path("in"), inputs=[Path("a.json"), Path("b.csv")], on_invalid="skip",
                    encoding_errors="replace", limit=7, output_dir=Path("out"), model="some/model", batch_size=3,
-                   device="cpu", dtype="bfloat16", dimensions=64, normalize=False, max_length=128, chunk_size=50,
+                   device="cpu", dtype="bfloat16", backend="onnx", quantize="int8", dimensions=64, normalize=False, max_length=128, chunk_size=50,
                    formats=["jsonl", "npy"], dry_run=True, progress_file=Path("status.json"), reuse=[Path("r1"),
                                                                                                        Path("r2")],
                    engine="ray", ray_address="ray://head:10001", ray_gpus=0.5, ray_cpus=2.0, ray_workers="2:8",
@@ -58,7 +58,7 @@ def test_validate_takes_the_input_options_of_the_table():
 
 def test_a_job_spec_renders_every_option_the_console_sets():
     spec = JobSpec(output_dir="run", inputs=["a.json"], input_dir="in", on_invalid="stop", limit=5, model="m",
-                   batch_size=4, device="cpu", dtype="float16", dimensions=32, normalize=False, max_length=99,
+                   batch_size=4, device="cpu", dtype="float16", backend="openvino", quantize="int8", dimensions=32, normalize=False, max_length=99,
                    formats=["npy"])
     opts = from_args(build_parser().parse_args(spec.cli_args()))
     for f in fields(spec):
@@ -90,6 +90,8 @@ def test_the_console_has_its_own_defaults_from_the_table():
     ({"formats": ["json", "xml"]}, "--format takes a comma-separated list of json, jsonl, parquet, npy, not xml"),
     ({"formats": []}, "--format takes a comma-separated list of json, jsonl, parquet, npy"),
     ({"engine": "spark"}, "--engine must be local or ray"),
+    ({"backend": "tensorrt"}, "--backend must be one of torch, onnx, openvino, auto"),
+    ({"quantize": "int4"}, "--quantize must be none or int8"),
     ({"ray_gpus": -1}, "--ray-gpus must be a number, 0 or more"),
     ({"ray_cpus": "one"}, "--ray-cpus must be a number, 0 or more"),
     ({"ray_workers": "0"}, "--ray-workers: expected a whole number N >= 1 or MIN:MAX with 1 <= MIN <= MAX, not '0'"),

@@ -101,6 +101,21 @@ EMBEDDINGS_API_KEY = os.environ.get("BACKEND_EMBEDDINGS_API_KEY", "")
 EMBEDDINGS_TIMEOUT = _positive_float("BACKEND_EMBEDDINGS_TIMEOUT", 5.0)  # seconds per query (connect and answer)
 # Recent query vectors kept per worker process (keyed by model, dimensions, prompt and text); 0 turns it off.
 QUERY_CACHE_SIZE = _positive_int("BACKEND_QUERY_CACHE_SIZE", 1024, minimum=0)
+
+
+def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = os.environ.get(name, "").strip() or default
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    return value
+
+
+# The query embedder's inference backend and quantisation (the generator's --backend/--quantize; README, CPU
+# backends): torch/none by default; BACKEND_QUERY_BACKEND=auto takes the fastest measured at the required fidelity.
+from console.options import BACKENDS, QUANTIZATIONS  # noqa: E402
+
+QUERY_BACKEND = _choice("BACKEND_QUERY_BACKEND", "torch", BACKENDS)
+QUERY_QUANTIZE = _choice("BACKEND_QUERY_QUANTIZE", "none", QUANTIZATIONS)
 # The demo recipes shipped in the repository (data/indonesian-recipes), unless DEMO_DATA_DIR is set.
 DEMO_DATA_DIR = Path(os.environ.get("DEMO_DATA_DIR", PROJECT_ROOT / "data" / "indonesian-recipes"))
 

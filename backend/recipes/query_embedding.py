@@ -97,11 +97,13 @@ def local_vector(space: dict, text: str) -> np.ndarray:
 
 @functools.lru_cache(maxsize=4)
 def get_embedder(model: str, dimensions: int | None = None):
-    """A sentence-transformers model per (model, dimensions), loaded once per process from local files only;
-    ``dimensions`` cuts Matryoshka vectors to the index's size, as the console did for the documents."""
+    """A sentence-transformers model per (model, dimensions), loaded once per process from local files only, run by
+    BACKEND_QUERY_BACKEND / BACKEND_QUERY_QUANTIZE; ``dimensions`` cuts Matryoshka vectors to the index's size, as
+    the console did for the documents."""
     from console.engine import Embedder
 
-    return Embedder(model, dimensions=dimensions, local_files_only=True)
+    return Embedder(model, dimensions=dimensions, local_files_only=True, backend=settings.QUERY_BACKEND,
+                    quantize=settings.QUERY_QUANTIZE)
 
 
 def check_model_allowed(model: str, error: type[APIException]) -> None:
