@@ -58,6 +58,48 @@ _NO_REDIRECTS = urllib.request.build_opener(_KeepRedirects)
 
 
 @contextmanager
+def _serving(proc: subprocess.Popen, name: str, url: str, ready, *, wait_s: float, stop_s: float, log,
+             log_path: Path | None):
+    """Wait until ``ready()`` says the started server ``proc`` answers on ``url`` (a clear error when it exits or
+    stays silent for ``wait_s``), yield, and stop it at the end (SIGTERM, then SIGKILL after ``stop_s``)."""
+    try:
+        deadline = time.monotonic() + wait_s
+        while not ready():
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode}; see {log_path}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not answer on {url} within {wait_s} s")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=stop_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        if log_path:
+            log.close()
+
+
+def _answers(url: str) -> bool:
+    try:
+        _NO_REDIRECTS.open(url + "/api/schema/", timeout=2).read()
+    except urllib.error.HTTPError:  # it answers (e.g. with DJANGO_HTTPS=1, a redirect to https)
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def _listens(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@contextmanager
 def run_backend(env: dict, *, log_path: Path | None = None, wait_s: float = 60):
     """Start the backend as production runs it: gunicorn with backend/gunicorn.conf.py on a free loopback port,
     DEBUG off, static files collected; yield its base URL; stop it (SIGTERM, graceful) at the end."""
@@ -70,29 +112,9 @@ def run_backend(env: dict, *, log_path: Path | None = None, wait_s: float = 60):
         stdout=log, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + wait_s
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with {proc.returncode}; see {log_path}")
-            try:
-                _NO_REDIRECTS.open(url + "/api/schema/", timeout=2).read()
-                break
-            except urllib.error.HTTPError:  # it answers (e.g. with DJANGO_HTTPS=1, a redirect to https)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"gunicorn did not answer on {url} within {wait_s} s") from None
-                time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=35)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        if log_path:
-            log.close()
+    with _serving(proc, "gunicorn", url, lambda: _answers(url), wait_s=wait_s, stop_s=35, log=log,
+                  log_path=log_path) as served:
+        yield served
 
 
 @contextmanager
@@ -107,25 +129,6 @@ def run_embedding_server(model: str, *args: str, env: dict | None = None, log_pa
         [sys.executable, "-m", "console.cli", "serve", "--model", str(model), "--port", str(port), "--device", "cpu",
          *args], cwd=root, stdout=log, stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONPATH": str(root), "HF_HUB_OFFLINE": "1", **(env or {})})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + wait_s
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"embedding-console serve exited with {proc.returncode}; see {log_path}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"embedding-console serve did not listen on {url} within {wait_s} s") from None
-                time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        if log_path:
-            log.close()
+    with _serving(proc, "embedding-console serve", f"http://127.0.0.1:{port}", lambda: _listens(port), wait_s=wait_s,
+                  stop_s=20, log=log, log_path=log_path) as served:
+        yield served
