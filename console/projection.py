@@ -384,13 +384,15 @@ def _hover_rows(total: int, visible: np.ndarray, limit: int) -> np.ndarray:
 
 
 def scatter_figure(data: EmbeddingSet, proj: Projection, *, color_by: str = "type", highlight=(), selected=None,
-                   clusters=None, shown_clusters=None, cluster_labels: bool = True, hover_limit: int = HOVER_LIMIT):
+                   clusters=None, shown_clusters=None, cluster_labels: bool = True, hover_limit: int = HOVER_LIMIT,
+                   excluded=()):
     """A WebGL plotly scatter (2D ``Scattergl``, 3D ``Scatter3d``) of every item, coloured by ``color_by``, hover
     showing title, id, text and cluster. ``clusters`` (``console.clusters.Clusters``): ``shown_clusters`` (cluster
     numbers; None = all) limits the points drawn, and each shown cluster's name is written at its centre
     (``cluster_labels``). Beyond ``hover_limit`` points, a seeded random subset carries hover text and the rest
     are drawn without (the hover text of 1M points would be hundreds of MB in the page).
-    ``highlight``: rows (neighbours) drawn as rings on top; ``selected``: the row they belong to."""
+    ``highlight``: rows (neighbours) drawn as rings on top; ``selected``: the row they belong to; ``excluded``: rows
+    the operator excluded (console.curation), crossed out."""
     import plotly.graph_objects as go
 
     if color_by not in COLOR_FIELDS:
@@ -412,7 +414,7 @@ def scatter_figure(data: EmbeddingSet, proj: Projection, *, color_by: str = "typ
             if len(rows) or with_hover:
                 fig.add_trace(_points_trace(data, proj, rows, str(names[n]), colour, size,
                                             row_clusters if with_hover else False))
-    _add_marks(fig, proj, highlight, selected)
+    _add_marks(fig, proj, highlight, selected, excluded)
     if clusters is not None and cluster_labels:
         _add_cluster_labels(fig, clusters, shown_clusters, three_d)
     fig.update_layout(height=620, margin=dict(l=0, r=0, t=30, b=0), clickmode="event+select",
@@ -440,12 +442,13 @@ def _points_trace(data, proj, rows, name, colour, size, row_clusters):
     return scatter(**xyz, **common, customdata=np.asarray(rows, dtype=np.int32), hovertext=hovertext,
                    hovertemplate="%{hovertext}<extra></extra>")
 
-def _add_marks(fig, proj: Projection, highlight, selected) -> None:
+def _add_marks(fig, proj: Projection, highlight, selected, excluded=()) -> None:
     import plotly.graph_objects as go
 
     three_d = proj.coords.shape[1] == 3
     scatter = go.Scatter3d if three_d else go.Scattergl
     for rows, name, marker in (
+        ([int(r) for r in excluded], "excluded", dict(size=9, symbol="x", color="rgba(90,90,90,0.9)")),
         ([int(r) for r in highlight], "neighbours", dict(size=14, symbol="circle-open", color="black")),
         ([selected] if selected is not None else [], "selected",
          dict(size=18, symbol="diamond" if three_d else "star", color="red")),

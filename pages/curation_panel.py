@@ -49,9 +49,10 @@ def _undo(source: Path, ids: list[str]) -> None:
     _flash(f"Undone: {undone} item{'s' if undone != 1 else ''} back in downloads and pushes.")
 
 
-def panel(source: Path, titles: dict[str, str], neighbours: list[str]) -> None:
-    """The panel for the run of embedding file ``source``: ``titles`` maps this file's ids to their titles,
-    ``neighbours`` are the ids of the neighbour table shown above (may be empty)."""
+def panel(source: Path, titles: dict[str, str], groups: dict[str, list[str]]) -> None:
+    """The panel for the run of embedding file ``source``: ``titles`` maps this file's ids to their titles;
+    ``groups``: items the operator can take as the selection at once, by what they are (the neighbours listed, the
+    clusters shown), each a button."""
     st.subheader("Curation")
     try:
         entries = curation.read_exclusions(curation.exclusions_path(source))
@@ -61,11 +62,13 @@ def panel(source: Path, titles: dict[str, str], neighbours: list[str]) -> None:
     if "curation_flash" in st.session_state:
         st.success(st.session_state.pop("curation_flash"))
     selection = [i for i in st.session_state.get(SELECTION) or [] if i in titles]
-    if neighbours:
-        st.button(f"Select the {len(neighbours)} neighbours listed", key="curation_take_neighbours",
-                  on_click=lambda: st.session_state.update({SELECTION: list(neighbours)}))
+    for n, (what, ids) in enumerate(groups.items()):
+        st.button(f"Select {what} ({len(ids):,})" if what.startswith("the items") else f"Select {what}",
+                  key=f"curation_take_{n}",
+                  on_click=lambda ids=ids: st.session_state.update({SELECTION: list(ids)}))
     key = f"curation_pick_{curation.digest(selection)}"  # a new selection: a new list, every item ticked
-    picked = st.multiselect("Selected items (box or lasso on the map, a click, or the neighbours listed)",
+    picked = st.multiselect("Selected items (box or lasso on the map, a click, the neighbours listed or the clusters "
+                            "shown)",
                             options=selection, default=selection, key=key,
                             format_func=lambda i: f"{titles.get(i, i)} ({i})",
                             placeholder="Select points on the map (box or lasso) or take the neighbours listed")

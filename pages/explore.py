@@ -144,12 +144,13 @@ if color_by != "cluster" and len(set({"type": data.types, "category": data.categ
                                       "source": data.sources}[color_by])) == 1:
     st.caption(f"Every item has the same {color_by} here, so the map has one colour: pick another “Colour by” "
                "to tell them apart.")
+excluded = curation_panel.excluded_ids(chosen.path)
 fig = scatter_figure(data, proj, color_by=color_by, highlight=[i for i, _ in hits], selected=selected,
-                     clusters=clusters, shown_clusters=shown_clusters, cluster_labels=show_labels)
+                     clusters=clusters, shown_clusters=shown_clusters, cluster_labels=show_labels,
+                     excluded=[r for r, i in enumerate(data.ids) if i in excluded] if excluded else ())
 st.plotly_chart(fig, key="map", on_select=_on_select, selection_mode=("points", "box", "lasso"))
 
 if hits:
-    excluded = curation_panel.excluded_ids(chosen.path)
     st.subheader(f"Nearest to {target}")
     st.dataframe(pd.DataFrame([
         {"rank": n, "cosine": round(score, 4), "id": data.ids[i], "title": data.titles[i], "type": data.types[i],
@@ -157,4 +158,8 @@ if hits:
         for n, (i, score) in enumerate(hits, start=1)
     ]), hide_index=True, width="stretch")
 
-curation_panel.panel(chosen.path, titles, [data.ids[i] for i, _ in hits])
+groups = {f"the {len(hits)} neighbours listed": [data.ids[i] for i, _ in hits]} if hits else {}
+if shown_clusters:
+    groups[f"the items of the cluster{'s' if len(shown_clusters) > 1 else ''} shown"] = [
+        data.ids[r] for c in shown_clusters for r in clusters.rows(c).tolist()]
+curation_panel.panel(chosen.path, titles, groups)

@@ -255,3 +255,22 @@ def test_a_broken_exclusion_file_is_named_with_its_line(workdir, tmp_path, monke
     assert not at.exception
     assert at.error[0].value.startswith('exclusions.jsonl, line 2: no "id" — each line must be a JSON object')
     assert at.error[0].value.endswith("Downloads and pushes of this run stop until the file is fixed or removed.")
+
+
+def test_a_whole_cluster_can_be_excluded_and_its_points_are_crossed_out_on_the_map(workdir, tmp_path, monkeypatch):
+    work = shutil.copytree(workdir, tmp_path / "work")
+    [run] = (work / "runs").iterdir()
+    at = _explore(work, monkeypatch)
+    clusters = at.multiselect(key="explore_clusters")
+    first = clusters.options[0]
+    size = int(first.rsplit("(", 1)[1].rstrip(")").replace(",", ""))
+    clusters.select(first).run()
+    _click(at, f"Select the items of the cluster shown ({size:,})")
+    [picked] = [m for m in at.multiselect if m.key.startswith("curation_pick_")]
+    chosen = list(picked.value)
+    assert len(chosen) == size
+    _click(at, f"Exclude {size} selected")
+    excluded = [json.loads(line)["id"] for line in (run / "exclusions.jsonl").read_text().splitlines()]
+    assert sorted(excluded) == sorted(chosen)
+    [cross] = [t for t in _spec(at)["data"] if t.get("name") == "excluded"]
+    assert _points(cross) == size and cross["marker"]["symbol"] == "x"
