@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from console import __version__
-from console.options import add_arguments, add_exclude_arguments, from_args
+from console.options import DTYPES, add_arguments, add_exclude_arguments, from_args
 
 COMMANDS = ("generate", "validate", "exclude", "serve")
 
@@ -64,7 +64,7 @@ def add_serve_arguments(sub) -> None:
     srv.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
     srv.add_argument("--port", type=int, default=8080, help="port (8080)")
     srv.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (auto)")
-    srv.add_argument("--dtype", default="auto", choices=["auto", "float32", "float16", "bfloat16"])
+    srv.add_argument("--dtype", default="auto", choices=list(DTYPES))
     srv.add_argument("--max-batch", type=int, default=64, help="texts encoded together at most (64)")
     srv.add_argument("--batch-wait-ms", type=float, default=0.0,
                      help="wait this long after a request for others to batch with it (0: batch only the requests "

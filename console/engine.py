@@ -15,7 +15,6 @@ re-normalised (when `normalize`). CUDA out of memory: the batch is halved (down 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Callable, Iterator, NamedTuple, Sequence
