@@ -45,7 +45,7 @@ _sessions = threading.local()
 def embedding_space(store: Neo4jStore, type_: str) -> dict:
     """``store.embedding_space(type_)`` plus ``type``, reused while the space node is unchanged (one read per
     call); :class:`~console.errors.NoEmbeddings` when the type has none."""
-    rows = store.query(
+    rows = store.read(
         f"MATCH (s:{EMBEDDING_SPACE_LABEL} {{type: $type}}) RETURN s.model AS model, s.dimensions AS dimensions, "
         "s.query_prompt AS query_prompt, s.index_name AS index_name, toString(s.updated_at) AS updated_at",
         type=type_)
