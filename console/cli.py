@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from console import __version__
-from console.options import DTYPES, add_arguments, add_exclude_arguments, from_args
+from console.options import BACKENDS, DTYPES, QUANTIZATIONS, add_arguments, add_exclude_arguments, from_args
 
 COMMANDS = ("generate", "validate", "exclude", "serve")
 
@@ -70,6 +70,9 @@ def add_serve_arguments(sub) -> None:
                      help="wait this long after a request for others to batch with it (0: batch only the requests "
                           "that queued while the model was busy)")
     srv.add_argument("--max-length", type=int, default=None, help="cut texts to this many tokens")
+    srv.add_argument("--backend", default="torch", choices=list(BACKENDS),
+                     help="inference backend on the CPU: torch, onnx, openvino or auto (torch)")
+    srv.add_argument("--quantize", default="none", choices=list(QUANTIZATIONS), help="none or int8 (onnx/openvino)")
 
 
 class _Bar:
@@ -182,7 +185,8 @@ def cmd_serve(args) -> int:
     from console.serve import embedder_service, make_server
 
     service = embedder_service(args.model, device=args.device, dtype=args.dtype, served_name=args.served_model_name,
-                               max_batch=args.max_batch, wait_ms=args.batch_wait_ms, max_length=args.max_length)
+                               max_batch=args.max_batch, wait_ms=args.batch_wait_ms, max_length=args.max_length,
+                               backend=args.backend, quantize=args.quantize)
     server = make_server(service, args.host, args.port)
     host, port = server.server_address[:2]
     print(f"Serving {service.served} ({service.dimensions}-d) on http://{host}:{port}/v1/embeddings"

@@ -271,11 +271,11 @@ def make_server(service: EmbeddingService, host: str = "127.0.0.1", port: int = 
 
 def embedder_service(model: str, *, device: str = "auto", dtype: str = "auto", served_name: str | None = None,
                      max_batch: int = 64, wait_ms: float = 0.0, max_length: int | None = None,
-                     api_key: str | None = None) -> EmbeddingService:
+                     api_key: str | None = None, backend: str = "torch", quantize: str = "none") -> EmbeddingService:
     """An :class:`EmbeddingService` over ``console.engine.Embedder`` (inputs encoded with no prompt)."""
     from console.engine import Embedder
 
-    embedder = Embedder(model, device=device, dtype=dtype, max_length=max_length)
+    embedder = Embedder(model, device=device, dtype=dtype, max_length=max_length, backend=backend, quantize=quantize)
 
     def encode(texts: list[str]) -> np.ndarray:
         return embedder.encode(texts, batch_size=max(len(texts), 1), prompt="")
