@@ -387,13 +387,14 @@ def clear_vectors(store: Neo4jStore, ids_by_type: Mapping[str, Iterable[str]], *
                   batch_size: int = DEFAULT_BATCH_SIZE) -> int:
     """Remove the vector and the metadata the writer sets (:data:`EMBEDDING_METADATA`) from the nodes of these ids
     that carry a vector: items excluded after an earlier push, so that search no longer finds them. ``ids_by_type``
-    maps a type (the labels' allow-list; another raises ``UnknownType``) to ids; ids of no node or of a node without
+    maps a type (the labels' allow-list; another raises ``UnknownType`` before anything is removed) to ids; ids of no node or of a node without
     a vector are passed over. Batches of ``batch_size`` ids, each one statement. Returns how many nodes lost their
     vector; a dry run removes nothing and returns how many would. A node cleared has no ``embedding_hash``, so the
     next write of its id (the exclusion undone) writes its vector again."""
     cleared = 0
+    labels = {type_: label_for(type_) for type_ in ids_by_type}  # every type checked before anything is removed
     for type_, ids in ids_by_type.items():
-        label = label_for(type_)
+        label = labels[type_]
         find = f"UNWIND $ids AS id MATCH (n:{label} {{id: id}}) WHERE n.{EMBEDDING_PROPERTY} IS NOT NULL "
         remove = ", ".join(f"n.{name}" for name in (EMBEDDING_PROPERTY, *EMBEDDING_METADATA))
         cypher = find + ("" if dry_run else f"REMOVE {remove} ") + "RETURN count(n) AS n"
