@@ -88,13 +88,14 @@ class WriteReport:
 
     def summary(self) -> str:
         verb = "would write" if self.dry_run else "written"
-        return (
-            f"{self.total} vectors: {self.written} {verb}, {self.unchanged} unchanged, "
-            f"{self.unknown_count} unknown ids, {self.count_rejected()} rejected"
-            + (f"; {self.excluded} excluded items left out" if self.excluded else "")
-            + (f"{';' if not self.excluded else ','} {self.cleared} of their vectors "
-               f"{'would be ' if self.dry_run else ''}removed from Neo4j" if self.cleared else "")
-        )
+        text = (f"{self.total} vectors: {self.written} {verb}, {self.unchanged} unchanged, "
+                f"{self.unknown_count} unknown ids, {self.count_rejected()} rejected")
+        if self.excluded:
+            text += f"; {self.excluded} excluded items left out"
+        if self.cleared:
+            whose = ", {} of their vectors" if self.excluded else "; {} vectors of excluded items"
+            text += whose.format(self.cleared) + f" {'would be ' if self.dry_run else ''}removed from Neo4j"
+        return text
 
 
 def _field(item: Any, name: str) -> Any:
@@ -387,10 +388,10 @@ def clear_vectors(store: Neo4jStore, ids_by_type: Mapping[str, Iterable[str]], *
                   batch_size: int = DEFAULT_BATCH_SIZE) -> int:
     """Remove the vector and the metadata the writer sets (:data:`EMBEDDING_METADATA`) from the nodes of these ids
     that carry a vector: items excluded after an earlier push, so that search no longer finds them. ``ids_by_type``
-    maps a type (the labels' allow-list; another raises ``UnknownType`` before anything is removed) to ids; ids of no node or of a node without
-    a vector are passed over. Batches of ``batch_size`` ids, each one statement. Returns how many nodes lost their
-    vector; a dry run removes nothing and returns how many would. A node cleared has no ``embedding_hash``, so the
-    next write of its id (the exclusion undone) writes its vector again."""
+    maps a type (the labels' allow-list; another raises ``UnknownType`` before anything is removed) to ids; ids of
+    no node or of a node without a vector are passed over. Batches of ``batch_size`` ids, each one statement.
+    Returns how many nodes lost their vector; a dry run removes nothing and returns how many would. A node cleared
+    has no ``embedding_hash``, so the next write of its id (the exclusion undone) writes its vector again."""
     cleared = 0
     labels = {type_: label_for(type_) for type_ in ids_by_type}  # every type checked before anything is removed
     for type_, ids in ids_by_type.items():
