@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     exc = sub.add_parser("exclude", help="exclude items of a run from downloads and pushes, undo, or list them",
                          description="Mark items of a run excluded (RUN/exclusions.jsonl, as the web console's "
                                      "Explore page does): downloads, pushes and `manage.py import_embeddings "
-                                     "--exclude` leave them out; the run's vectors are kept. Without --id: list them.")
+                                     "--exclude` leave them out (and remove from Neo4j the vectors an earlier push "
+                                     "gave them); the run's vectors are kept. Without --id: list them.")
     add_exclude_arguments(exc)
     add_serve_arguments(sub)
     return parser

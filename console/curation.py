@@ -8,7 +8,8 @@ the previous file intact, never half of one. Changes from several sessions at on
 (``.exclusions.lock``), so that none is lost. Undo all removes the file.
 
 Nothing is deleted from the run's vectors: downloads (:func:`export_file`) and pushes (``console.push``, with
-``exclude=``) leave the excluded items out as they read, and count them. Plain Python: no Streamlit or Django.
+``exclude=``) leave the excluded items out as they read, and count them; a push also removes from Neo4j the vectors
+those items got from an earlier push (``console.neo4j.writer.clear_vectors``). Plain Python: no Streamlit or Django.
 """
 from __future__ import annotations
 
@@ -182,30 +183,37 @@ def selected_ids(points: Iterable[Mapping], row_ids: Sequence[str]) -> list[str]
     return list(ids)
 
 
+def _item_field(item: Any, name: str) -> Any:
+    return item.get(name) if isinstance(item, Mapping) else getattr(item, name, None)
+
+
 def _item_id(item: Any) -> Any:
-    return item.get("id") if isinstance(item, Mapping) else getattr(item, "id", None)
+    return _item_field(item, "id")
 
 
 class LeaveOut:
     """``items`` without those whose id is in ``ids``; iterable again and again (a file is read anew each time).
-    After an iteration, ``left_out`` counts the items left out and ``matched`` holds their ids."""
+    After an iteration, ``left_out`` counts the items left out, ``matched`` holds their ids and ``by_type`` the same
+    ids by their item's type (what ``console.neo4j.writer.clear_vectors`` takes)."""
 
     def __init__(self, items: Iterable[Any], ids: Iterable[str]):
         self.items = items
         self.ids = frozenset(ids)
         self.left_out = 0
         self.matched: set[str] = set()
+        self.by_type: dict[str, set[str]] = {}
 
     def __iter__(self) -> Iterator[Any]:
-        left_out, matched = 0, set()
+        left_out, by_type = 0, {}
         for item in self.items:
             item_id = _item_id(item)
             if item_id in self.ids:
                 left_out += 1
-                matched.add(item_id)
+                by_type.setdefault(_item_field(item, "type"), set()).add(item_id)
                 continue
             yield item
-        self.left_out, self.matched = left_out, matched
+        self.left_out, self.by_type = left_out, by_type
+        self.matched = set().union(*by_type.values())
 
 
 def file_ids(path: str | os.PathLike) -> list[str]:

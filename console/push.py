@@ -9,6 +9,7 @@ is already on its node is counted as unchanged and not written again.
 from __future__ import annotations
 
 import json
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -18,10 +19,17 @@ import numpy as np
 
 from console.curation import LeaveOut
 from console.errors import Neo4jStoreError
-from console.neo4j.schema import IndexProgress
+from console.neo4j.schema import TYPE_TO_LABEL, IndexProgress
 from console.neo4j.settings import Neo4jSettings
 from console.neo4j.store import Neo4jStore
-from console.neo4j.writer import DEFAULT_BATCH_SIZE, DEFAULT_WORKERS, Progress, VectorWriter, WriteReport
+from console.neo4j.writer import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_WORKERS,
+    Progress,
+    VectorWriter,
+    WriteReport,
+    clear_vectors,
+)
 
 
 class PushError(Neo4jStoreError):
@@ -136,6 +144,13 @@ class LoadedItems:
         """Excluded items left out by the last read (``exclude=`` of :func:`load_items`)."""
         return self.items.left_out if isinstance(self.items, LeaveOut) else 0
 
+    @property
+    def left_out_by_type(self) -> dict[str, set[str]]:
+        """The ids of the items the last read left out, by type (those of a known type, to clear in Neo4j)."""
+        if not isinstance(self.items, LeaveOut):
+            return {}
+        return {type_: ids for type_, ids in self.items.by_type.items() if type_ in TYPE_TO_LABEL}
+
 
 def load_items(items: Any, model: str | None = None, query_prompt: str | None = None, *,
                exclude: Iterable[str] | None = None) -> LoadedItems:
@@ -200,7 +215,8 @@ def push_to_neo4j(items: Any, settings: Neo4jSettings | Mapping | None = None, *
     """Write the vectors onto their nodes over Bolt (:class:`VectorWriter`); ``dry_run`` only counts.
     ``index_progress(name, state, percent)`` follows a missing vector index while it is created before the first
     batch (e.g. "building recipe_embedding: 40%" when the nodes already hold vectors). Items whose id is in
-    ``exclude`` are not written; the report counts them (``excluded``)."""
+    ``exclude`` are not written, and the vectors an earlier push gave them are removed from their nodes; the report
+    counts both (``excluded``, ``cleared``)."""
     loaded = load_items(items, model, query_prompt, exclude=exclude)
     _need_model(loaded.model, loaded.source)
     if exclude and loaded.count is None:
@@ -214,13 +230,15 @@ def write_loaded(store: Neo4jStore, loaded: LoadedItems, *, batch_size: int = DE
                  dry_run: bool = False, progress: Progress | None = None,
                  index_progress: IndexProgress | None = None, workers: int = DEFAULT_WORKERS) -> WriteReport:
     """Write loaded items over an open store (``push_to_neo4j`` and ``manage.py import_embeddings``); ``workers``
-    sessions write batches at once."""
+    sessions write batches at once. The items left out as excluded lose the vector they may hold from an earlier
+    push (:func:`~console.neo4j.writer.clear_vectors`; a dry run only counts them)."""
     model = _need_model(loaded.model, loaded.source)
     writer = VectorWriter(store, model=model, query_prompt=loaded.query_prompt, source=loaded.source,
                           workers=workers)
     report = writer.write(loaded.items, batch_size=batch_size, dry_run=dry_run, progress=progress,
                           total=loaded.count, index_progress=index_progress)
     report.excluded = loaded.left_out
+    report.cleared = clear_vectors(store, loaded.left_out_by_type, dry_run=dry_run, batch_size=batch_size)
     return report
 
 
@@ -239,12 +257,33 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def _import_answer(response, url: str) -> dict:
+    """The import report the backend answered; :class:`PushError` saying what to do for any other answer."""
+    if response.status_code in (401, 403):
+        raise PushError(f"The backend at {url} refused the token (HTTP {response.status_code}): "
+                        "use the value of its EMBEDDINGS_IMPORT_TOKEN setting")
+    if 300 <= response.status_code < 400:
+        raise PushError(f"The backend at {url} answered HTTP {response.status_code} (a redirect, not followed): "
+                        "use the URL it redirects to")
+    if response.status_code >= 400:
+        raise PushError(f"The backend at {url} answered HTTP {response.status_code}: {_safe_detail(response)}")
+    try:
+        answer = response.json()
+        answer["written"], answer["unchanged"], answer["unknown_ids"], answer["rejected"]  # noqa: B018
+    except (ValueError, KeyError, TypeError):
+        raise PushError(f"The backend at {url} answered HTTP {response.status_code} without an import report: "
+                        "check the URL (it must be the backend's /api/embeddings/import/)") from None
+    return answer
+
+
 def push_to_backend(items: Any, url: str, token: str, *, model: str | None = None,
                     query_prompt: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE, dry_run: bool = False,
                     progress: Progress | None = None, timeout: float = 300,
                     exclude: Iterable[str] | None = None) -> WriteReport:
     """POST the vectors in batches to the backend's ``/api/embeddings/import/`` (``Authorization: Token ...``);
-    items whose id is in ``exclude`` are not sent (the report counts them, ``excluded``)."""
+    items whose id is in ``exclude`` are not sent: their ids and types go in the requests' ``exclude`` lists (at most
+    ``batch_size`` a request, with the batches, then alone), so that the backend removes the vectors an earlier push
+    gave them. The report counts both (``excluded``, ``cleared``)."""
     import requests
 
     loaded = load_items(items, model, query_prompt, exclude=exclude)
@@ -254,6 +293,8 @@ def push_to_backend(items: Any, url: str, token: str, *, model: str | None = Non
     headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
     done = 0
     pending: list[dict] = []
+    left_out = [{"id": i, "type": t} for t, ids in loaded.left_out_by_type.items() for i in sorted(ids)]
+    exclude_chunks = deque(left_out[at:at + batch_size] for at in range(0, len(left_out), batch_size))
 
     def send(batch: list[dict]) -> None:
         nonlocal done
@@ -264,6 +305,8 @@ def push_to_backend(items: Any, url: str, token: str, *, model: str | None = Non
             # defaults to true): faster than building it after the last batch (bench/import.py --strategy-ab)
             "items": [{**i, "embedding": _finite(i["embedding"])} for i in batch],
         }
+        if exclude_chunks:
+            body["exclude"] = exclude_chunks.popleft()  # their vectors are cleared (writer.clear_vectors)
         try:
             # no redirects: the token goes to this URL only
             response = requests.post(url, data=json.dumps(body), headers=headers, timeout=timeout,
@@ -273,25 +316,13 @@ def push_to_backend(items: Any, url: str, token: str, *, model: str | None = Non
                             "-c backend/gunicorn.conf.py)? Check the URL") from None
         except requests.Timeout:
             raise PushError(f"The backend at {url} did not answer within {timeout:.0f} s") from None
-        if response.status_code in (401, 403):
-            raise PushError(f"The backend at {url} refused the token (HTTP {response.status_code}): "
-                            "use the value of its EMBEDDINGS_IMPORT_TOKEN setting")
-        if 300 <= response.status_code < 400:
-            raise PushError(f"The backend at {url} answered HTTP {response.status_code} (a redirect, not followed): "
-                            "use the URL it redirects to")
-        if response.status_code >= 400:
-            raise PushError(f"The backend at {url} answered HTTP {response.status_code}: {_safe_detail(response)}")
-        try:
-            answer = response.json()
-            answer["written"], answer["unchanged"], answer["unknown_ids"], answer["rejected"]  # noqa: B018
-        except (ValueError, KeyError, TypeError):
-            raise PushError(f"The backend at {url} answered HTTP {response.status_code} without an import report: "
-                            "check the URL (it must be the backend's /api/embeddings/import/)") from None
+        answer = _import_answer(response, url)
         part = WriteReport(
             written=answer["written"], unchanged=answer["unchanged"], unknown_ids=answer["unknown_ids"],
             unknown_count=answer.get("unknown_count", 0),  # absent from older backends: the list's length then
             rejected=answer["rejected"], total=len(batch), indexes_created=answer.get("indexes_created", []),
             rejected_count=answer.get("rejected_count", 0),  # the backend lists only the first rejections
+            cleared=answer.get("cleared", 0),
         )
         report.merge(part)
         done += len(batch)
@@ -305,6 +336,8 @@ def push_to_backend(items: Any, url: str, token: str, *, model: str | None = Non
             pending = []
     if pending:
         send(pending)
+    while exclude_chunks:  # exclusions beyond the batches (all of them when every item is excluded)
+        send([])
     report.total = done
     report.excluded = loaded.left_out
     return report

@@ -167,13 +167,19 @@ def inspect(paths) -> InputSummary:
 
 
 def report_table(report) -> pd.DataFrame:
+    """One row of a push's counts; with exclusions, also the excluded items and their vectors cleared in Neo4j."""
     data = report.to_dict() if hasattr(report, "to_dict") else dict(report)
-    return pd.DataFrame([{
-        "written" if not data.get("dry_run") else "would write": data.get("written", 0),
+    dry_run = data.get("dry_run")
+    row = {
+        "written" if not dry_run else "would write": data.get("written", 0),
         "unchanged": data.get("unchanged", 0),
         "unknown ids": data.get("unknown_count", len(data.get("unknown_ids") or [])),
         "rejected": data.get("rejected_count", len(data.get("rejected") or [])),
-    }])
+    }
+    if data.get("excluded") or data.get("cleared"):
+        row["excluded"] = data.get("excluded", 0)
+        row["cleared" if not dry_run else "would clear"] = data.get("cleared", 0)
+    return pd.DataFrame([row])
 
 
 def job_for(ws: Workspace, run_id: str) -> Job:

@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 from conftest import read_demo_recipes
 from console.cli import main as cli
 from console.embfiles import read_embeddings
+from console.push import push_to_neo4j
 from console.workspace import Workspace
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -178,7 +179,8 @@ def test_an_unreachable_backend_is_a_clear_message(at):
 def test_items_excluded_on_explore_stay_excluded_after_a_reload_and_are_not_pushed(run_dir, graph, neo4j_settings,
                                                                                    ids, tmp_path, monkeypatch):
     """select (the neighbours of an item) -> exclude -> reload -> still excluded -> the download and the push leave
-    them out, checked in the graph; the run's own file keeps every vector."""
+    them out, checked in the graph, and take away the vectors an earlier push gave them; the run's own file keeps
+    every vector."""
     work = shutil.copytree(run_dir.parent.parent, tmp_path / "work")
     run = work / "runs" / run_dir.name
     monkeypatch.setenv("CONSOLE_WORKDIR", str(work))
@@ -197,10 +199,14 @@ def test_items_excluded_on_explore_stay_excluded_after_a_reload_and_are_not_push
         "10 excluded items left out of downloads and pushes (excluded on the Explore page; listed in exclusions.jsonl "
         "in the run's folder; the run's vectors are kept)."]
     _recipes_in_graph(graph, ids)
+    assert push_to_neo4j(run / "embeddings_recipes.json", neo4j_settings).written == 40  # pushed before excluded
     _button(at, "Preview (dry run)").click().run()
     _button(at, "Push").click().run()
-    assert at.success[0].value.startswith(f"Pushed to {neo4j_settings['uri']} (neo4j): 30 vectors: 30 written, 0 "
-                                          "unchanged, 0 unknown ids, 0 rejected; 10 excluded items left out.")
+    assert at.success[0].value.startswith(f"Pushed to {neo4j_settings['uri']} (neo4j): 30 vectors: 0 written, 30 "
+                                          "unchanged, 0 unknown ids, 0 rejected; 10 excluded items left out, 10 of "
+                                          "their vectors removed from Neo4j.")
+    assert at.dataframe[0].value.to_dict("records") == [
+        {"written": 0, "unchanged": 30, "unknown ids": 0, "rejected": 0, "excluded": 10, "cleared": 10}]
     stored = {r["id"] for r in graph.execute_query(
         "MATCH (n:Recipe) WHERE n.embedding IS NOT NULL RETURN n.id AS id").records}
     assert stored == set(ids) - set(excluded)

@@ -246,6 +246,12 @@ def test_import_endpoint_writes_then_reports_unchanged(no_category_embeddings, n
     assert first.json()["indexes_created"] == ["category_embedding"]
     second = post_import(no_category_embeddings, body).json()
     assert (second["written"], second["unchanged"]) == (0, 6)
+    out = [{"id": "category-ayam", "type": "category"}, {"id": "category-rendang", "type": "category"}]
+    third = post_import(no_category_embeddings, {**body, "items": body["items"][1:], "exclude": out}).json()
+    assert {k: third[k] for k in ("written", "unchanged", "excluded", "cleared")} == {
+        "written": 0, "unchanged": 5, "excluded": 2, "cleared": 1}  # category-rendang is in no node: not cleared
+    assert neo4j_driver.execute_query("MATCH (c:Category {id: 'category-ayam'}) RETURN c.embedding IS NULL AND "
+                                      "c.embedding_hash IS NULL AS gone").records[0]["gone"]
 
 
 def test_import_endpoint_dry_run_writes_nothing(no_category_embeddings, neo4j_driver):
@@ -295,6 +301,12 @@ def test_import_endpoint_dimension_mismatch_with_the_index_is_409(backend):
     ({"model": "m", "items": [], "dimensions": "384"}, TOKEN, None, 400,
      "'dimensions' must be a positive whole number, not '384'"),
     ({"model": "m", "items": [], "dry_run": "yes"}, TOKEN, None, 400, "'dry_run' must be true or false, not 'yes'"),
+    ({"model": "m", "items": [], "exclude": "category-ayam"}, TOKEN, None, 400,
+     "'exclude' must be a list of {\"id\", \"type\"}: the items the operator excluded"),
+    ({"model": "m", "items": [], "exclude": [{"id": "category-ayam", "type": "category"}, {"id": "category-ikan",
+                                                                                           "type": "Category"}]},
+     TOKEN, None, 400, "'exclude' item 1 needs an \"id\" (a non-empty string) and a \"type\" (one of recipe, "
+                       "ingredient, category)"),
 ])
 def test_every_bad_import_payload_gets_its_error(backend, body, token, raw, status, message):
     response = post_import(backend, body, token=token, raw=raw)

@@ -242,6 +242,22 @@ def test_import_leaves_out_the_items_of_an_exclusion_file(no_embeddings, env, tm
     embedded = {r["id"] for r in neo4j_driver.execute_query(
         "MATCH (n:Recipe) WHERE n.embedding IS NOT NULL RETURN n.id AS id").records}
     assert len(embedded) == 298 and not embedded & set(first_ids)
+    # items excluded after they were imported lose their vector (a dry run only counts them)
+    ids = [json.loads(line)["id"] for line in path.read_text().splitlines()]
+    every = tmp_path / "every.jsonl"
+    every.write_text("".join(json.dumps({"id": i}) + "\n" for i in ids))
+    proc = manage("import_embeddings", "--embedding-file", str(path), "--exclude", str(every), "--dry-run", env=env)
+    assert "embeddings_recipes.jsonl: all its 300 items are excluded by every.jsonl: nothing to write" in proc.stdout
+    assert ("0 vectors: 0 would write, 0 unchanged, 0 unknown ids, 0 rejected; 300 excluded items left out, 298 of "
+            "their vectors would be removed from Neo4j") in proc.stdout
+    assert count_embedded(neo4j_driver) == 298
+    exclusions.write_text("".join(json.dumps({"id": i}) + "\n" for i in ids[2:4]))  # the first two undone
+    proc = manage("import_embeddings", "--embedding-file", str(path), "--exclude", str(exclusions), env=env)
+    assert ("298 vectors: 2 written, 296 unchanged, 0 unknown ids, 0 rejected; 2 excluded items left out, 2 of their "
+            "vectors removed from Neo4j") in proc.stdout
+    embedded = {r["id"] for r in neo4j_driver.execute_query(
+        "MATCH (n:Recipe) WHERE n.embedding IS NOT NULL RETURN n.id AS id").records}
+    assert embedded == set(ids) - set(ids[2:4])
 
 
 @pytest.mark.parametrize("content, message", [

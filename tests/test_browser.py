@@ -254,6 +254,12 @@ def test_upload_generate_explore_and_push_in_a_real_browser(console_url, page, e
     page.get_by_text("10 excluded items left out of downloads and pushes").wait_for()
     page.get_by_role("button", name="Preview (dry run)").click()
     page.get_by_text("90 vectors: 0 would write, 90 unchanged, 0 unknown ids, 0 rejected; 10 excluded items left "
-                     "out.").wait_for()
+                     "out, 10 of their vectors would be removed from Neo4j.").wait_for()
     excluded = [json.loads(line) for line in (output.parent / "exclusions.jsonl").read_text().splitlines()]
     assert len(excluded) == 10 and {e["note"] for e in excluded} == {"resep ganda"}
+    page.get_by_role("button", name="Push", exact=True).click()
+    page.get_by_text("90 vectors: 0 written, 90 unchanged, 0 unknown ids, 0 rejected; 10 excluded items left out, 10 "
+                     "of their vectors removed from Neo4j.").wait_for(timeout=120_000)
+    embedded = {r["id"] for r in graph.execute_query(
+        "MATCH (n:Recipe) WHERE n.id IN $ids AND n.embedding IS NOT NULL RETURN n.id AS id", ids=ids).records}
+    assert embedded == set(ids) - {e["id"] for e in excluded}  # pushed before, excluded: search no longer finds them

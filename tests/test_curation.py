@@ -145,8 +145,10 @@ def test_leave_out_skips_and_counts_on_every_read(run):
     items = LeaveOut(read_embeddings(folder / "embeddings_recipes.json"), {"recipe-0", "recipe-5", "other-1"})
     assert [i.id for i in items] == ["recipe-1", "recipe-2", "recipe-3", "recipe-4"]
     assert (items.left_out, items.matched) == (2, {"recipe-0", "recipe-5"})
+    assert items.by_type == {"recipe": {"recipe-0", "recipe-5"}}  # what a push clears in Neo4j
     dicts = LeaveOut([{"id": "a"}, {"id": "b"}], {"b"})
     assert [list(dicts), list(dicts)] == [[{"id": "a"}], [{"id": "a"}]] and dicts.left_out == 1
+    assert dicts.by_type == {None: {"b"}}  # no type: counted, never cleared (push keeps only the allow-list's types)
 
 
 @pytest.mark.parametrize("fmt", ["json", "parquet"])

@@ -111,6 +111,18 @@ def test_types_outside_the_allow_list_never_become_labels():
     )
 
 
+def test_clearing_vectors_of_a_type_outside_the_allow_list_removes_nothing(store, recipes):
+    ids = [r["id"] for r in recipes[:2]]
+    VectorWriter(store, model="m").write(vectors(ids))
+    with pytest.raises(UnknownType) as err:
+        neo4j_writer.clear_vectors(store, {"recipe": [ids[0]], "Recipe) DETACH DELETE (n": [ids[1]]})
+    assert str(err.value).startswith("Unknown type 'Recipe) DETACH DELETE (n': expected one of recipe,")
+    assert store.query("MATCH (n:Recipe) WHERE n.embedding IS NOT NULL RETURN count(n) AS c")[0]["c"] == 2
+    assert neo4j_writer.clear_vectors(store, {"recipe": ids}, dry_run=True) == 2  # a dry run counts only
+    assert neo4j_writer.clear_vectors(store, {"recipe": [*ids, "recipe-none"]}, batch_size=1) == 2
+    assert store.query("MATCH (n:Recipe) WHERE n.embedding IS NOT NULL RETURN count(n) AS c")[0]["c"] == 0
+
+
 def test_ensure_schema_creates_constraints_and_fulltext_index_once(store):
     created = store.ensure_schema()
     assert created == ["recipe_id_unique", "ingredient_id_unique", "category_id_unique",

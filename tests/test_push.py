@@ -165,6 +165,49 @@ def test_push_to_neo4j_leaves_the_excluded_items_out_and_counts_them(recipe_ids,
     assert _embedded_ids(neo4j_clean) == set(recipe_ids) - {recipe_ids[0], recipe_ids[7]}
 
 
+def _vectors(driver) -> dict[str, tuple]:
+    """Id -> (hash, time written) of every recipe holding a vector."""
+    return {r["id"]: (r["hash"], r["at"]) for r in driver.execute_query(
+        "MATCH (n:Recipe) WHERE n.embedding IS NOT NULL "
+        "RETURN n.id AS id, n.embedding_hash AS hash, toString(n.embedding_updated_at) AS at").records}
+
+
+def _index_hits(driver, vector) -> set[str]:
+    """What semantic search finds: the ids the vector index returns for ``vector`` (all 25 asked)."""
+    return {r["id"] for r in driver.execute_query(
+        "CALL db.index.vector.queryNodes('recipe_embedding', 25, $v) YIELD node RETURN node.id AS id",
+        v=[float(x) for x in vector]).records}
+
+
+def test_items_excluded_after_a_push_lose_their_vector_and_get_it_back_when_undone(recipe_ids, neo4j_settings,
+                                                                                   neo4j_clean):
+    """push all -> exclude 2 -> push again: those 2 hold no vector (nor its metadata) and the index no longer finds
+    them, the others are untouched; a dry run only counts; the exclusion undone, the next push writes them again."""
+    items = items_for(recipe_ids)
+    push_to_neo4j(items, neo4j_settings, model="m", batch_size=10)
+    before = _vectors(neo4j_clean)
+    out = {recipe_ids[3], recipe_ids[11]}
+    exclude = out | {"recipe-elsewhere"}  # an id of no item: neither counted nor cleared
+    preview = push_to_neo4j(items, neo4j_settings, model="m", batch_size=10, exclude=exclude, dry_run=True)
+    assert preview.summary() == ("23 vectors: 0 would write, 23 unchanged, 0 unknown ids, 0 rejected; 2 excluded "
+                                 "items left out, 2 of their vectors would be removed from Neo4j")
+    assert _vectors(neo4j_clean) == before
+    report = push_to_neo4j(items, neo4j_settings, model="m", batch_size=10, exclude=exclude)
+    assert (report.written, report.unchanged, report.excluded, report.cleared) == (0, 23, 2, 2)
+    assert report.summary().endswith("; 2 excluded items left out, 2 of their vectors removed from Neo4j")
+    assert report.to_dict()["cleared"] == 2
+    keys = neo4j_clean.execute_query("MATCH (n:Recipe) WHERE n.id IN $ids RETURN keys(n) AS k", ids=list(out)).records
+    assert [r["k"] for r in keys] == [["id"], ["id"]]
+    assert _vectors(neo4j_clean) == {i: v for i, v in before.items() if i not in out}
+    assert _index_hits(neo4j_clean, items[3]["embedding"]) == set(recipe_ids) - out
+    again = push_to_neo4j(items, neo4j_settings, model="m", exclude=exclude)
+    assert (again.unchanged, again.excluded, again.cleared) == (23, 2, 0)
+    undone = push_to_neo4j(items, neo4j_settings, model="m")
+    assert (undone.written, undone.unchanged, undone.cleared) == (2, 23, 0)
+    assert set(_vectors(neo4j_clean)) == set(recipe_ids)
+    assert _index_hits(neo4j_clean, items[3]["embedding"]) == set(recipe_ids)
+
+
 # -- through the backend's import endpoint (the real backend under gunicorn) ----------------------------------------------------
 TOKEN = "push-test-token"
 
@@ -255,3 +298,20 @@ def test_push_to_backend_does_not_send_the_excluded_items(recipe_ids, backend_ur
     assert (report.total, report.written, report.unknown_count, report.excluded) == (20, 20, 0, 5)
     assert report.summary().endswith("; 5 excluded items left out")
     assert _embedded_ids(neo4j_clean) == set(recipe_ids[5:])
+
+
+def test_push_to_backend_has_the_backend_clear_the_vectors_of_excluded_items(recipe_ids, backend_url, neo4j_clean):
+    """22 excluded of 25, 10 to a request: the first 10 exclusions go with the items' batch, the rest alone."""
+    items = items_for(recipe_ids)
+    push_to_backend(items, backend_url, TOKEN, model="m", batch_size=10)
+    calls = []
+    preview = push_to_backend(items, backend_url, TOKEN, model="m", batch_size=10, exclude=recipe_ids[:22],
+                              dry_run=True, progress=lambda d, t: calls.append((d, t)))
+    assert (preview.total, preview.unchanged, preview.excluded, preview.cleared) == (3, 3, 22, 22)
+    assert calls == [(3, 3)] * 3 and len(_embedded_ids(neo4j_clean)) == 25
+    report = push_to_backend(items, backend_url, TOKEN, model="m", batch_size=10, exclude=recipe_ids[:22])
+    assert report.summary() == ("3 vectors: 0 written, 3 unchanged, 0 unknown ids, 0 rejected; 22 excluded items "
+                                "left out, 22 of their vectors removed from Neo4j")
+    assert _embedded_ids(neo4j_clean) == set(recipe_ids[22:])
+    undone = push_to_backend(items, backend_url, TOKEN, model="m", batch_size=10)
+    assert (undone.written, undone.unchanged) == (22, 3)

@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from console.neo4j.schema import TYPE_TO_LABEL
-from console.neo4j.writer import VectorWriter
+from console.neo4j.writer import VectorWriter, clear_vectors
 from recipes.errors import STATUS_FOR, BadRequest
 from recipes.filters import FILTERS, SearchFilters
 from recipes.graph import get_store, item_neighbours, model_label
@@ -294,6 +294,9 @@ class BadToken(APIException):
 ImportItem = inline_serializer("ImportItem", {"id": serializers.CharField(), "type": serializers.CharField(),
                                               "embedding": serializers.ListField(child=serializers.FloatField())},
                               many=True)
+ExcludedItem = inline_serializer("ExcludedItem", {"id": serializers.CharField(), "type": serializers.CharField()},
+                                 many=True, required=False,
+                                 help_text="items the operator excluded: their vectors, if any, are removed")
 
 
 class ImportEmbeddings(APIView):
@@ -310,12 +313,15 @@ class ImportEmbeddings(APIView):
                     "reported (the first 100 rejected items, and counts by reason). `create_index` (default "
                     "true) creates a missing vector index before the first write; it stays online while the "
                     "vectors land. At most EMBEDDINGS_IMPORT_MAX_ITEMS items and EMBEDDINGS_IMPORT_MAX_BYTES bytes "
-                    "per request (413 beyond: send smaller batches).",
+                    "per request (413 beyond: send smaller batches). `exclude` lists items the operator excluded "
+                    "({id, type}, as many as `items` may hold): the vector an earlier import gave them is removed "
+                    "from their nodes (`cleared` counts them; a dry run only counts).",
         request=inline_serializer("ImportRequest", {
             "model": serializers.CharField(), "dimensions": serializers.IntegerField(required=False),
             "query_prompt": serializers.CharField(required=False, allow_null=True),
             "dry_run": serializers.BooleanField(default=False),
-            "create_index": serializers.BooleanField(default=True), "items": ImportItem}),
+            "create_index": serializers.BooleanField(default=True), "items": ImportItem,
+            "exclude": ExcludedItem}),
         responses={200: inline_serializer("ImportReport", {
             "written": serializers.IntegerField(), "unchanged": serializers.IntegerField(),
             "unknown_ids": serializers.ListField(child=serializers.CharField(),
@@ -326,16 +332,21 @@ class ImportEmbeddings(APIView):
             "rejected_count": serializers.IntegerField(help_text="all rejected items"),
             "rejected_reasons": serializers.DictField(child=serializers.IntegerField(),
                                                       help_text="rejected items by reason"),
+            "excluded": serializers.IntegerField(help_text="items listed in `exclude`"),
+            "cleared": serializers.IntegerField(help_text="of those, the nodes whose vector was removed (dry run: "
+                                                          "would be)"),
             "dry_run": serializers.BooleanField()}), 400: Error, 401: Error, 403: Error, 409: Error, 413: Error,
             429: Error, 503: Error},
     )
     def post(self, request):
         check_import_token(request)
         options = import_options(request.data)
-        items, dry_run = options.pop("items"), options.pop("dry_run")
+        items, dry_run, exclude = options.pop("items"), options.pop("dry_run"), options.pop("exclude")
         writer = VectorWriter(get_store(), source="the request", **options)
         report = writer.write((item if isinstance(item, dict) else {"id": None} for item in items), total=len(items),
                               batch_size=settings.IMPORT_BATCH_SIZE, dry_run=dry_run)
+        report.excluded = sum(len(ids) for ids in exclude.values())
+        report.cleared = clear_vectors(writer.store, exclude, dry_run=dry_run, batch_size=settings.IMPORT_BATCH_SIZE)
         answer = report.to_dict()
         answer.update(summarise_rejections(report.rejected, settings.IMPORT_REJECTED_SHOWN))
         return Response(answer, status=status.HTTP_200_OK)
@@ -346,7 +357,8 @@ MAX_REASONS = 20
 
 
 def import_options(body) -> dict:
-    """The import request's fields, checked: model, items, dimensions, query_prompt, dry_run, create_index."""
+    """The import request's fields, checked: model, items, dimensions, query_prompt, dry_run, create_index, and
+    exclude (as ``{type: ids}``)."""
     if not isinstance(body, dict):
         raise BadRequest("The body must be a JSON object with 'model' and 'items'")
     model = body.get("model")
@@ -376,7 +388,29 @@ def import_options(body) -> dict:
     if query_prompt is not None and not isinstance(query_prompt, str):
         raise BadRequest("'query_prompt' must be a string or null")
     return {"model": model, "items": items, "dimensions": dimensions, "query_prompt": query_prompt,
-            **flags}
+            "exclude": exclude_option(body.get("exclude")), **flags}
+
+
+def exclude_option(value) -> dict[str, set[str]]:
+    """The request's ``exclude`` (a list of ``{"id", "type"}``, optional) as ids by type; a bad entry is a 400 naming
+    its position."""
+    if value is None:
+        return {}
+    if not isinstance(value, list):
+        raise BadRequest("'exclude' must be a list of {\"id\", \"type\"}: the items the operator excluded")
+    if len(value) > settings.IMPORT_MAX_ITEMS:
+        raise BodyTooLarge(f"{len(value):,} excluded items in one request, more than this backend takes "
+                           f"({settings.IMPORT_MAX_ITEMS:,}, EMBEDDINGS_IMPORT_MAX_ITEMS): send smaller batches")
+    by_type: dict[str, set[str]] = {}
+    for at, entry in enumerate(value):
+        item_id = entry.get("id") if isinstance(entry, dict) else None
+        type_ = entry.get("type") if isinstance(entry, dict) else None
+        if not isinstance(item_id, str) or not item_id.strip() or not isinstance(type_, str) \
+                or type_ not in TYPE_TO_LABEL:
+            raise BadRequest(f"'exclude' item {at} needs an \"id\" (a non-empty string) and a \"type\" (one of "
+                             f"{', '.join(TYPE_TO_LABEL)})")
+        by_type.setdefault(type_, set()).add(item_id)
+    return by_type
 
 
 def summarise_rejections(rejected: list[dict], shown: int) -> dict:

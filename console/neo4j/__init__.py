@@ -5,7 +5,8 @@
   ``EmbeddingSpace`` nodes that say which model embedded each type.
 - :mod:`console.neo4j.store`: ``Neo4jStore``, the one driver per database; driver errors become the project's own
   (``console.errors.Neo4jStoreError`` and its subclasses, part of the ``ConsoleError`` family).
-- :mod:`console.neo4j.writer`: ``VectorWriter`` (batched, idempotent vector writes) and its ``WriteReport``.
+- :mod:`console.neo4j.writer`: ``VectorWriter`` (batched, idempotent vector writes) and its ``WriteReport``;
+  ``clear_vectors`` (the vectors of excluded items removed again).
 
 The search reads (vector, similar items, keyword, one item) belong to the backend: ``backend/recipes/search.py``.
 

@@ -12,6 +12,8 @@ from console.errors import DimensionMismatch, Neo4jStoreError, NoEmbeddings, Unk
 TYPE_TO_LABEL = {"recipe": "Recipe", "ingredient": "Ingredient", "category": "Category"}
 LABEL_TO_TYPE = {label: type_ for type_, label in TYPE_TO_LABEL.items()}
 EMBEDDING_PROPERTY = "embedding"
+# what the writer sets beside the vector (console.neo4j.writer), removed with it (clear_vectors)
+EMBEDDING_METADATA = ("embedding_model", "embedding_dimensions", "embedding_updated_at", "embedding_hash")
 FULLTEXT_INDEX = "item_fulltext"
 FULLTEXT_PROPERTIES = ("title", "text", "name")
 EMBEDDING_SPACE_LABEL = "EmbeddingSpace"

@@ -12,7 +12,14 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
-from console.neo4j.schema import EMBEDDING_PROPERTY, TYPE_TO_LABEL, IndexProgress, vector_index_name
+from console.neo4j.schema import (
+    EMBEDDING_METADATA,
+    EMBEDDING_PROPERTY,
+    TYPE_TO_LABEL,
+    IndexProgress,
+    label_for,
+    vector_index_name,
+)
 from console.neo4j.store import Neo4jStore
 
 DEFAULT_BATCH_SIZE = 2000
@@ -37,6 +44,7 @@ class WriteReport:
     unknown_count: int = 0
     rejected_count: int = 0  # every rejection; ``rejected`` may hold only the first ones (the backend sends 100)
     excluded: int = 0  # items the operator excluded (console.curation), left out before writing
+    cleared: int = 0   # excluded items whose vector (from an earlier push) was removed (dry run: would be)
 
     def __post_init__(self) -> None:
         self.unknown_count = max(self.unknown_count, len(self.unknown_ids))
@@ -63,6 +71,8 @@ class WriteReport:
             "total": self.total,
             "indexes_created": list(self.indexes_created),
             "elapsed_s": round(self.elapsed_s, 3),
+            "excluded": self.excluded,
+            "cleared": self.cleared,
         }
 
     def merge(self, other: "WriteReport") -> None:
@@ -74,14 +84,18 @@ class WriteReport:
         self.total += other.total
         self.indexes_created.extend(other.indexes_created)
         self.excluded += other.excluded
+        self.cleared += other.cleared
 
     def summary(self) -> str:
         verb = "would write" if self.dry_run else "written"
-        return (
-            f"{self.total} vectors: {self.written} {verb}, {self.unchanged} unchanged, "
-            f"{self.unknown_count} unknown ids, {self.count_rejected()} rejected"
-            + (f"; {self.excluded} excluded items left out" if self.excluded else "")
-        )
+        text = (f"{self.total} vectors: {self.written} {verb}, {self.unchanged} unchanged, "
+                f"{self.unknown_count} unknown ids, {self.count_rejected()} rejected")
+        if self.excluded:
+            text += f"; {self.excluded} excluded items left out"
+        if self.cleared:
+            whose = ", {} of their vectors" if self.excluded else "; {} vectors of excluded items"
+            text += whose.format(self.cleared) + f" {'would be ' if self.dry_run else ''}removed from Neo4j"
+        return text
 
 
 def _field(item: Any, name: str) -> Any:
@@ -368,6 +382,27 @@ class _SeenIds:
             new = np.sort(np.fromiter((self.hashes[k] for k in self.batch), dtype=np.uint64, count=len(self.batch)))
             self.before = np.sort(np.concatenate([self.before, new]), kind="stable")  # timsort: a linear merge
         self.hashes, self.earlier, self.batch = {}, set(), set()
+
+
+def clear_vectors(store: Neo4jStore, ids_by_type: Mapping[str, Iterable[str]], *, dry_run: bool = False,
+                  batch_size: int = DEFAULT_BATCH_SIZE) -> int:
+    """Remove the vector and the metadata the writer sets (:data:`EMBEDDING_METADATA`) from the nodes of these ids
+    that carry a vector: items excluded after an earlier push, so that search no longer finds them. ``ids_by_type``
+    maps a type (the labels' allow-list; another raises ``UnknownType`` before anything is removed) to ids; ids of
+    no node or of a node without a vector are passed over. Batches of ``batch_size`` ids, each one statement.
+    Returns how many nodes lost their vector; a dry run removes nothing and returns how many would. A node cleared
+    has no ``embedding_hash``, so the next write of its id (the exclusion undone) writes its vector again."""
+    cleared = 0
+    labels = {type_: label_for(type_) for type_ in ids_by_type}  # every type checked before anything is removed
+    for type_, ids in ids_by_type.items():
+        label = labels[type_]
+        find = f"UNWIND $ids AS id MATCH (n:{label} {{id: id}}) WHERE n.{EMBEDDING_PROPERTY} IS NOT NULL "
+        remove = ", ".join(f"n.{name}" for name in (EMBEDDING_PROPERTY, *EMBEDDING_METADATA))
+        cypher = find + ("" if dry_run else f"REMOVE {remove} ") + "RETURN count(n) AS n"
+        run = store.read if dry_run else store.query
+        for batch in _batched(sorted(set(ids)), batch_size):
+            cleared += run(cypher, ids=batch)[0]["n"]
+    return cleared
 
 
 def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

@@ -20,7 +20,8 @@ SHOWN = 20
 class Command(BaseCommand):
     help = ("Import embeddings (the console's JSON, JSON Lines or Parquet output) onto the graph's nodes: every "
             "vector is checked first (finite, one dimension for the file and the index, known ids), then written "
-            "in batches with UNWIND and db.create.setNodeVectorProperty. Idempotent; --dry-run only reports.")
+            "in batches with UNWIND and db.create.setNodeVectorProperty. Idempotent; --dry-run only reports. Items "
+            "of --exclude are left out, and the vectors an earlier import gave them are removed.")
 
     def add_arguments(self, parser):
         parser.add_argument("--embedding-file", type=Path, action="append", required=True, dest="files",
@@ -36,7 +37,8 @@ class Command(BaseCommand):
                             help="model that made the vectors, when no .meta.json lies beside the file")
         parser.add_argument("--exclude", type=Path, default=None, metavar="FILE",
                             help="leave out the items listed in FILE (JSON Lines of {\"id\", \"note\", \"at\"}: "
-                                 "the exclusions.jsonl the console writes in a run's folder)")
+                                 "the exclusions.jsonl the console writes in a run's folder), and remove the vectors "
+                                 "an earlier import gave them")
 
     def handle(self, *args, files, dry_run=False, batch_size=DEFAULT_BATCH_SIZE, model=None, exclude=None,
                parallel=DEFAULT_WORKERS, **options):
@@ -51,10 +53,9 @@ class Command(BaseCommand):
         for path in files:
             loaded = self._load(path, model, excluded)
             matched |= loaded.items.matched if excluded else set()
-            if loaded.count == 0:
+            if loaded.count == 0:  # still written through: an earlier import's vectors of these items are cleared
                 self.stdout.write(f"{path.name}: all its {loaded.left_out} items are excluded by {exclude.name}: "
-                                  "nothing to import")
-                continue
+                                  "nothing to write")
             store = store or open_store()
             index_bars: dict[str, tqdm] = {}
 
