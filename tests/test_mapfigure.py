@@ -22,7 +22,7 @@ def two_blobs():
     rng = np.random.default_rng(1)
     coords = rng.standard_normal((n, 2)).astype(np.float32)
     coords[:, 0] += np.where(np.arange(n) < n // 2, -5, 5)
-    data = EmbeddingSet([f"recipe-{i}" for i in range(n)], ["recipe"] * n, titles, [f"{t}. Categories: x." for t in titles],
+    data = EmbeddingSet([f"recipe-{i}" for i in range(n)], ["recipe"] * n, titles, [f"{t}. Bahan: x." for t in titles],
                         np.zeros((n, 4), dtype=np.float32), ["Ayam"] * (n // 2) + ["Tempe"] * (n - n // 2), ["f"] * n)
     return data, Projection(coords, n, "given", {}, key="blobs")
 
