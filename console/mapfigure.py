@@ -13,8 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 
 COLOR_FIELDS = ("type", "category", "source", "cluster")
-HOVER_LIMIT = 200_000  # points with hover text (id, title, text, cluster); beyond, a seeded subset carries it
-POINT_LIMIT = 200_000  # above this many points in view, a 2D map is a density layer with DENSITY_SAMPLE points on it
+# above this many points in view, a 2D map is a density layer with DENSITY_SAMPLE points on it (bench/map_page.py:
+# a rerun sends the whole figure, ~0.33 MB per 1,000 points with hover; headless Chromium showed 100k in ~32 s on the
+# loaded 2-core machine, a 2k map in ~11 s, the 1M density map with 50k points in ~16 s)
+POINT_LIMIT = 150_000
+HOVER_LIMIT = POINT_LIMIT  # drawn points with hover text (title, id, text, cluster); beyond, a seeded subset has it
 DENSITY_SAMPLE = 50_000  # points drawn (with hover) over the density layer of a large map
 DENSITY_BINS = 200  # the density layer's grid (per axis)
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
