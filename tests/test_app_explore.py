@@ -339,3 +339,20 @@ def test_above_the_point_limit_the_map_is_a_density_layer_that_zooms_to_the_poin
     assert excluded == [data.ids[r] for r in inside[:3]]
     _click(at, "Whole map")
     assert _spec(at)["data"][0]["type"] == "heatmap" and len(builds) == 2  # the whole map's layer was kept
+
+
+def test_a_large_run_takes_the_item_as_a_typed_id_and_names_an_unknown_one(at, monkeypatch):
+    """Above ITEM_LIST_LIMIT items (lowered here) the picker is a text box, not a list of every id."""
+    from pages import map_view
+
+    monkeypatch.setattr(map_view, "ITEM_LIST_LIMIT", 50)
+    at.run()
+    box = at.text_input(key="explore_item")
+    box.input("recipe-nope").run()
+    assert [e.value for e in at.error] == [
+        "No item 'recipe-nope' in embeddings_recipes.parquet: type an id of this file, e.g. 'recipe-tempe-0'."]
+    at.text_input(key="explore_item").input(" recipe-ayam-3 ").run()
+    assert not at.error and at.subheader[0].value.startswith("Nearest to ")
+    assert "recipe-ayam-3" not in at.dataframe[0].value["id"].tolist()
+    at.text_input(key="explore_query").input("tempe").run()  # a query clears the typed item
+    assert at.text_input(key="explore_item").value == "" and at.subheader[0].value == "Nearest to the query “tempe”"
