@@ -8,8 +8,8 @@ import streamlit as st
 from console.embfiles import read_meta
 from console.errors import ConsoleError
 from console.clusters import NOISE, default_min_size, find_clusters, languages
-from console.projection import COLOR_FIELDS, load_embedding_set, nearest, project
-from pages import common, curation_panel, map_view
+from console.projection import COLOR_FIELDS, load_embedding_set, project
+from pages import common, curation_panel, map_view, preview
 
 ws = common.workspace()
 st.title("Explore")
@@ -109,56 +109,12 @@ shown_clusters = st.multiselect(
 def _on_select():
     ids, region = map_view.remember_selection(data.ids, proj)
     if len(ids) == 1 and not region:  # a click: its neighbours (a box or lasso selects for the curation panel)
-        st.session_state["explore_item"] = ids[0]
-        st.session_state["explore_query"] = ""
+        st.session_state[preview.ITEM] = ids[0]
+        st.session_state[preview.QUERY] = ""
 
 
-def _forget(key: str):
-    def clear():
-        st.session_state[key] = "" if key == "explore_query" or typed_item else None
-    return clear
-
-
-@st.cache_resource(show_spinner=False, max_entries=4)
-def _index(path: str, mtime_ns: int) -> tuple[dict, dict]:
-    """(title by id, row by id) of the file: made once, not at each rerun (a million items)."""
-    return dict(zip(data.ids, data.titles)), {i: r for r, i in enumerate(data.ids)}
-
-
-@st.cache_resource(show_spinner="Finding the nearest items…", max_entries=32)
-def _neighbours(path: str, mtime_ns: int, row: int | None, query: str, k: int) -> list:
-    """The ``k`` nearest items of a row or a query (kept: a rerun that changes something else reads no vectors)."""
-    if row is not None:
-        return nearest(data.vectors, data.vectors[row], k, exclude=row)
-    vector = common.embedder(meta.get("model"), meta.get("dimensions")).encode_query([query])[0]
-    return nearest(data.vectors, vector, k)
-
-
-titles, rows_by_id = _index(str(chosen.path), mtime)
-typed_item = len(data) > map_view.ITEM_LIST_LIMIT  # a list of every id would be megabytes at each rerun
-query = st.text_input("Query (embedded with the run's model and its query prompt)", key="explore_query",
-                      placeholder="e.g. sambal tempe pedas", on_change=_forget("explore_item"))
-if typed_item:
-    item = (st.text_input("…or an item id (or click a point on the map)", key="explore_item",
-                          on_change=_forget("explore_query"), placeholder=f"e.g. {data.ids[0]}") or "").strip() or None
-    if item is not None and item not in rows_by_id:
-        st.error(f"No item {item!r} in {chosen.path.name}: type an id of this file, e.g. {data.ids[0]!r}.")
-        item = None
-else:
-    item = st.selectbox("…or an item (or click a point on the map)", data.ids, index=None, key="explore_item",
-                        format_func=lambda i: f"{titles.get(i, i)} ({i})", on_change=_forget("explore_query"))
-
-hits, selected, target = [], None, None
-if query.strip():
-    try:
-        hits, target = _neighbours(str(chosen.path), mtime, None, query.strip(), k), f"the query “{query.strip()}”"
-    except ConsoleError as exc:  # e.g. the model cannot be loaded offline
-        st.error(str(exc))
-    except Exception as exc:  # noqa: BLE001 - shown to the user, no traceback
-        st.error(f"Cannot embed the query with {meta.get('model')!r}: {exc}")
-elif item is not None:
-    selected = rows_by_id[item]
-    hits, target = _neighbours(str(chosen.path), mtime, selected, "", k), titles.get(item, item)
+hits, selected, target = preview.pick(data, chosen.path, mtime, meta, k)
+titles, rows_by_id = preview.index(data, str(chosen.path), mtime)
 
 if color_by != "cluster" and len(set({"type": data.types, "category": data.categories,
                                       "source": data.sources}[color_by])) == 1:

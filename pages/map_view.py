@@ -10,7 +10,6 @@ from pages import curation_panel
 
 REGION = "explore_region"  # (map key, (x0, x1, y0, y1)): the region zoomed into, or None for the whole map
 BOX = "explore_box"  # (map key, (x0, x1, y0, y1)): the last box selected on the map
-ITEM_LIST_LIMIT = 20_000  # above this many items, an item is typed by its id, not chosen from a list of them all
 
 
 @st.cache_resource(show_spinner="Drawing the map…", max_entries=4)

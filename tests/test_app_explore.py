@@ -343,9 +343,9 @@ def test_above_the_point_limit_the_map_is_a_density_layer_that_zooms_to_the_poin
 
 def test_a_large_run_takes_the_item_as_a_typed_id_and_names_an_unknown_one(at, monkeypatch):
     """Above ITEM_LIST_LIMIT items (lowered here) the picker is a text box, not a list of every id."""
-    from pages import map_view
+    from pages import preview
 
-    monkeypatch.setattr(map_view, "ITEM_LIST_LIMIT", 50)
+    monkeypatch.setattr(preview, "ITEM_LIST_LIMIT", 50)
     at.run()
     box = at.text_input(key="explore_item")
     box.input("recipe-nope").run()
