@@ -103,6 +103,8 @@ def map_layer(data, proj, *, color_by: str = "type", clusters=None, shown_cluste
     traces = [_density_trace(proj.coords[view], region)] if density else []
     traces += _group_traces(data, proj, labels, drawn, _seeded_subset(drawn, hover_limit), clusters)
     layout = _layout(color_by, clusters if cluster_labels else None, shown_clusters, three_d, region)
+    if density:  # a drag draws the box to zoom into (the modebar still has pan and plotly's own zoom)
+        layout["dragmode"] = "select"
     return MapLayer(traces, layout, three_d, in_view, int(drawn.sum()), density, region, color_by)
 
 

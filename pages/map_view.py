@@ -60,7 +60,7 @@ def _caption(layer: mapfigure.MapLayer) -> None:
         where = f"in the region x {min(x0, x1):.2f} to {max(x0, x1):.2f}, y {min(y0, y1):.2f} to {max(y0, y1):.2f}"
     if layer.density:
         st.caption(f"{layer.in_view:,} items {where}: their density in grey, {layer.drawn:,} of them drawn as points "
-                   "(a seeded sample). Box-select a region, then “Zoom to the box” to draw its points.")
+                   "(a seeded sample). Drag a box over a region, then “Zoom to the box” to draw its points.")
     elif layer.three_d and layer.drawn < layer.in_view:
         st.caption(f"3D: {layer.drawn:,} of {layer.in_view:,} items drawn (a seeded sample; the 2D map shows them "
                    "all, as a density layer that zooms to points).")
@@ -81,7 +81,7 @@ def _zoom_buttons(proj, layer: mapfigure.MapLayer) -> None:
     box = box[1] if box and box[0] == proj.key else None
     c1, c2 = st.columns(2)
     c1.button("Zoom to the box", key="explore_zoom", disabled=box is None, on_click=_zoom, args=(proj.key, box),
-              help="Select a region with the box tool (top right of the map) first: its points are then drawn, "
+              help="Drag a box on the map first (the box tool, top right): the points in it are then drawn, "
                    f"all of them up to {mapfigure.POINT_LIMIT:,}, with their hover text.")
     if layer.region is not None:
         c2.button("Whole map", key="explore_unzoom", on_click=_zoom, args=(proj.key, None))

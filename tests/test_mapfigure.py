@@ -39,6 +39,7 @@ def test_above_the_point_limit_a_density_layer_of_every_point_has_a_sample_drawn
     data, proj = two_blobs
     layer = map_layer(data, proj, color_by="category", point_limit=500, density_sample=300)
     assert layer.density and (layer.in_view, layer.drawn) == (2000, 300)
+    assert layer.layout["dragmode"] == "select"  # a drag draws the box to zoom into
     heat, *points = layer.traces
     assert heat["type"] == "heatmap" and heat["hoverinfo"] == "skip"
     assert round(float(np.nansum(10 ** heat["z"].astype(np.float64) - 1))) == 2000  # every point counted
