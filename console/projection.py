@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-COLOR_FIELDS = ("type", "category", "source", "cluster")
+from console.mapfigure import COLOR_FIELDS  # noqa: F401 - the page's "Colour by" choices
+
 _CATEGORIES_IN_TEXT = re.compile(r"Categories:\s*([^.\n]+)")
 
 
@@ -346,130 +347,5 @@ def nearest(vectors: np.ndarray, query: np.ndarray, k: int = 10, *, exclude: int
     top = top[np.argsort(-scores[top], kind="stable")]
     return [(int(i), float(scores[i])) for i in top]
 
-
-# -- the map ---------------------------------------------------------------------------------------------------
-def _short(text: str, n: int = 160) -> str:
-    text = " ".join((text or "").split())
-    return text if len(text) <= n else text[: n - 1] + "…"
-
-
-HOVER_LIMIT = 100_000  # points with hover text (id, title, text, cluster); beyond, a seeded subset carries it
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
-           "#17becf", "#393b79", "#e6550d", "#31a354", "#756bb1", "#636363", "#843c39", "#d6616b", "#3182bd",
-           "#fd8d3c", "#74c476")
-
-
-def _marker_size(n: int, three_d: bool) -> int:
-    return (4 if three_d else 7) if n <= 10_000 else 3 if n <= 200_000 else 2
-
-
-def _point_labels(data: EmbeddingSet, color_by: str, clusters) -> np.ndarray:
-    if color_by == "cluster":
-        if clusters is None:
-            raise ValueError('color_by="cluster" needs the clusters')
-        return np.asarray(clusters.names_of_rows(), dtype=object)
-    values = {"type": data.types, "category": data.categories, "source": data.sources}[color_by]
-    return np.asarray([v or "(none)" for v in values], dtype=object)
-
-
-def _hover_rows(total: int, visible: np.ndarray, limit: int) -> np.ndarray:
-    """Which rows carry hover text: all visible ones up to ``limit``, else a seeded random ``limit`` of them."""
-    if visible.sum() <= limit:
-        return visible
-    rank = np.empty(total, dtype=np.int64)
-    rank[np.random.default_rng(0).permutation(total)] = np.arange(total)
-    chosen = np.zeros(total, dtype=bool)
-    chosen[np.flatnonzero(visible)[np.argsort(rank[visible], kind="stable")[:limit]]] = True
-    return chosen
-
-
-def scatter_figure(data: EmbeddingSet, proj: Projection, *, color_by: str = "type", highlight=(), selected=None,
-                   clusters=None, shown_clusters=None, cluster_labels: bool = True, hover_limit: int = HOVER_LIMIT,
-                   excluded=()):
-    """A WebGL plotly scatter (2D ``Scattergl``, 3D ``Scatter3d``) of every item, coloured by ``color_by``, hover
-    showing title, id, text and cluster. ``clusters`` (``console.clusters.Clusters``): ``shown_clusters`` (cluster
-    numbers; None = all) limits the points drawn, and each shown cluster's name is written at its centre
-    (``cluster_labels``). Beyond ``hover_limit`` points, a seeded random subset carries hover text and the rest
-    are drawn without (the hover text of 1M points would be hundreds of MB in the page).
-    ``highlight``: rows (neighbours) drawn as rings on top; ``selected``: the row they belong to; ``excluded``: rows
-    the operator excluded (console.curation), crossed out."""
-    import plotly.graph_objects as go
-
-    if color_by not in COLOR_FIELDS:
-        raise ValueError(f"color_by must be one of {COLOR_FIELDS}")
-    labels = _point_labels(data, color_by, clusters)
-    three_d = proj.coords.shape[1] == 3
-    visible = np.ones(proj.total, dtype=bool)
-    if clusters is not None and shown_clusters is not None:
-        visible = np.isin(clusters.labels, np.asarray(list(shown_clusters), dtype=np.int64))
-    hover = _hover_rows(proj.total, visible, hover_limit)
-    size = _marker_size(int(visible.sum()), three_d)
-    fig = go.Figure()
-    names, group = np.unique(labels.astype(str), return_inverse=True)  # integer groups: cheap masks at 1M
-    row_clusters = clusters.names_of_rows() if clusters is not None else None
-    for n in np.unique(group[visible]).tolist():
-        in_group = visible & (group == n)
-        colour = PALETTE[n % len(PALETTE)]
-        for rows, with_hover in ((np.flatnonzero(in_group & hover), True), (np.flatnonzero(in_group & ~hover), False)):
-            if len(rows) or with_hover:
-                fig.add_trace(_points_trace(data, proj, rows, str(names[n]), colour, size,
-                                            row_clusters if with_hover else False))
-    _add_marks(fig, proj, highlight, selected, excluded)
-    if clusters is not None and cluster_labels:
-        _add_cluster_labels(fig, clusters, shown_clusters, three_d)
-    fig.update_layout(height=620, margin=dict(l=0, r=0, t=30, b=0), clickmode="event+select",
-                      showlegend=True,  # plotly hides the legend of a single trace: one colour then said nothing
-                      legend=dict(itemsizing="constant", title=dict(text=color_by)))
-    return fig
-
-
-def _points_trace(data, proj, rows, name, colour, size, row_clusters):
-    """One group's points, each with its row number as ``customdata``; ``row_clusters``: False for no hover text,
-    None for hover without a cluster line, else the cluster name of every row."""
-    import plotly.graph_objects as go
-
-    three_d = proj.coords.shape[1] == 3
-    xyz = {axis: proj.coords[rows, i] for i, axis in enumerate("xyz"[: proj.coords.shape[1]])}
-    common = dict(mode="markers", name=name, legendgroup=name, marker=dict(size=size, opacity=0.8, color=colour))
-    scatter = go.Scatter3d if three_d else go.Scattergl
-    if row_clusters is False:
-        return scatter(**xyz, **common, showlegend=False, hoverinfo="skip")
-    # customdata: the row number (a typed array in the page: a selection event says which item); the hover text
-    # is one prepared string per point (4 strings per point made plotly's copies and JSON 4x slower at 100k)
-    cluster = (lambda r: f"<br>cluster: {row_clusters[r]}") if row_clusters else (lambda r: "")
-    hovertext = np.array([f"<b>{data.titles[r]}</b><br>{data.ids[r]}<br>{_short(data.texts[r])}{cluster(r)}"
-                          for r in rows.tolist()], dtype=str)  # a numpy array: plotly checks no item one by one
-    return scatter(**xyz, **common, customdata=np.asarray(rows, dtype=np.int32), hovertext=hovertext,
-                   hovertemplate="%{hovertext}<extra></extra>")
-
-def _add_marks(fig, proj: Projection, highlight, selected, excluded=()) -> None:
-    import plotly.graph_objects as go
-
-    three_d = proj.coords.shape[1] == 3
-    scatter = go.Scatter3d if three_d else go.Scattergl
-    for rows, name, marker in (
-        ([int(r) for r in excluded], "excluded", dict(size=9, symbol="x", color="rgba(90,90,90,0.9)")),
-        ([int(r) for r in highlight], "neighbours", dict(size=14, symbol="circle-open", color="black")),
-        ([selected] if selected is not None else [], "selected",
-         dict(size=18, symbol="diamond" if three_d else "star", color="red")),
-    ):
-        if rows:
-            xyz = {axis: proj.coords[rows, i] for i, axis in enumerate("xyz"[: proj.coords.shape[1]])}
-            fig.add_trace(scatter(**xyz, mode="markers", name=name, marker=marker, hoverinfo="skip"))
-
-
-def _add_cluster_labels(fig, clusters, shown_clusters, three_d: bool) -> None:
-    """Each shown cluster's name at its centre (2D: layout annotations; 3D: the scene's)."""
-    notes = []
-    for label in clusters.ids():
-        if shown_clusters is not None and label not in shown_clusters:
-            continue
-        centre = clusters.centres[label]
-        note = dict(text=clusters.names[label], showarrow=False, font=dict(size=12, color="#111"),
-                    bgcolor="rgba(255,255,255,0.75)")
-        note.update(zip("xyz", (float(c) for c in centre)))
-        notes.append(note)
-    if three_d:
-        fig.update_layout(scene=dict(annotations=notes))
-    else:
-        fig.update_layout(annotations=notes)
+# -- the map: console.mapfigure (importable from here too) -----------------------------------------------------
+from console.mapfigure import HOVER_LIMIT, map_figure, map_layer, scatter_figure  # noqa: E402,F401

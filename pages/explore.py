@@ -8,8 +8,8 @@ import streamlit as st
 from console.embfiles import read_meta
 from console.errors import ConsoleError
 from console.clusters import NOISE, default_min_size, find_clusters, languages
-from console.projection import COLOR_FIELDS, load_embedding_set, nearest, project, scatter_figure
-from pages import common, curation_panel
+from console.projection import COLOR_FIELDS, load_embedding_set, project
+from pages import common, curation_panel, map_view, preview
 
 ws = common.workspace()
 st.title("Explore")
@@ -107,48 +107,23 @@ shown_clusters = st.multiselect(
 
 
 def _on_select():
-    ids = curation_panel.remember_map_selection(st.session_state["map"].selection.points, data.ids)
-    if len(ids) == 1:  # a click: its neighbours (a box or lasso selects for the curation panel)
-        st.session_state["explore_item"] = ids[0]
-        st.session_state["explore_query"] = ""
+    ids, region = map_view.remember_selection(data.ids, proj)
+    if len(ids) == 1 and not region:  # a click: its neighbours (a box or lasso selects for the curation panel)
+        st.session_state[preview.ITEM] = ids[0]
+        st.session_state[preview.QUERY] = ""
 
 
-def _forget(key: str):
-    def clear():
-        st.session_state[key] = "" if key == "explore_query" else None
-    return clear
-
-
-titles = dict(zip(data.ids, data.titles))
-query = st.text_input("Query (embedded with the run's model and its query prompt)", key="explore_query",
-                      placeholder="e.g. sambal tempe pedas", on_change=_forget("explore_item"))
-item = st.selectbox("…or an item (or click a point on the map)", data.ids, index=None, key="explore_item",
-                    format_func=lambda i: f"{titles.get(i, i)} ({i})", on_change=_forget("explore_query"))
-
-hits, selected, target = [], None, None
-if query.strip():
-    model = meta.get("model")
-    try:
-        vector = common.embedder(model, meta.get("dimensions")).encode_query([query.strip()])[0]
-    except ConsoleError as exc:  # e.g. the model cannot be loaded offline
-        st.error(str(exc))
-    except Exception as exc:  # noqa: BLE001 - shown to the user, no traceback
-        st.error(f"Cannot embed the query with {model!r}: {exc}")
-    else:
-        hits, target = nearest(data.vectors, vector, k), f"the query “{query.strip()}”"
-elif item is not None:
-    selected = data.index_of(item)
-    hits, target = nearest(data.vectors, data.vectors[selected], k, exclude=selected), titles.get(item, item)
+hits, selected, target = preview.pick(data, chosen.path, mtime, meta, k)
+titles, rows_by_id = preview.index(data, str(chosen.path), mtime)
 
 if color_by != "cluster" and len(set({"type": data.types, "category": data.categories,
                                       "source": data.sources}[color_by])) == 1:
     st.caption(f"Every item has the same {color_by} here, so the map has one colour: pick another “Colour by” "
                "to tell them apart.")
 excluded = curation_panel.excluded_ids(chosen.path)
-fig = scatter_figure(data, proj, color_by=color_by, highlight=[i for i, _ in hits], selected=selected,
-                     clusters=clusters, shown_clusters=shown_clusters, cluster_labels=show_labels,
-                     excluded=[r for r, i in enumerate(data.ids) if i in excluded] if excluded else ())
-st.plotly_chart(fig, key="map", on_select=_on_select, selection_mode=("points", "box", "lasso"))
+map_view.draw(data, proj, clusters, (language, int(min_size)), color_by=color_by, shown_clusters=shown_clusters,
+              labels=show_labels, highlight=[i for i, _ in hits], selected=selected,
+              excluded=sorted(rows_by_id[i] for i in excluded if i in rows_by_id), on_select=_on_select)
 
 if hits:
     st.subheader(f"Nearest to {target}")

@@ -274,3 +274,85 @@ def test_a_whole_cluster_can_be_excluded_and_its_points_are_crossed_out_on_the_m
     assert sorted(excluded) == sorted(chosen)
     [cross] = [t for t in _spec(at)["data"] if t.get("name") == "excluded"]
     assert _points(cross) == size and cross["marker"]["symbol"] == "x"
+
+
+def _select_on_map(at, points=(), box=None):
+    """A selection on the map as the browser reports it (plotly's selection event: the points with their
+    ``customdata`` row, the box's corners), sent as the chart's widget state with the other widgets' states."""
+    states = at._tree.get_widget_states()
+    state = states.widgets.add()
+    state.id = at.get("plotly_chart")[0].proto.id
+    state.string_value = json.dumps({"selection": {
+        "points": [{"customdata": int(r), "curve_number": 1, "point_number": n} for n, r in enumerate(points)],
+        "point_indices": list(range(len(points))), "box": [box] if box else [], "lasso": []}})
+    return at._run(states)
+
+
+def _rows(spec) -> list[int]:
+    import numpy as np
+
+    return sorted(r for t in spec["data"] if t["type"] == "scattergl" and t.get("customdata")
+                  for r in np.frombuffer(base64.b64decode(t["customdata"]["bdata"]), dtype=np.int32).tolist())
+
+
+def test_above_the_point_limit_the_map_is_a_density_layer_that_zooms_to_the_points_of_a_box(workdir, tmp_path,
+                                                                                            monkeypatch):
+    """The limits lowered (50 points, 30 drawn over the density) so that the 120 recipes are a "large" map; the
+    base layer is built once per view, not at each rerun; a box zooms to all of its points, which can be excluded."""
+    import numpy as np
+
+    from console import mapfigure
+    from console.projection import load_embedding_set, project
+
+    monkeypatch.setattr(mapfigure, "POINT_LIMIT", 50)
+    monkeypatch.setattr(mapfigure, "DENSITY_SAMPLE", 30)
+    builds, build = [], mapfigure.map_layer
+    monkeypatch.setattr(mapfigure, "map_layer", lambda *a, **kw: builds.append(kw["region"]) or build(*a, **kw))
+    work = shutil.copytree(workdir, tmp_path / "work")
+    [run] = (work / "runs").iterdir()
+    at = _explore(work, monkeypatch)
+    spec = _spec(at)
+    assert spec["data"][0]["type"] == "heatmap" and len(_rows(spec)) == 30
+    assert any(c.value.startswith("120 items in the map: their density in grey, 30 of them drawn as points")
+               for c in at.caption)
+    assert next(b for b in at.button if b.label == "Zoom to the box").disabled  # no box yet
+    at.selectbox(key="explore_item").set_value("recipe-tempe-0").run()  # a rerun: new marks, same base layer
+    assert [t["name"] for t in _spec(at)["data"]][-2:] == ["neighbours", "selected"] and builds == [None]
+
+    data = load_embedding_set(run / "embeddings_recipes.parquet")
+    coords = project(data.vectors, ids=data.ids, cache_dir=work / "cache" / "projections").coords  # the page's map
+    box = {"xref": "x", "yref": "y", "x": [float(coords[:, 0].min()) - 1, float(np.percentile(coords[:, 0], 30))],
+           "y": [float(coords[:, 1].min()) - 1, float(coords[:, 1].max()) + 1]}
+    inside = np.flatnonzero(coords[:, 0] <= box["x"][1]).tolist()
+    _select_on_map(at, box=box)
+    _click(at, "Zoom to the box")
+    spec = _spec(at)
+    assert not at.exception and "heatmap" not in {t["type"] for t in spec["data"]}
+    assert _rows(spec) == inside and 20 < len(inside) <= 50  # every point of the box, nothing else
+    assert spec["layout"]["xaxis"]["range"] == [box["x"][0], box["x"][1]]
+    assert any(c.value.startswith(f"{len(inside)} items in the region x ") for c in at.caption)
+    assert builds == [None, tuple(box["x"] + box["y"])]
+
+    _select_on_map(at, points=inside[:3], box=box)  # curation works on the zoomed points
+    _click(at, "Exclude 3 selected")
+    excluded = [json.loads(line)["id"] for line in (run / "exclusions.jsonl").read_text().splitlines()]
+    assert excluded == [data.ids[r] for r in inside[:3]]
+    _click(at, "Whole map")
+    assert _spec(at)["data"][0]["type"] == "heatmap" and len(builds) == 2  # the whole map's layer was kept
+
+
+def test_a_large_run_takes_the_item_as_a_typed_id_and_names_an_unknown_one(at, monkeypatch):
+    """Above ITEM_LIST_LIMIT items (lowered here) the picker is a text box, not a list of every id."""
+    from pages import preview
+
+    monkeypatch.setattr(preview, "ITEM_LIST_LIMIT", 50)
+    at.run()
+    box = at.text_input(key="explore_item")
+    box.input("recipe-nope").run()
+    assert [e.value for e in at.error] == [
+        "No item 'recipe-nope' in embeddings_recipes.parquet: type an id of this file, e.g. 'recipe-tempe-0'."]
+    at.text_input(key="explore_item").input(" recipe-ayam-3 ").run()
+    assert not at.error and at.subheader[0].value.startswith("Nearest to ")
+    assert "recipe-ayam-3" not in at.dataframe[0].value["id"].tolist()
+    at.text_input(key="explore_query").input("tempe").run()  # a query clears the typed item
+    assert at.text_input(key="explore_item").value == "" and at.subheader[0].value == "Nearest to the query “tempe”"

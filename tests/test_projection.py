@@ -165,7 +165,8 @@ def _set(recipes, vectors) -> EmbeddingSet:
 def test_beyond_the_hover_limit_every_point_is_drawn_and_a_subset_has_hover_text(vectors, recipes):
     fig = scatter_figure(_set(recipes, vectors), project(vectors), color_by="category", hover_limit=30)
     assert sum(len(t.x) for t in fig.data) == 80
-    assert sum(len(t.customdata) for t in fig.data if t.customdata is not None) == 30
+    assert sum(len(t.hovertext) for t in fig.data if t.hovertext is not None) == 30
+    assert sum(len(t.customdata) for t in fig.data) == 80  # every point has its row: a box selects it too
     assert [(t.name, t.showlegend is not False) for t in fig.data] == [
         ("Ayam", True), ("Ayam", False), ("Tempe", True), ("Tempe", False)]
     assert fig.data[0].marker.color == fig.data[1].marker.color  # one colour per category, hover or not
