@@ -21,6 +21,24 @@ def workspace() -> Workspace:
     return Workspace()
 
 
+def page_workspace() -> Workspace:
+    """What every page calls first: the sign-in (again), then the work folder.
+
+    app.py signs the visitor in before ``st.navigation``. But until a visit of this server process has run that
+    ``st.navigation``, Streamlit treats a project with a ``pages/`` folder as an app of its first multipage kind and
+    runs ``pages/<name>.py`` straight from a URL such as ``/export_push``, without app.py: a new server's first
+    visitor would get that page unsigned. Here such a visit switches Streamlit's flag for that mode off (the flag
+    ``st.navigation`` itself clears) and reruns through app.py; and the page checks the sign-in itself as well."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+    if not password_gate():
+        st.stop()
+    return workspace()
+
+
 def secret(name: str, default=None):
     """A value from Streamlit secrets (.streamlit/secrets.toml), or ``default`` when there is none."""
     try:

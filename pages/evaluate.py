@@ -10,7 +10,7 @@ from console.evaluate import CONSOLE_MODES, STAT_TESTS, evaluate_console, load_r
 from console.querysets import list_query_sets, read_query_set, save_query_set
 from pages import common
 
-ws = common.workspace()
+ws = common.page_workspace()
 QUERY_SETS = ws.root / "querysets"
 st.title("Evaluate")
 st.caption("Keyword (BM25 over the items' texts) against semantic search (the run's own vectors, queries embedded "

@@ -11,7 +11,7 @@ from console.clusters import NOISE, default_min_size, find_clusters, languages
 from console.projection import COLOR_FIELDS, load_embedding_set, project
 from pages import common, curation_panel, map_view, preview
 
-ws = common.workspace()
+ws = common.page_workspace()
 st.title("Explore")
 chosen = common.pick_output(ws, "Embeddings", key="explore_file")
 if chosen is None:

@@ -17,7 +17,7 @@ from console.push import (
 )
 from pages import common
 
-ws = common.workspace()
+ws = common.page_workspace()
 st.title("Export & push")
 chosen = common.pick_output(ws, "Embeddings", key="push_file")
 if chosen is None:

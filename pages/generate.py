@@ -11,7 +11,7 @@ from console.options import OPTIONS
 from console.workspace import FolderNotAllowed, folder_input_files
 from pages import common
 
-ws = common.workspace()
+ws = common.page_workspace()
 st.title("Generate embeddings")
 
 state = common.choices()  # this browser session's (the Upload page sets source and folder)

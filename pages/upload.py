@@ -8,7 +8,7 @@ from console.errors import InputError
 from console.workspace import FolderNotAllowed, data_roots, folder_input_files
 from pages import common
 
-ws = common.workspace()
+ws = common.page_workspace()
 st.title("Upload export files")
 st.write(
     "Drop the files written by `manage.py export_data_for_embeddings` (JSON array, JSON Lines or CSV, each record "

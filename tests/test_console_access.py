@@ -135,6 +135,27 @@ def test_started_on_every_interface_without_a_password_it_shows_no_page(streamli
 
 
 @pytest.mark.browser
+def test_a_new_servers_first_visit_to_a_page_url_still_goes_through_the_sign_in(streamlit, browser):
+    """Until app.py's st.navigation has run once in a server process, Streamlit runs pages/<name>.py straight from
+    its URL (its first multipage mode, for apps with a pages/ folder), without app.py: the page itself must send
+    the visit back through app.py's navigation and sign-in."""
+    url, _ = streamlit("--server.address", "0.0.0.0", CONSOLE_PASSWORD="s3cret")
+    text = _page_text(browser, url + "/export_push", "Password")  # the very first visit of this server
+    assert "Sign in" in text
+    for page_text in ("Export & push", "Embeddings", "Work folder", "curation panel"):
+        assert page_text not in text
+
+
+@pytest.mark.browser
+def test_a_first_visit_to_a_page_url_gets_the_consoles_navigation(streamlit, browser):
+    url, _ = streamlit()
+    text = _page_text(browser, url + "/explore", "Work folder")  # app.py's sidebar, not a listing of pages/
+    assert "Export & push" in text
+    for module in ("curation panel", "map view", "common"):
+        assert module not in text.splitlines()
+
+
+@pytest.mark.browser
 def test_with_a_password_no_page_url_gets_around_the_sign_in(streamlit, browser):
     url, _ = streamlit("--server.address", "0.0.0.0", CONSOLE_PASSWORD="s3cret")
     for path in ("/", "/export_push", "/generate", "/explore", "/upload"):
