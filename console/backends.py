@@ -22,6 +22,7 @@ import logging
 import os
 import re
 import tempfile
+import threading
 from pathlib import Path
 from typing import NamedTuple
 
@@ -226,7 +227,15 @@ def openvino_runner(folder: Path):
     compiled = ov.Core().compile_model(str(folder / "model.xml"), "CPU")
     output = compiled.outputs[0]
     names = [i.get_any_name() for i in compiled.inputs]
-    return (lambda feed: compiled(feed)[output]), names
+    requests = threading.local()  # one infer request per thread: calling `compiled` shares one, and a second thread
+    # using it meanwhile (the backend's gthread workers embed concurrent queries) fails with "Infer Request is busy"
+
+    def run(feed):
+        request = getattr(requests, "request", None)
+        if request is None:
+            request = requests.request = compiled.create_infer_request()
+        return request.infer(feed)[output]
+    return run, names
 
 
 def use_backend(st, model_name: str, backend: str, quantize: str) -> Path:

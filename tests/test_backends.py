@@ -169,3 +169,17 @@ def test_the_backend_refuses_an_unknown_query_backend_setting():
                                           "PYTHONPATH": str(ROOT)})
     assert proc.returncode != 0
     assert "BACKEND_QUERY_BACKEND must be one of torch, onnx, openvino, auto, not 'tensorrt'" in proc.stderr
+
+
+def test_openvino_serves_concurrent_threads_as_the_backends_workers_do(tiny_qwen3_path, texts):
+    """gunicorn's gthread workers embed queries from several threads with one model: each gets the vectors it would
+    get alone (an OpenVINO infer request shared by threads failed with "Infer Request is busy")."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    ov = Embedder(str(tiny_qwen3_path), device="cpu", backend="openvino")
+    alone = {t: ov.encode_query([t])[0] for t in texts[:8]}
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        got = list(pool.map(lambda t: (t, ov.encode_query([t])[0]), texts[:8] * 25))
+    assert len(got) == 200
+    for text, vector in got:
+        assert np.allclose(vector, alone[text], atol=1e-5), text
