@@ -27,13 +27,18 @@ def page_workspace() -> Workspace:
     app.py signs the visitor in before ``st.navigation``. But until a visit of this server process has run that
     ``st.navigation``, Streamlit treats a project with a ``pages/`` folder as an app of its first multipage kind and
     runs ``pages/<name>.py`` straight from a URL such as ``/export_push``, without app.py: a new server's first
-    visitor would get that page unsigned. Here such a visit switches Streamlit's flag for that mode off (the flag
-    ``st.navigation`` itself clears) and reruns through app.py; and the page checks the sign-in itself as well."""
+    visitor would get that page unsigned. Here such a run switches Streamlit's flag for that mode off (the flag
+    ``st.navigation`` itself clears), and a session's first run reruns through app.py so that the visitor gets the
+    console's navigation (a later run is not rerun: that would drop its button click); the page checks the sign-in
+    itself as well. (Streamlit's AppTest sets that mode again on every run of an app with a pages/ folder.)"""
     from streamlit.runtime.pages_manager import PagesManager
 
+    first_run = not st.session_state.get("page_run_before")
+    st.session_state["page_run_before"] = True
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
-        st.rerun()
+        if first_run:
+            st.rerun()
     if not password_gate():
         st.stop()
     return workspace()
