@@ -142,7 +142,7 @@ def _zoom(at, work: Path) -> dict:
             "zoom_points_drawn": drawn, "zoom_payload_mb": round(len(at.get("plotly_chart")[0].proto.spec) / 1e6, 1)}
 
 
-def page_in_chromium(work: Path, n: int, chromium: str) -> dict:
+def page_in_chromium(work: Path, n: int, chromium: str, shots: Path | None = None) -> dict:
     """Seconds until a real headless Chromium shows the map (``streamlit run app.py``; a first visit warms the
     server's caches, the timed one is a new tab), then until it shows a chosen item's neighbours on it."""
     import subprocess
@@ -187,6 +187,9 @@ def page_in_chromium(work: Path, n: int, chromium: str) -> dict:
             page.wait_for_function("() => (document.querySelector('.js-plotly-plot')?._fullData || [])"
                                    ".some(t => t.name === 'neighbours')", polling=100)
             neighbours = round(time.perf_counter() - t0, 2)
+            if shots is not None:  # the page as the operator sees it, for the README
+                shots.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(shots / f"explore-{n // 1000}k.png"), full_page=False)
             browser.close()
     finally:
         server.terminate()
@@ -215,6 +218,9 @@ def main(argv=None) -> int:
     parser.add_argument("--work", default="/tmp/map-page-bench", help="where the synthetic runs are kept")
     parser.add_argument("--no-browser", action="store_true", help="skip the headless Chromium timing")
     parser.add_argument("--chromium", default=os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+    parser.add_argument("--screenshots", type=Path, default=None, metavar="DIR",
+                        help="save Chromium's view of each page there as explore-<N>k.png")
+    parser.add_argument("--output", default="map-page", help="result name: bench/results/<name>.json (map-page)")
     args = parser.parse_args(argv)
     load_before = [round(v, 2) for v in os.getloadavg()]
     runs = []
@@ -225,10 +231,10 @@ def main(argv=None) -> int:
         row = page_in_apptest(work, n)
         log(f"{n} points, page: {row}")
         if not args.no_browser:
-            row.update(page_in_chromium(work, n, args.chromium))
+            row.update(page_in_chromium(work, n, args.chromium, args.screenshots))
             log(f"{n} points, Chromium: {row}")
         runs.append(row)
-    write_result("map-page", {
+    write_result(args.output, {
         "what": "the Explore page (pages/explore.py) on a run of N synthetic items whose map is cached: seconds of "
                 "the first view (file read, clusters, base layer), of a rerun that only changes the neighbours (an "
                 "item chosen), of a rerun with nothing changed; base-layer builds; the chart's payload (MB of "

@@ -125,10 +125,11 @@ def fill_index(env: dict, size: int, seed: int = 0) -> dict:
     from console.neo4j.writer import VectorWriter
 
     with Neo4jStore(Neo4jSettings.from_env(env)) as store:
+        have = store.query("MATCH (r:Recipe) WHERE r.embedding IS NOT NULL RETURN count(r) AS c")[0]["c"]
+        if have >= size:
+            return {"vectors": have, "filler_added": 0}
         rows = store.query("MATCH (r:Recipe) WHERE r.embedding IS NOT NULL RETURN r.embedding AS v")
         missing = size - len(rows)
-        if missing <= 0:
-            return {"vectors": len(rows), "filler_added": 0}
         real = np.asarray([r["v"] for r in rows], dtype=np.float32)
         rng = np.random.default_rng(seed)
         noisy = real[rng.integers(0, len(real), missing)]
