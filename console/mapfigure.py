@@ -70,11 +70,24 @@ def _seeded_subset(mask: np.ndarray, limit: int, seed: int = 0) -> np.ndarray:
     return chosen
 
 
+def bounds(region) -> tuple[float, float, float, float]:
+    """``region`` (x0, x1, y0, y1, either order per axis, as a box selection gives it) as (x_min, x_max, y_min,
+    y_max)."""
+    x0, x1, y0, y1 = region
+    return min(x0, x1), max(x0, x1), min(y0, y1), max(y0, y1)
+
+
 def in_region(coords: np.ndarray, region) -> np.ndarray:
     """Which rows of 2D ``coords`` lie in ``region`` (x0, x1, y0, y1; either order)."""
-    x0, x1, y0, y1 = region
+    x_min, x_max, y_min, y_max = bounds(region)
     x, y = coords[:, 0], coords[:, 1]
-    return (x >= min(x0, x1)) & (x <= max(x0, x1)) & (y >= min(y0, y1)) & (y <= max(y0, y1))
+    return (x >= x_min) & (x <= x_max) & (y >= y_min) & (y <= y_max)
+
+
+def _xyz(coords: np.ndarray, rows) -> dict:
+    """The coordinates of ``rows`` as plotly's x, y (and z) columns, float32 (sent as typed arrays)."""
+    return {axis: np.ascontiguousarray(coords[rows, i], dtype=np.float32)
+            for i, axis in enumerate("xyz"[: coords.shape[1]])}
 
 
 def map_layer(data, proj, *, color_by: str = "type", clusters=None, shown_clusters=None, cluster_labels: bool = True,
@@ -129,8 +142,7 @@ def _points_trace(data, proj, rows, name, colour, size, row_clusters):
     """One group's points, each with its row number as ``customdata``; ``row_clusters``: False for no hover text,
     None for hover without a cluster line, else the cluster name of every row."""
     three_d = proj.coords.shape[1] == 3
-    xyz = {axis: np.ascontiguousarray(proj.coords[rows, i], dtype=np.float32)
-           for i, axis in enumerate("xyz"[: proj.coords.shape[1]])}
+    xyz = _xyz(proj.coords, rows)
     common = dict(type="scatter3d" if three_d else "scattergl", mode="markers", name=name, legendgroup=name,
                   marker=dict(size=size, opacity=0.8, color=colour),
                   customdata=np.asarray(rows, dtype=np.int32))  # the row: a selection event says which item
@@ -147,8 +159,8 @@ def _density_trace(coords: np.ndarray, region, bins: int = DENSITY_BINS):
     """How many points fall in each cell of a ``bins`` x ``bins`` grid over the points (or the region), drawn as a
     grey heatmap on a log scale; empty cells transparent. A few hundred KB whatever the number of points."""
     if region is not None:
-        x0, x1, y0, y1 = region
-        extent = [[min(x0, x1), max(x0, x1)], [min(y0, y1), max(y0, y1)]]
+        x_min, x_max, y_min, y_max = bounds(region)
+        extent = [[x_min, x_max], [y_min, y_max]]
     else:
         extent = [[float(coords[:, 0].min()), float(coords[:, 0].max())],
                   [float(coords[:, 1].min()), float(coords[:, 1].max())]]
@@ -164,8 +176,8 @@ def _layout(color_by: str, clusters, shown_clusters, three_d: bool, region) -> d
                   showlegend=True,  # plotly hides the legend of a single trace: one colour then said nothing
                   legend=dict(itemsizing="constant", title=dict(text=color_by)))
     if region is not None:  # the region fills the map (a neighbour outside it does not widen it)
-        x0, x1, y0, y1 = region
-        layout.update(xaxis=dict(range=[min(x0, x1), max(x0, x1)]), yaxis=dict(range=[min(y0, y1), max(y0, y1)]))
+        x_min, x_max, y_min, y_max = bounds(region)
+        layout.update(xaxis=dict(range=[x_min, x_max]), yaxis=dict(range=[y_min, y_max]))
     if clusters is not None:
         notes = _cluster_labels(clusters, shown_clusters)
         if three_d:
@@ -202,8 +214,7 @@ def map_figure(layer: MapLayer, proj, *, highlight=(), selected=None, excluded=(
          dict(size=18, symbol="diamond" if layer.three_d else "star", color="red")),
     ):
         if rows:
-            xyz = {axis: np.ascontiguousarray(proj.coords[rows, i], dtype=np.float32)
-                   for i, axis in enumerate("xyz"[: proj.coords.shape[1]])}
+            xyz = _xyz(proj.coords, rows)
             marks.append(dict(type=kind, **xyz, mode="markers", name=name, marker=marker, hoverinfo="skip"))
     # the layer's trace dicts are shared by every session's figure: plotly gets copies of the (small) dicts, whose
     # arrays it keeps without copying or checking them (they were made above, not typed by a user)

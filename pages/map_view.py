@@ -56,8 +56,8 @@ def draw(data, proj, clusters, clusters_key, *, color_by: str, shown_clusters, l
 def _caption(layer: mapfigure.MapLayer) -> None:
     where = "in the map"
     if layer.region is not None:
-        x0, x1, y0, y1 = layer.region
-        where = f"in the region x {min(x0, x1):.2f} to {max(x0, x1):.2f}, y {min(y0, y1):.2f} to {max(y0, y1):.2f}"
+        x_min, x_max, y_min, y_max = mapfigure.bounds(layer.region)
+        where = f"in the region x {x_min:.2f} to {x_max:.2f}, y {y_min:.2f} to {y_max:.2f}"
     if layer.density:
         st.caption(f"{layer.in_view:,} items {where}: their density in grey, {layer.drawn:,} of them drawn as points "
                    "(a seeded sample). Drag a box over a region, then “Zoom to the box” to draw its points.")
