@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from console.errors import InputError
-from console.records import iter_json_lines
+from console.records import item_field, iter_json_lines
 
 EXCLUSIONS_FILE = "exclusions.jsonl"
 LOCK_FILE = ".exclusions.lock"
@@ -183,14 +183,6 @@ def selected_ids(points: Iterable[Mapping], row_ids: Sequence[str]) -> list[str]
     return list(ids)
 
 
-def _item_field(item: Any, name: str) -> Any:
-    return item.get(name) if isinstance(item, Mapping) else getattr(item, name, None)
-
-
-def _item_id(item: Any) -> Any:
-    return _item_field(item, "id")
-
-
 class LeaveOut:
     """``items`` without those whose id is in ``ids``; iterable again and again (a file is read anew each time).
     After an iteration, ``left_out`` counts the items left out, ``matched`` holds their ids and ``by_type`` the same
@@ -206,10 +198,10 @@ class LeaveOut:
     def __iter__(self) -> Iterator[Any]:
         left_out, by_type = 0, {}
         for item in self.items:
-            item_id = _item_id(item)
+            item_id = item_field(item, "id")
             if item_id in self.ids:
                 left_out += 1
-                by_type.setdefault(_item_field(item, "type"), set()).add(item_id)
+                by_type.setdefault(item_field(item, "type"), set()).add(item_id)
                 continue
             yield item
         self.left_out, self.by_type = left_out, by_type

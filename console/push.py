@@ -30,6 +30,7 @@ from console.neo4j.writer import (
     WriteReport,
     clear_vectors,
 )
+from console.records import item_field
 
 
 class PushError(Neo4jStoreError):
@@ -243,11 +244,10 @@ def write_loaded(store: Neo4jStore, loaded: LoadedItems, *, batch_size: int = DE
 
 
 def _item_payload(item: Any) -> dict:
-    get = item.get if isinstance(item, Mapping) else (lambda name: getattr(item, name, None))
-    embedding = get("embedding")
+    embedding = item_field(item, "embedding")
     if isinstance(embedding, np.ndarray):
         embedding = embedding.astype(np.float32).tolist()
-    return {"id": get("id"), "type": get("type"), "embedding": embedding}
+    return {"id": item_field(item, "id"), "type": item_field(item, "type"), "embedding": embedding}
 
 
 def _finite(value: Any) -> Any:

@@ -13,7 +13,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Mapping
 
 from console.errors import InputError
 
@@ -379,3 +379,8 @@ def find_input_files(directory: str | Path) -> list[Path]:
         raise InputError("no input files (*.json, *.jsonl, *.csv) in the folder", file=directory,
                          hint="export the records first, or pass --input FILE")
     return files
+
+
+def item_field(item: Any, name: str) -> Any:
+    """A field of an item that is a mapping (a JSON record) or an object (``EmbeddedItem``); None when it has none."""
+    return item.get(name) if isinstance(item, Mapping) else getattr(item, name, None)

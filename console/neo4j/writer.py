@@ -21,6 +21,7 @@ from console.neo4j.schema import (
     vector_index_name,
 )
 from console.neo4j.store import Neo4jStore
+from console.records import item_field
 
 DEFAULT_BATCH_SIZE = 2000
 DEFAULT_WORKERS = 2          # sessions writing batches at once (import_embeddings --parallel; see VectorWriter)
@@ -96,12 +97,6 @@ class WriteReport:
             whose = ", {} of their vectors" if self.excluded else "; {} vectors of excluded items"
             text += whose.format(self.cleared) + f" {'would be ' if self.dry_run else ''}removed from Neo4j"
         return text
-
-
-def _field(item: Any, name: str) -> Any:
-    if isinstance(item, Mapping):
-        return item.get(name)
-    return getattr(item, name, None)
 
 
 def embedding_hash(model: str, vector: np.ndarray) -> str:
@@ -206,7 +201,7 @@ class VectorWriter:
 
             for batch in _batched(items, batch_size):
                 rows_by_type: dict[str, list[dict]] = {}
-                seen.start_batch([f"{_field(i, 'type')}\0{_field(i, 'id')}" for i in batch])
+                seen.start_batch([f"{item_field(i, 'type')}\0{item_field(i, 'id')}" for i in batch])
                 for item in batch:
                     row = self._check(item, dims, had_index, seen, report)
                     if row is not None:
@@ -252,18 +247,18 @@ class VectorWriter:
         return name
 
     def _check(self, item, dims, had_index, seen, report) -> dict | None:
-        item_id = _field(item, "id")
+        item_id = item_field(item, "id")
         if not isinstance(item_id, str) or not item_id:
             report.rejected.append({"id": item_id, "reason": "missing 'id' (a non-empty string)"})
             return None
-        type_ = _field(item, "type")
+        type_ = item_field(item, "type")
         if type_ not in TYPE_TO_LABEL:
             report.rejected.append({
                 "id": item_id,
                 "reason": f"unknown type {type_!r}: expected one of {', '.join(TYPE_TO_LABEL)}",
             })
             return None
-        vec, problem = _as_vector(_field(item, "embedding"))
+        vec, problem = _as_vector(item_field(item, "embedding"))
         if problem:
             report.rejected.append({"id": item_id, "reason": problem})
             return None
