@@ -183,7 +183,7 @@ def main(argv=None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from console.backends import AUTO_TABLE
-    from console.devmodels import build_random_qwen3, minilm_path
+    from console.devmodels import cached_random_qwen3, minilm_path
 
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     machine = machine_info()
@@ -203,8 +203,7 @@ def main(argv=None) -> int:
                                                                        "machine": machine.get("processor")}}
         AUTO_TABLE.write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
     if args.qwen3 != "none":
-        cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "embedding-console"
-        qwen = str(build_random_qwen3(cache / f"qwen3-random-{args.qwen3}", size=args.qwen3))
+        qwen = str(cached_random_qwen3(args.qwen3))
         args.repeats = 1
         result["qwen3"] = measure_model(qwen, f"random Qwen3-Embedding architecture ({args.qwen3})",
                                         {"long": spread(recipe_texts(), args.qwen3_n)}, args, False)

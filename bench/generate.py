@@ -119,13 +119,12 @@ def main(argv=None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-    from console.devmodels import build_random_qwen3, minilm_path
+    from console.devmodels import cached_random_qwen3, minilm_path
     from console.engine import Embedder
     from console.generate import GenerateOptions, generate
 
     if args.qwen3_random:
-        cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "embedding-console"
-        model = str(build_random_qwen3(cache / f"qwen3-random-{args.qwen3_random}", size=args.qwen3_random))
+        model = str(cached_random_qwen3(args.qwen3_random))
         model_label = f"random Qwen3-Embedding architecture ({args.qwen3_random})"
     else:
         model = args.model or str(minilm_path())

@@ -14,9 +14,9 @@ For each (dtype, batch size) it times, on the same loaded model and the same rea
   with the next batch tokenised in a background thread while the GPU runs this one
 - `engine_tokens_<N>_overlap`: texts sorted by token count, batches cut at N padded tokens, tokenisation overlapped
 and reports items/s, tokens/s (real tokens after truncation, padding excluded), the best method's speed-up, and
-the fraction of the GPU's dense bf16 peak reached: 2 x parameters FLOPs per real token (the usual forward-pass
-estimate; attention's extra term is small at these lengths). Throughput does not depend on the weights, so the
-random-weight model built by `console.devmodels.build_random_qwen3(size="full")` stands in for the real one; any
+the fraction of the GPU's dense bf16 peak reached: 2 x non-embedding parameters FLOPs per real token (the usual
+forward-pass estimate; the embedding table is a lookup, and attention's extra term is small at these lengths). Throughput does not depend on the weights, so the
+random-weight model built by `console.devmodels.cached_random_qwen3("full")` stands in for the real one; any
 shipped tokenizer serves. Writes bench/results/gpu-profile-<device>.json and prints one line per configuration.
 """
 from __future__ import annotations
@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -53,6 +52,13 @@ def rates(seconds: float, n_texts: int, tokens: int, params: int, peak: float | 
             "fraction_of_bf16_peak": round(achieved / peak, 4) if peak else None}
 
 
+def matmul_parameters(st) -> int:
+    """Parameters that take part in matrix products: all of them but the input embedding table (a lookup)."""
+    total = sum(p.numel() for p in st.parameters())
+    embeddings = st[0].auto_model.get_input_embeddings()
+    return total - (embeddings.weight.numel() if embeddings is not None else 0)
+
+
 def methods(embedder, texts: list[str], batch_size: int, budgets: list[int]) -> dict:
     """The ways of embedding `texts` that are compared, by name -> a function running one of them."""
     st = embedder.model
@@ -78,7 +84,7 @@ def profile_dtype(model: str, dtype: str, texts: list[str], args, peak_of) -> li
     from console.engine import Embedder
 
     embedder = Embedder(model, device=args.device, dtype=dtype, max_length=args.max_length)
-    params = sum(p.numel() for p in embedder.model.parameters())
+    params = matmul_parameters(embedder.model)
     tokens = int(embedder.token_lengths(texts).sum())
     peak = peak_of(embedder.device)
     embedder.encode(texts[:32], batch_size=16)  # warm-up (kernels, allocator)
@@ -125,12 +131,11 @@ def main(argv=None) -> int:
 
     import torch
 
-    from console.devmodels import build_random_qwen3
+    from console.devmodels import cached_random_qwen3
 
     model = args.model
     if model is None:
-        model = str(build_random_qwen3(Path(tempfile.gettempdir()) / f"bench-qwen3-{args.qwen3_random}",
-                                       size=args.qwen3_random))
+        model = str(cached_random_qwen3(args.qwen3_random))
     texts = recipe_texts(args.n)
 
     def peak_of(device: str) -> float | None:
@@ -144,7 +149,7 @@ def main(argv=None) -> int:
         "benchmark": "gpu_profile", "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "model": args.model or f"random Qwen3 ({args.qwen3_random})", "max_length": args.max_length,
         "machine": machine_info(device), "runs": results,
-        "flops_estimate": "2 x parameters per real token (padding excluded)",
+        "flops_estimate": "2 x non-embedding parameters per real token (padding excluded)",
         "methods": {"st_loop": "plain SentenceTransformer.encode per consecutive batch (input order)",
                     "st_encode": "one SentenceTransformer.encode call (it sorts by characters itself)",
                     "engine": "Embedder.encode: batches sorted by characters",

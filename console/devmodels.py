@@ -101,6 +101,13 @@ def build_random_qwen3(directory: str | Path, size: str = "tiny", tokenizer_from
     return directory
 
 
+def cached_random_qwen3(size: str = "full") -> Path:
+    """`build_random_qwen3` into the user's cache (``$XDG_CACHE_HOME`` or ``~/.cache``, then
+    ``embedding-console/qwen3-random-<size>``), built once and shared by the benchmarks."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "embedding-console"
+    return build_random_qwen3(cache / f"qwen3-random-{size}", size=size)
+
+
 def describe(path: str | Path) -> dict:
     """Small summary of a sentence-transformers folder (for logs): pooling mode, prompts, dimension."""
     path = Path(path)
