@@ -3,6 +3,7 @@
 # cut off so that the whole stays inside a time budget. Results (JSON) and logs go to OUTDIR.
 #
 #   bash bench/gpu_session.sh [OUTDIR] [BUDGET_S]      # defaults: bench/results, 540
+#   ONLY=build-qwen3,query-service bash bench/gpu_session.sh /tmp/out 200   # some stages only
 #
 # Stages: the machine (nvidia-smi, versions); the random Qwen3-Embedding-0.6B shape built once into the cache;
 # `pytest -m gpu`; bench/gpu_profile.py in bf16 (plain encode vs the engine, overlap, token budgets, share of the
@@ -21,6 +22,7 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 
 stage() {  # stage NAME WANT_S CMD...: runs CMD for at most WANT_S seconds and what is left of the budget
   local name=$1 want=$2; shift 2
+  if [[ -n ${ONLY:-} && ",$ONLY," != *",$name,"* ]]; then return; fi
   local left=$((BUDGET - SECONDS - 10))
   local limit=$(( want < left ? want : left ))
   if (( limit < 20 )); then echo "== $name: skipped, ${left}s of the budget left"; return; fi
@@ -35,10 +37,10 @@ stage machine 30 bash -c "nvidia-smi --query-gpu=name,memory.total,driver_versio
   transformers.__version__, st.__version__, torch.cuda.get_device_name(0))'"
 stage build-qwen3 120 $PY -c "from console.devmodels import cached_random_qwen3; print(cached_random_qwen3('full'))"
 stage pytest-gpu 240 $PY -m pytest -m gpu -q -p no:cacheprovider tests/test_engine.py tests/test_jobs.py
-stage profile-bf16 150 $PY bench/gpu_profile.py --dtypes bfloat16 --batch-sizes 16,64,256 --n 2048 \
+stage profile-bf16 240 $PY bench/gpu_profile.py --dtypes bfloat16 --batch-sizes ${BATCH_SIZES:-16,64,256} --n 2048 \
   --output "$OUTDIR/gpu-profile-cuda.json"
-stage query-service 90 $PY bench/query_service.py --queries 500 --clients 1,16,64 \
-  --output "$OUTDIR/query-service-cuda.json"
+stage query-service 120 $PY bench/query_service.py --queries 500 --clients 1,16,64 \
+  --output "$OUTDIR/query-service-cuda.json" --server-log "$OUTDIR/serve.log"
 stage generate 120 $PY bench/generate.py --qwen3-random full --device cuda --n 2048 --batch-size 64 --repeats 1 \
   --output "$OUTDIR/generate-cuda.json"
 stage profile-fp32 120 $PY bench/gpu_profile.py --dtypes float32 --batch-sizes 64 --n 512 --token-budgets 16384 \

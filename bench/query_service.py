@@ -10,8 +10,8 @@ The backend embeds every search query (``BACKEND_QUERY_EMBEDDER=local``: in its 
 CPU; ``remote``: one ``POST /v1/embeddings`` to a service). This measures, on the same loaded model and the same
 real queries (lower-cased demo recipe titles, each with the model's query prompt, as the backend sends them):
 - ``in_process``: ``Embedder.encode_query([q])``, one query at a time (what the local path does per request);
-- ``served_1_client``: one keep-alive client posting one query at a time to ``console.serve`` (the remote path's
-  embedding call, HTTP and JSON included);
+- ``served_1_client``: one keep-alive client posting one query at a time to ``embedding-console serve``, started
+  as its own process as an operator starts it (the remote path's embedding call, HTTP and JSON included);
 - ``served_<C>_clients``: C concurrent clients, each with its own keep-alive connection; the service batches the
   requests that arrive while the model is busy (``--max-batch``), so throughput grows with C.
 Writes bench/results/query-service-<device>.json and prints one line per measurement.
@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -29,9 +28,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "backend"))
 
 from bench.generate import machine_info  # noqa: E402
 from bench.search import queries, stats  # noqa: E402
+from recipes.testing import run_embedding_server  # noqa: E402
 
 
 def synced(device: str):
@@ -78,14 +79,10 @@ def served(url: str, model: str, texts: list[str], clients: int) -> dict:
             "latency": stats(times)}
 
 
-def start_service(model: str, args):
-    from console.serve import embedder_service, make_server
-
-    service = embedder_service(model, device=args.device, dtype=args.dtype, max_batch=args.max_batch,
-                               max_length=args.max_length, api_key="")
-    server = make_server(service, "127.0.0.1", 0)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, service, f"http://127.0.0.1:{server.server_address[1]}"
+def service_args(args) -> list[str]:
+    """``embedding-console serve`` arguments for this run (device, dtype, --max-batch, --max-length)."""
+    out = ["--device", args.device, "--dtype", args.dtype, "--max-batch", str(args.max_batch)]
+    return out + (["--max-length", str(args.max_length)] if args.max_length else [])
 
 
 def run(model: str, label: str, args) -> dict:
@@ -101,18 +98,17 @@ def run(model: str, label: str, args) -> dict:
               "in_process": stats(in_process(embedder, texts))}
     print(f"in-process: p50 {result['in_process']['p50_ms']} ms, p95 {result['in_process']['p95_ms']} ms", flush=True)
     del embedder
-    server, service, url = start_service(model, args)
-    try:
-        client_times(url, service.served, [prompt + q for q in warm])
+    if args.device.startswith("cuda"):
+        import torch
+
+        torch.cuda.empty_cache()
+    with run_embedding_server(model, *service_args(args), log_path=args.server_log) as url:
+        client_times(url, model, [prompt + q for q in warm])
         for clients in (int(c) for c in args.clients.split(",")):
-            row = served(url, service.served, [prompt + q for q in texts], clients)
+            row = served(url, model, [prompt + q for q in texts], clients)
             result[f"served_{clients}_client{'s' if clients > 1 else ''}"] = row
             print(f"served, {clients} client(s): {row['requests_per_s']} req/s, p50 {row['latency']['p50_ms']} ms, "
                   f"p95 {row['latency']['p95_ms']} ms", flush=True)
-    finally:
-        server.shutdown()
-        server.server_close()
-        service.batcher.close()
     return result
 
 
@@ -127,6 +123,7 @@ def main(argv=None) -> int:
     parser.add_argument("--max-batch", type=int, default=64, help="the service's --max-batch")
     parser.add_argument("--max-length", type=int, default=None)
     parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument("--server-log", type=Path, default=None, help="where the service's output goes")
     args = parser.parse_args(argv)
 
     from console.devmodels import cached_random_qwen3

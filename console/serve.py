@@ -258,15 +258,20 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+class Server(ThreadingHTTPServer):
+    """A thread per connection; a listen backlog for bursts of concurrent clients (http.server's default of 5 made
+    connections fail under 64 clients on a GPU machine)."""
+    daemon_threads = True
+    request_queue_size = 1024  # the kernel caps it at net.core.somaxconn
+
+
 def make_server(service: EmbeddingService, host: str = "127.0.0.1", port: int = 8080) -> ThreadingHTTPServer:
     """The HTTP server (not started); refuses a non-loopback ``host`` when the service has no API key."""
     if not is_loopback(host) and not service.api_key:
         raise OptionError(f"--host {host} opens the server to the network: set {API_KEY_ENV} (clients send "
                           "'Authorization: Bearer <key>'; the backend's BACKEND_EMBEDDINGS_API_KEY), or bind 127.0.0.1")
     handler = type("BoundHandler", (Handler,), {"service": service})
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
-    return server
+    return Server((host, port), handler)
 
 
 def embedder_service(model: str, *, device: str = "auto", dtype: str = "auto", served_name: str | None = None,

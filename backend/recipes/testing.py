@@ -128,7 +128,8 @@ def run_embedding_server(model: str, *args: str, env: dict | None = None, log_pa
     proc = subprocess.Popen(
         [sys.executable, "-m", "console.cli", "serve", "--model", str(model), "--port", str(port), "--device", "cpu",
          *args], cwd=root, stdout=log, stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONPATH": str(root), "HF_HUB_OFFLINE": "1", **(env or {})})
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])),
+             "HF_HUB_OFFLINE": "1", **(env or {})})
     with _serving(proc, "embedding-console serve", f"http://127.0.0.1:{port}", lambda: _listens(port), wait_s=wait_s,
                   stop_s=20, log=log, log_path=log_path) as served:
         yield served
