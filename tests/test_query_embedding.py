@@ -64,6 +64,32 @@ def test_serving_beyond_loopback_needs_an_api_key():
     service.batcher.close()
 
 
+def test_a_burst_of_64_clients_is_queued_not_refused():
+    """64 clients connect at once while the server is busy (not accepting yet); all get answers. http.server's listen
+    backlog of 5 left most of them unconnected (and, on the GPU machine, reset)."""
+    service = EmbeddingService(lambda t: np.ones((len(t), 2), np.float32), served="m", dimensions=2)
+    server = make_server(service, "127.0.0.1", free_port())
+    port = server.server_address[1]
+    socks, serving = [], threading.Thread(target=server.serve_forever, daemon=True)
+    try:
+        for _ in range(64):  # the kernel completes each handshake into the backlog, or drops the SYN when it is full
+            socks.append(socket.create_connection(("127.0.0.1", port), timeout=0.5))
+        serving.start()
+        body = b'{"input": "x"}'
+        for sock in socks:
+            sock.sendall(b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+        answers = [sock.makefile("rb").readline() for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+        if serving.is_alive():
+            server.shutdown()
+        server.server_close()
+        service.batcher.close()
+    assert answers == [b"HTTP/1.1 200 OK\r\n"] * 64
+
+
 # -- real model, real HTTP ------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def server(minilm_path, tmp_path_factory):
