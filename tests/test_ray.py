@@ -102,6 +102,13 @@ def test_tiny_qwen3_on_ray_equals_the_local_engine(tmp_path, local_ray, tiny_qwe
     _same_as_local(tmp_path, tiny_qwen3_path)
 
 
+@pytest.mark.slow
+def test_a_token_budget_run_on_ray_equals_the_local_engine(tmp_path, local_ray, minilm_path):
+    _export(tmp_path / "in")
+    generate(_opts(tmp_path, minilm_path, ray_workers="2", max_tokens=300, **RAY_OPTS))  # 2-5 texts a batch
+    _same_as_local(tmp_path, minilm_path, max_tokens=300)
+
+
 class _StopAfter:
     """A progress callback that interrupts the run (as Ctrl-C does) after `n` stored parts."""
 
