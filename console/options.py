@@ -97,7 +97,7 @@ class GenerateOptions:
         "token-budget batches: texts sorted by token count, each batch cut at N padded tokens (texts x its longest "
         "text), --batch-size then only caps the count. For GPU runs over texts of very different lengths: short "
         "texts share big batches, long ones small (e.g. --max-tokens 16384 --batch-size 512). A text over N is "
-        "embedded alone. Same vectors as without; default: --batch-size texts per batch",
+        "embedded alone. Same vectors (within rounding); default: --batch-size texts per batch",
         kind="count", metavar="N", label="Max tokens per batch (0 = off)")
     device: str = _opt("auto", "--device", kind="choice", choices=DEVICES, strict=False, label="Device")
     dtype: str = _opt("auto", "--dtype", "auto: bfloat16 (or float16) on a GPU, float32 on the CPU", kind="choice",
