@@ -95,6 +95,7 @@ class Batch(NamedTuple):
     vectors: np.ndarray  # float32, one row per index
     batch_size: int  # the batch size in use now (after any OOM halving)
     messages: tuple[str, ...] = ()  # what happened since the previous batch (OOM halving), for the user
+    max_tokens: int | None = None  # the token budget in use now (after any OOM halving); None: count-based
 
 
 def length_order(texts: Sequence[str]) -> np.ndarray:
@@ -180,6 +181,12 @@ class Embedder:
         self.export_dir = backends.use_backend(self.model, self.model_name, backend, quantize)
         return backend, quantize, message
 
+    @property
+    def tokenize_ahead(self) -> bool:
+        """Whether `overlap` pays: on CUDA the CPU tokenises the next batch while the GPU runs this one; on the CPU
+        the tokeniser would only take cores from the model. (The vectors are the same either way.)"""
+        return str(self.device).startswith("cuda")
+
     def describe(self) -> dict:
         """Metadata written next to the vectors."""
         return {"model": self.model_name, "dimensions": self.dimensions, "normalized": self.normalize,
@@ -212,7 +219,8 @@ class Embedder:
         error halves the batch size (down to 1) and retries, so nothing is lost.
 
         `max_tokens` (token-budget batching): texts sorted by token count (prompt included, cut at max_length), and
-        each batch cut at `max_tokens` padded tokens (its count x its longest text), `batch_size` texts at most.
+        each batch cut at `max_tokens` padded tokens (its count x its longest text), `batch_size` texts at most; a
+        text over the budget makes a batch of its own (never dropped, never split).
         `overlap`: the next batch is tokenised in a background thread while the model runs this one. Either gives
         the vectors of the plain path (same model calls on other groupings; tests/test_engine.py)."""
         if batch_size < 1:
@@ -268,7 +276,7 @@ class Embedder:
     def _planned_batches(self, texts: list[str], order: np.ndarray, lengths: np.ndarray | None, size: int,
                          max_tokens: int | None, prompt: str, overlap: bool) -> Iterator[Batch]:
         """Batches cut by `next_batch`, tokenised ahead in a thread when `overlap`; OOM halves size and budget."""
-        from concurrent.futures import ThreadPoolExecutor
+        from concurrent.futures import ThreadPoolExecutor, wait
 
         pool = ThreadPoolExecutor(1, thread_name_prefix="tokenize") if overlap else None
         ahead = None  # (start, indices, future) of the batch tokenised in the background
@@ -293,10 +301,12 @@ class Embedder:
                     size = self._halve_after_oom(min(size, len(idx)), exc)
                     max_tokens = max(1, max_tokens // 2) if max_tokens else None
                     messages.append(self.batch_messages[-1])
+                    if ahead is not None:  # let it finish: never two tokenisations at once (one tokenizer)
+                        wait([ahead[2]])
                     ahead = None
                     continue
                 start = following
-                yield Batch(idx, vectors, size, tuple(messages))
+                yield Batch(idx, vectors, size, tuple(messages), max_tokens)
                 messages = []
         finally:
             if pool is not None:

@@ -226,6 +226,8 @@ def _generate(opts: GenerateOptions, progress, embedder, status: StatusFile) -> 
         if embedder.device_message:
             tracker.say(embedder.device_message)
         result.meta = embedder.describe()
+        for note in budget_notes(opts, result.meta["max_length"]):
+            tracker.say(note)
         out_dir.mkdir(parents=True, exist_ok=True)
         _embed_all(report, opts, embedder, tracker, remote)
     return result
@@ -242,6 +244,22 @@ def open_engine(opts: GenerateOptions, embedder, say: Callable[[str], None]):
 
     with RayEngine.start(opts, embedder, say) as remote:
         yield remote.model, remote
+
+
+def budget_notes(opts: GenerateOptions, max_length: int | None) -> list[str]:
+    """What `--max-tokens` will do with this model, when it is not what one may expect: a budget below the model's
+    max length embeds longer texts one per batch; a budget that `--batch-size` texts never reach cuts no batch."""
+    budget, size = opts.max_tokens, opts.batch_size
+    if budget is None or not max_length:
+        return []
+    if budget < max_length:
+        return [f"--max-tokens {budget} is below the model's max length ({max_length} tokens): each text over "
+                f"{budget} tokens is embedded in a batch of its own"]
+    if size * max_length <= budget:
+        return [f"--max-tokens {budget} never cuts a batch: {size} texts (--batch-size) of at most {max_length} "
+                f"tokens stay within it; raise --batch-size (e.g. {max(size, budget // 8)}) to let short texts share "
+                "bigger batches"]
+    return []
 
 
 def handle_rejects(report: ValidationReport, opts: GenerateOptions, result: GenerateResult, tracker: Tracker) -> None:
@@ -295,7 +313,7 @@ def _embed_all(report: ValidationReport, opts: GenerateOptions, embedder, tracke
         if remote is not None:
             remote.embed_missing(report.good, states, checkpoints, key, tracker)  # one more read
         writers.update(open_writers(states, out_dir, opts.formats, tracker.result.meta))
-        embed = ChunkEmbedder(embedder, key, opts.batch_size, tracker)
+        embed = ChunkEmbedder(embedder, key, opts.batch_size, tracker, opts.max_tokens)
         embed_and_write(report.good, states, checkpoints, writers, embed, opts.chunk_size)  # 3. one more read
         finish(writers, states, tracker)  # 4.
     finally:
@@ -446,15 +464,19 @@ class Missing:
 
 class ChunkEmbedder:
     """Embeds what a chunk misses, batch by batch (`Embedder.iter_batches`): each batch is checkpointed, stored in
-    the type's rows and reported. The batch size carries over from chunk to chunk (after any OOM halving)."""
+    the type's rows and reported. The batch size and token budget carry over from chunk to chunk (after any OOM
+    halving). On CUDA the next batch is tokenised while the GPU runs (`Embedder.tokenize_ahead`; same vectors)."""
 
-    def __init__(self, embedder, key: str, batch_size: int, tracker: Tracker):
+    def __init__(self, embedder, key: str, batch_size: int, tracker: Tracker, max_tokens: int | None = None):
         self.embedder, self.key, self.batch_size, self.tracker = embedder, key, batch_size, tracker
+        self.max_tokens = max_tokens
 
     def __call__(self, st: TypeVectors, checkpoint: Checkpoint, missing: Missing) -> None:
         rows, texts, ids = missing.rows, missing.texts, missing.ids
-        for batch in self.embedder.iter_batches(texts, batch_size=self.batch_size):
+        for batch in self.embedder.iter_batches(texts, batch_size=self.batch_size, max_tokens=self.max_tokens,
+                                                overlap=self.embedder.tokenize_ahead):
             idx, vectors, self.batch_size = batch.indices, batch.vectors, batch.batch_size
+            self.max_tokens = batch.max_tokens
             checkpoint.append([ids[i] for i in idx], [content_digest(self.key, texts[i]).hex() for i in idx], vectors)
             covered = 0
             for i, vector in zip(idx, vectors):

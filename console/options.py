@@ -90,7 +90,15 @@ class GenerateOptions:
         "where the embeddings_*.* files go (and .checkpoints/, rejects.jsonl); default embeddings_output", kind="path")
     model: str = _opt(DEFAULT_MODEL, "--model",
                       f"sentence-transformers model id or local folder (default {DEFAULT_MODEL})", label="Model")
-    batch_size: int = _opt(16, "--batch-size", "texts per batch (default 16)", kind="count", label="Batch size")
+    batch_size: int = _opt(16, "--batch-size", "texts per batch (default 16; with --max-tokens: at most)",
+                           kind="count", label="Batch size")
+    max_tokens: int | None = _opt(
+        None, "--max-tokens",
+        "token-budget batches: texts sorted by token count, each batch cut at N padded tokens (texts x its longest "
+        "text), --batch-size then only caps the count. For GPU runs over texts of very different lengths: short "
+        "texts share big batches, long ones small (e.g. --max-tokens 16384 --batch-size 512). A text over N is "
+        "embedded alone. Same vectors (within rounding); default: --batch-size texts per batch",
+        kind="count", metavar="N", label="Max tokens per batch (0 = off)")
     device: str = _opt("auto", "--device", kind="choice", choices=DEVICES, strict=False, label="Device")
     dtype: str = _opt("auto", "--dtype", "auto: bfloat16 (or float16) on a GPU, float32 on the CPU", kind="choice",
                       choices=DTYPES, strict=False, label="Precision")

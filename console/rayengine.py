@@ -12,7 +12,8 @@ Ray only replaces the model's work, between the generator's stage 2 (reuse) and 
    `<storage>/input/<key>/` (`--ray-storage`, default `<output-dir>/.ray`: any folder or URI that pyarrow's
    filesystems reach and every node reads), then `read_parquet(...).map_batches(EmbedWorker, compute=
    ActorPoolStrategy(...), batch_size=...)`: one `Embedder` per actor, built once (the model stays on the actor's
-   GPU); each Ray batch is embedded by `Embedder.iter_batches` (length-sorted, CUDA OOM halving) and written as
+   GPU); each Ray batch is embedded by `Embedder.iter_batches` (length-sorted, `--batch-size` and
+   `--max-tokens` as locally, CUDA OOM halving) and written as
    one Parquet part (id, type, digest, embedding as fixed_size_list<float32>[dim]) under `<storage>/parts/<key>/`,
    named by its content, so that a retried batch writes the same file again;
 4. the driver streams the one-row summaries (`iter_rows`), reads each part, appends its vectors to the checkpoint
@@ -49,6 +50,12 @@ INSTALL_HINT = "pip install 'embedding-console[ray]' (or the pinned ray[data] of
 def part_rows(opts: GenerateOptions) -> int:
     """Rows per Ray batch (= per part file and per input file)."""
     return max(1, min(opts.chunk_size, opts.batch_size * BATCHES_PER_PART))
+
+
+def worker_args(opts: GenerateOptions, key: str, storage_uri: str) -> dict:
+    """The arguments of each actor's `EmbedWorker` (the run's model settings and batching)."""
+    return {"model_args": model_args(opts), "key": key, "batch_size": opts.batch_size,
+            "max_tokens": opts.max_tokens, "storage_uri": storage_uri}
 
 
 def model_args(opts: GenerateOptions) -> dict:
@@ -130,16 +137,19 @@ def part_table(ids, types, digests, vectors: np.ndarray):
 
 class EmbedWorker:
     """The callable class of `map_batches`: one per Ray actor, holding one `Embedder` (its model on the actor's
-    GPU, built once); each call embeds one Ray batch, writes it as one part and returns a one-row summary."""
+    GPU, built once); each call embeds one Ray batch, writes it as one part and returns a one-row summary.
+    `--batch-size` and `--max-tokens` batch it as the local engine does (carried from call to call after OOM)."""
 
-    def __init__(self, model_args: dict, key: str, batch_size: int, storage_uri: str):
+    max_tokens: int | None = None
+
+    def __init__(self, model_args: dict, key: str, batch_size: int, storage_uri: str, max_tokens: int | None = None):
         from console.engine import Embedder
 
         self.embedder = Embedder(**model_args)
         if run_key(self.embedder) != key:  # the model changed under the run: never mix its vectors
             raise ModelError(f"this worker's model {model_args['model']!r} gives other vectors than the driver "
                              "expects (another version on this node?); use the same model folder on every node")
-        self.key, self.batch_size = key, batch_size
+        self.key, self.batch_size, self.max_tokens = key, batch_size, max_tokens
         self.storage = Storage(storage_uri, key)
 
     def __call__(self, batch):
@@ -168,8 +178,10 @@ class EmbedWorker:
         ok = np.zeros(len(texts), dtype=bool)
         errors: dict[int, str] = {}
         try:
-            for b in self.embedder.iter_batches(texts, batch_size=self.batch_size):
+            for b in self.embedder.iter_batches(texts, batch_size=self.batch_size, max_tokens=self.max_tokens,
+                                                overlap=self.embedder.tokenize_ahead):
                 vectors[b.indices], ok[b.indices], self.batch_size = b.vectors, True, b.batch_size
+                self.max_tokens = b.max_tokens
         except ModelError:
             raise  # out of memory at batch size 1: the whole run has to change its settings
         except Exception:  # noqa: BLE001 - retried one by one below, each error kept with its record
@@ -198,6 +210,7 @@ class ModelInfo:
         self.dimensions = int(info["dimensions"])
         self.document_prompt = info["document_prompt"]
         self.device_message = None
+        self.tokenize_ahead = False
 
     def describe(self) -> dict:
         return dict(self.info)
@@ -277,8 +290,7 @@ class RayEngine:
         ds = self.ray.data.read_parquet(storage.input, filesystem=storage.fs, override_num_blocks=files).map_batches(
             EmbedWorker, batch_size=part_rows(self.opts), batch_format="pyarrow",
             compute=self.ray.data.ActorPoolStrategy(min_size=low, max_size=high),
-            fn_constructor_kwargs={"model_args": model_args(self.opts), "key": key,
-                                   "batch_size": self.opts.batch_size, "storage_uri": storage.uri},
+            fn_constructor_kwargs=worker_args(self.opts, key, storage.uri),
             num_cpus=self.opts.ray_cpus, num_gpus=self.opts.ray_gpus)
         failures: list[str] = []
         rows = iter(ds.iter_rows())

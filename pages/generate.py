@@ -88,6 +88,9 @@ with st.form("generate"):
     formats = c5.multiselect(O["formats"].label, O["formats"].choices, default=list(O["formats"].web_default),
                              help=O["formats"].help)
     on_invalid = _pick(c6.radio, "on_invalid", horizontal=True)
+    with st.expander("Advanced"):
+        max_tokens = st.number_input(O["max_tokens"].label, min_value=0, max_value=10_000_000, value=0, step=1024,
+                                     key="max_tokens", help=O["max_tokens"].help)
     ray_address = os.environ.get("CONSOLE_RAY_ADDRESS")  # a Ray cluster offers the Ray engine (docs/SCALING.md)
     engine = _pick(st.radio, "engine", horizontal=True) if ray_address else "local"
     start = st.form_submit_button("Start", type="primary", disabled=not (inputs or input_dir))
@@ -103,7 +106,8 @@ if start:
         common.remember("model", model.strip())
         run_dir = ws.new_run_dir("-".join(Path(model.strip()).parts[-2:]))
         spec = JobSpec(output_dir=str(run_dir), inputs=inputs, input_dir=input_dir, model=model.strip(),
-                       device=device, dtype=dtype, batch_size=int(batch_size), dimensions=int(dimensions) or None,
+                       device=device, dtype=dtype, batch_size=int(batch_size), max_tokens=int(max_tokens) or None,
+                       dimensions=int(dimensions) or None,
                        formats=formats, on_invalid=on_invalid, engine=engine, backend=backend, quantize=quantize,
                        ray_address=ray_address if engine == "ray" else None)
         try:

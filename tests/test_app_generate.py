@@ -215,6 +215,28 @@ def test_the_form_takes_its_choices_and_defaults_from_the_option_table(ws):
     assert at.radio[0].value == "skip"
 
 
+def test_the_token_budget_is_an_advanced_option_that_reaches_the_run(ws, tmp_path, monkeypatch):
+    from console.options import OPTIONS
+
+    monkeypatch.setenv("CONSOLE_MAX_JOBS", "2")
+    not_a_model = tmp_path / "not-a-model"  # the run starts (and fails at once): its job.json is what counts
+    not_a_model.mkdir()
+    _upload(ws, 5)
+    at = _page()
+    budget = at.number_input(key="max_tokens")
+    assert (budget.label, budget.value) == ("Max tokens per batch (0 = off)", 0)
+    assert budget.help == OPTIONS["max_tokens"].help
+    assert [e.label for e in at.expander] == ["Advanced"]
+    at = _start(at, str(not_a_model))  # 0: off, the count-based batches
+    at.number_input(key="max_tokens").set_value(16384)
+    at = _start(at, str(not_a_model), batch_size=512)
+    [newest, older] = ws.run_dirs()
+    assert (jobs.Job(older).spec.max_tokens, jobs.Job(newest).spec.max_tokens) == (None, 16384)
+    assert "--max-tokens" not in jobs.Job(older).spec.cli_args()
+    args = jobs.Job(newest).spec.cli_args()
+    assert args[args.index("--max-tokens") + 1] == "16384" and args[args.index("--batch-size") + 1] == "512"
+
+
 def test_unreadable_uploads_are_marked_and_not_preselected(ws):
     _upload(ws, 5)
     ws.save_upload("broken.json", b"{not json")

@@ -145,6 +145,9 @@ def test_a_missing_input_folder_is_named(tmp_path, capsys):
     (["--format", "json,xml"], "argument --format: choose from json, jsonl, parquet, npy (comma-separated), "
                                "not 'json,xml'"),
     (["--chunk-size", "-5"], "argument --chunk-size: must be at least 1, not -5"),
+    (["--max-tokens", "0"], "argument --max-tokens: must be at least 1, not 0"),
+    (["--max-tokens", "-1"], "argument --max-tokens: must be at least 1, not -1"),
+    (["--max-tokens", "8k"], "argument --max-tokens: expected a whole number, not '8k'"),
     (["--device", "tpu"], "argument --device: invalid choice: 'tpu' (choose from 'auto', 'cuda', 'cpu')"),
 ])
 def test_bad_option_values_are_refused_by_the_parser(capsys, args, message):

@@ -287,3 +287,40 @@ def test_cuda_out_of_memory_halves_batch_and_budget_with_tokenisation_ahead(mini
     for b in batches:
         out[b.indices] = b.vectors
     np.testing.assert_allclose(out, Embedder(str(minilm_path), device="cpu").encode(few), atol=2e-5)
+
+
+def test_after_an_oom_the_batch_tokenised_ahead_ends_before_the_next_is_tokenised(minilm_path, texts, monkeypatch):
+    """One tokenizer is never used by two threads at once (fast tokenizers refuse that): the batch tokenised ahead
+    is waited for when an OOM drops it. The halved budget is in each Batch, for the generator to carry over."""
+    import threading
+    import time
+
+    embedder = Embedder(str(minilm_path), device="cpu")
+    real_tokenize, real_embed = embedder._tokenize, embedder._embed_features
+    lock, active, most = threading.Lock(), [0], [0]
+
+    def slow_tokenize(batch, prompt):
+        with lock:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        try:
+            time.sleep(0.05)
+            return real_tokenize(batch, prompt)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    def small_memory(features):
+        if len(features["input_ids"]) > 4:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_embed(features)
+
+    monkeypatch.setattr(embedder, "_tokenize", slow_tokenize)
+    monkeypatch.setattr(embedder, "_embed_features", small_memory)
+    few = texts[-13:]
+    batches = list(embedder.iter_batches(few, batch_size=8, max_tokens=10_000, overlap=True))
+    assert most[0] == 1
+    assert batches[0].messages == ("CUDA out of memory at batch size 8; going on with batch size 4",)
+    assert [b.max_tokens for b in batches] == [5000] * len(batches)
+    assert sorted(int(i) for b in batches for i in b.indices) == list(range(len(few)))
+    assert not embedder.tokenize_ahead  # on the CPU the generator does not tokenise ahead (nothing to hide behind)

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 NOT_DEFAULT = dict(input_dir=Path("in"), inputs=[Path("a.json"), Path("b.csv")], on_invalid="skip",
                    encoding_errors="replace", limit=7, output_dir=Path("out"), model="some/model", batch_size=3,
-                   device="cpu", dtype="bfloat16", backend="onnx", quantize="int8", dimensions=64, normalize=False, max_length=128, chunk_size=50,
+                   max_tokens=4096, device="cpu", dtype="bfloat16", backend="onnx", quantize="int8", dimensions=64, normalize=False, max_length=128, chunk_size=50,
                    formats=["jsonl", "npy"], dry_run=True, progress_file=Path("status.json"), reuse=[Path("r1"),
                                                                                                        Path("r2")],
                    engine="ray", ray_address="ray://head:10001", ray_gpus=0.5, ray_cpus=2.0, ray_workers="2:8",
@@ -58,7 +58,7 @@ def test_validate_takes_the_input_options_of_the_table():
 
 def test_a_job_spec_renders_every_option_the_console_sets():
     spec = JobSpec(output_dir="run", inputs=["a.json"], input_dir="in", on_invalid="stop", limit=5, model="m",
-                   batch_size=4, device="cpu", dtype="float16", backend="openvino", quantize="int8", dimensions=32, normalize=False, max_length=99,
+                   batch_size=4, max_tokens=2048, device="cpu", dtype="float16", backend="openvino", quantize="int8", dimensions=32, normalize=False, max_length=99,
                    formats=["npy"])
     opts = from_args(build_parser().parse_args(spec.cli_args()))
     for f in fields(spec):
@@ -84,6 +84,8 @@ def test_the_console_has_its_own_defaults_from_the_table():
     ({"limit": 0}, "--limit must be at least 1"),
     ({"dimensions": -1}, "--dimensions must be at least 1"),
     ({"max_length": 0}, "--max-length must be at least 1"),
+    ({"max_tokens": 0}, "--max-tokens must be at least 1"),
+    ({"max_tokens": -512}, "--max-tokens must be at least 1"),
     ({"chunk_size": 0}, "--chunk-size must be at least 1"),
     ({"on_invalid": "ignore"}, "--on-invalid must be stop or skip"),
     ({"encoding_errors": "ignore"}, "--encoding-errors must be strict or replace"),
@@ -102,6 +104,14 @@ def test_library_callers_get_the_flag_named_for_impossible_values(change, messag
     with pytest.raises(OptionError) as info:
         check_options(GenerateOptions(**change))
     assert str(info.value) == message
+
+
+def test_the_token_budget_is_off_by_default_everywhere():
+    """--max-tokens unset: today's count-based batches, for the CLI and the web console alike (its form shows 0 = off
+    and sends nothing)."""
+    assert OPTIONS["max_tokens"].default is None and JobSpec(output_dir="run").max_tokens is None
+    assert "--max-tokens" not in JobSpec(output_dir="run").cli_args()
+    assert _parse(["--max-tokens", "16384", "--batch-size", "512"]).max_tokens == 16384
 
 
 def test_device_and_dtype_are_left_to_the_engine_which_also_takes_cuda_n():

@@ -102,6 +102,13 @@ def test_tiny_qwen3_on_ray_equals_the_local_engine(tmp_path, local_ray, tiny_qwe
     _same_as_local(tmp_path, tiny_qwen3_path)
 
 
+@pytest.mark.slow
+def test_a_token_budget_run_on_ray_equals_the_local_engine(tmp_path, local_ray, minilm_path):
+    _export(tmp_path / "in")
+    generate(_opts(tmp_path, minilm_path, ray_workers="2", max_tokens=300, **RAY_OPTS))  # 2-5 texts a batch
+    _same_as_local(tmp_path, minilm_path, max_tokens=300)
+
+
 class _StopAfter:
     """A progress callback that interrupts the run (as Ctrl-C does) after `n` stored parts."""
 
@@ -194,3 +201,22 @@ def test_a_record_that_fails_alone_is_reported_with_its_id_and_the_others_kept(m
     assert list(errors) == [1] and "cannot tokenise this text" in errors[1]
     plain = Embedder(str(minilm_path), device="cpu").encode([texts[i] for i in (0, 2, 3)])
     np.testing.assert_allclose(vectors[[0, 2, 3]], plain, atol=1e-5)
+
+
+def test_the_workers_batch_with_the_runs_token_budget(tmp_path, minilm_path):
+    """--max-tokens reaches every actor (`worker_args` are its constructor's arguments; no Ray needed): the worker
+    batches by the budget (a text over it alone) and gives the local engine's vectors."""
+    from console.engine import Embedder
+    from console.rayengine import EmbedWorker, worker_args
+
+    opts = _opts(tmp_path, minilm_path, max_tokens=20, **RAY_OPTS)
+    plain = Embedder(str(minilm_path), device="cpu")
+    args = worker_args(opts, run_key(plain), str(tmp_path / "storage"))
+    assert (args["max_tokens"], args["batch_size"]) == (20, 4)
+    worker = EmbedWorker(**args)
+    texts = ["nasi goreng", "soto ayam", "rendang sapi dengan santan, cabai, bawang merah, bawang putih, jahe, "
+             "lengkuas, serai, daun jeruk dan kunyit yang dimasak lama"]
+    vectors, ok, errors = worker.embed(texts)
+    assert ok.all() and not errors
+    assert worker.max_tokens == 20  # the budget path ran (the count-based one carries no budget)
+    np.testing.assert_allclose(vectors, plain.encode(texts), atol=1e-5)

@@ -97,3 +97,34 @@ def test_sigterm_stops_cleanly_and_says_how_to_go_on(tmp_path, export_dir, tiny_
     state = json.loads(status.read_text())
     assert state["state"] == "stopped" and 0 < state["done"] < N and state["pid"] > 0
     assert os.path.exists(out / ".checkpoints")
+
+
+@pytest.mark.slow  # ~35 s here (three model loads); tests/test_generate.py stops and resumes a budget run in-process
+def test_a_sigkilled_token_budget_run_resumes_with_the_same_options_without_gaps_or_duplicates(
+        tmp_path, export_dir, minilm_path, capsys):
+    """--max-tokens cuts other batches than --batch-size; done is still decided per text (its digest in the
+    checkpoint), so a resumed run with the same options redoes no finished batch and loses none."""
+    n = 80
+    budget = ("--limit", str(n), "--batch-size", "64", "--max-tokens", "400")  # 128 tokens: 3 a batch, short: more
+    assert main([*_command(export_dir, tmp_path / "ref", minilm_path, "--limit", str(n), "--quiet")[2:]]) == 0
+    ref_ids, ref_vecs = _vectors(tmp_path / "ref" / "embeddings_recipes.jsonl")
+
+    out = tmp_path / "out"
+    code, _, _ = _start_and_wait_for_batches(_command(export_dir, out, minilm_path, *budget), out, 3, signal.SIGKILL)
+    assert code == -signal.SIGKILL and not (out / "embeddings_recipes.jsonl").exists()
+    kept = sum(len(json.loads(line)["ids"]) for line in next((out / ".checkpoints").glob("recipe-*.jsonl"))
+               .read_bytes().splitlines(keepends=True) if line.endswith(b"\n"))
+    assert 0 < kept < n
+
+    capsys.readouterr()
+    assert main([*_command(export_dir, out, minilm_path, *budget, "--quiet")[2:]]) == 0  # the same command again
+    embedded, reused = map(int, re.search(r"(\d+) embedded, (\d+) reused from the checkpoint",
+                                          capsys.readouterr().out).groups())
+    assert embedded + reused == n and reused >= kept - 64  # every complete batch kept (a torn last one is redone)
+    hashes = [h for line in next((out / ".checkpoints").glob("recipe-*.jsonl")).read_text().splitlines()
+              for h in json.loads(line)["hashes"]]
+    assert len(hashes) == len(set(hashes)) == n  # no text embedded twice over both runs
+    ids, vecs = _vectors(out / "embeddings_recipes.jsonl")
+    assert ids == ref_ids  # same ids, same order, no duplicates, no gaps
+    cos = (vecs * ref_vecs).sum(1) / np.linalg.norm(vecs, axis=1) / np.linalg.norm(ref_vecs, axis=1)
+    assert cos.min() > 0.9999
