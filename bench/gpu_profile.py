@@ -13,11 +13,12 @@ For each (dtype, batch size) it times, on the same loaded model and the same rea
 - `engine`: `console.engine.Embedder.encode` (length-sorted batches, order restored); `engine_overlap`: the same
   with the next batch tokenised in a background thread while the GPU runs this one
 - `engine_tokens_<N>_overlap`: texts sorted by token count, batches cut at N padded tokens, tokenisation overlapped
-and reports items/s, tokens/s (real tokens after truncation, padding excluded), the best method's speed-up, and
+It reports items/s, tokens/s (real tokens after truncation, padding excluded), the best method's speed-up, and
 the fraction of the GPU's dense bf16 peak reached: 2 x non-embedding parameters FLOPs per real token (the usual
-forward-pass estimate; the embedding table is a lookup, and attention's extra term is small at these lengths). Throughput does not depend on the weights, so the
-random-weight model built by `console.devmodels.cached_random_qwen3("full")` stands in for the real one; any
-shipped tokenizer serves. Writes bench/results/gpu-profile-<device>.json and prints one line per configuration.
+forward-pass estimate; the embedding table is a lookup, and attention's extra term is small at these lengths).
+Throughput does not depend on the weights, so the random-weight model built by
+`console.devmodels.cached_random_qwen3("full")` stands in for the real one; any shipped tokenizer serves.
+`--trace FILE` instead profiles one engine run with torch.profiler (top operators, the device-busy share). Writes bench/results/gpu-profile-<device>.json and prints one line per configuration.
 """
 from __future__ import annotations
 
@@ -115,6 +116,30 @@ def profile_dtype(model: str, dtype: str, texts: list[str], args, peak_of) -> li
     return rows
 
 
+def trace(model: str, texts: list[str], args, out: Path) -> None:
+    """Where one engine run's time goes: torch.profiler over `Embedder.encode` (batch 64, tokenised ahead), the top
+    operators by self CPU and by device time, and the device-busy share of the wall time, written to `out`."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from console.engine import Embedder
+
+    embedder = Embedder(model, device=args.device, dtype=args.dtypes.split(",")[-1], max_length=args.max_length)
+    embedder.encode(texts[:64], batch_size=64)  # warm-up
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if embedder.device.startswith("cuda") else [])
+    with profile(activities=activities) as prof:
+        seconds, _, _ = timed(lambda: embedder.encode(texts, batch_size=64, overlap=True))
+    events = prof.key_averages()
+    device_us = sum(getattr(e, "self_device_time_total", 0) or 0 for e in events)
+    lines = [f"{len(texts)} texts, batch 64, {embedder.dtype}, overlap: {seconds:.2f} s wall; device busy "
+             f"{device_us / 1e6:.2f} s ({device_us / 1e6 / seconds:.0%} of the wall time, kernels summed)", ""]
+    lines += [events.table(sort_by="self_cpu_time_total", row_limit=25), ""]
+    if device_us:
+        lines += [events.table(sort_by="self_device_time_total", row_limit=25)]
+    out.write_text("\n".join(lines) + "\n")
+    print(lines[0], flush=True)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=None, help="model id or folder (default: random Qwen3, see --qwen3-random)")
@@ -127,6 +152,8 @@ def main(argv=None) -> int:
                         help="padded tokens per batch for the token-budget engine (comma-separated; '' for none)")
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument("--trace", type=Path, default=None,
+                        help="instead of the table: profile one engine run (torch.profiler) into this text file")
     args = parser.parse_args(argv)
 
     import torch
@@ -141,6 +168,9 @@ def main(argv=None) -> int:
     def peak_of(device: str) -> float | None:
         return peak_tflops(torch.cuda.get_device_name(0)) if device.startswith("cuda") else None
 
+    if args.trace:
+        trace(model, texts, args, args.trace)
+        return 0
     results = [row for dtype in args.dtypes.split(",") for row in profile_dtype(model, dtype, texts, args, peak_of)]
     device = "cuda" if args.device.startswith("cuda") and torch.cuda.is_available() else "cpu"
     out = args.output or ROOT / "bench" / "results" / f"gpu-profile-{device}.json"

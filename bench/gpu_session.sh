@@ -7,7 +7,7 @@
 #
 # Stages: the machine (nvidia-smi, versions); the random Qwen3-Embedding-0.6B shape built once into the cache;
 # `pytest -m gpu`; bench/gpu_profile.py in bf16 (plain encode vs the engine, overlap, token budgets, share of the
-# bf16 peak); bench/query_service.py (a query's vector in-process and served over HTTP, 1/16/64 clients);
+# bf16 peak); the same under torch.profiler (where the host's time goes); bench/query_service.py (a query's vector in-process and served over HTTP, 1/16/64 clients);
 # bench/generate.py (the generator's pipeline vs plain encode); bench/gpu_profile.py in fp32. Uses `python3`
 # (PYTHON to override) with the project's requirements importable; needs no network (HF_HUB_OFFLINE=1).
 set -u
@@ -39,6 +39,7 @@ stage build-qwen3 120 $PY -c "from console.devmodels import cached_random_qwen3;
 stage pytest-gpu 240 $PY -m pytest -m gpu -q -p no:cacheprovider tests/test_engine.py tests/test_jobs.py
 stage profile-bf16 240 $PY bench/gpu_profile.py --dtypes bfloat16 --batch-sizes ${BATCH_SIZES:-16,64,256} --n 2048 \
   --output "$OUTDIR/gpu-profile-cuda.json"
+stage profile-trace 90 $PY bench/gpu_profile.py --dtypes bfloat16 --n 1024 --trace "$OUTDIR/gpu-trace-cuda.txt"
 stage query-service 120 $PY bench/query_service.py --queries 500 --clients 1,16,64 \
   --output "$OUTDIR/query-service-cuda.json" --server-log "$OUTDIR/serve.log"
 stage generate 120 $PY bench/generate.py --qwen3-random full --device cuda --n 2048 --batch-size 64 --repeats 1 \
