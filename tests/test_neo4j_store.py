@@ -317,6 +317,9 @@ def test_vector_search_given_the_embedding_space_does_not_look_it_up_again(store
         assert len(hits) == 3 and counting.index_lookups == 1
 
 
+MAX_AGE_S = 3600.0  # cached spaces never too old here: only the stamp makes a search read the space again
+
+
 @pytest.fixture
 def counting(neo4j_settings):
     """A counting store, and the backend's cache of EmbeddingSpaces empty (as in a new process)."""
@@ -339,31 +342,30 @@ def test_a_warm_search_is_one_statement_and_a_reimport_is_used_by_the_next_searc
     re-import with another model of the same size, or another size, the next search runs again on the new space
     (for another size without asking the index with the stale vector); without a space it is NoEmbeddings."""
     ids, spaces = [r["id"] for r in recipes], []
-    VectorWriter(store, model="m").write(vectors(ids))
-    hits, space = query_embedding.on_current_space(counting, "recipe", searched(counting, spaces))  # nothing cached
+    VectorWriter(store, model="m").write(vectors(ids))  # then searched with nothing cached: the space is read
+    hits, space = query_embedding.on_current_space(counting, "recipe", searched(counting, spaces), MAX_AGE_S)
     assert space["model"] == "m" and len(hits.results) == 3 and counting.index_lookups == 1
     before = counting.statements
-    hits, space = query_embedding.on_current_space(counting, "recipe", searched(counting, spaces))
+    hits, space = query_embedding.on_current_space(counting, "recipe", searched(counting, spaces), MAX_AGE_S)
     assert counting.statements - before == 1 and len(hits.results) == 3 and counting.index_lookups == 1
     VectorWriter(store, model="m2").write(vectors(ids, seed=1))  # another model, same size
-    hits, space = query_embedding.on_current_space(counting, "recipe", searched(counting, spaces))
+    hits, space = query_embedding.on_current_space(counting, "recipe", searched(counting, spaces), MAX_AGE_S)
     assert [s["model"] for s in spaces] == ["m", "m", "m", "m2"] and hits.stamp["model"] == "m2"
     store.drop_vector_index("recipe")
     VectorWriter(store, model="m3").write(vectors(ids, dims=8))  # another size
     stale = len(spaces)
-    hits, space = query_embedding.on_current_space(counting, "recipe", searched(counting, spaces))
+    hits, space = query_embedding.on_current_space(counting, "recipe", searched(counting, spaces), MAX_AGE_S)
     assert [s["model"] for s in spaces[stale:]] == ["m2", "m3"] and space["dimensions"] == 8
     assert len(hits.results) == 3 and hits.stamp["dimensions"] == 8
     store.query("MATCH (s:EmbeddingSpace) DETACH DELETE s")
     with pytest.raises(NoEmbeddings, match="No embeddings for type 'recipe' yet"):
-        query_embedding.on_current_space(counting, "recipe", searched(counting, spaces))
+        query_embedding.on_current_space(counting, "recipe", searched(counting, spaces), MAX_AGE_S)
 
 
-def test_a_cached_space_older_than_its_limit_is_read_again_first(store, recipes, counting, monkeypatch):
+def test_a_cached_space_older_than_its_limit_is_read_again_first(store, recipes, counting):
     VectorWriter(store, model="m").write(vectors([r["id"] for r in recipes]))
-    query_embedding.on_current_space(counting, "recipe", searched(counting, []))
-    monkeypatch.setattr(query_embedding, "SPACE_MAX_AGE_S", 0.0)
-    query_embedding.on_current_space(counting, "recipe", searched(counting, []))
+    query_embedding.on_current_space(counting, "recipe", searched(counting, []), MAX_AGE_S)
+    query_embedding.on_current_space(counting, "recipe", searched(counting, []), 1e-9)
     assert counting.index_lookups == 2  # the index looked up again (an index dropped and made again is found)
 
 
@@ -379,7 +381,7 @@ def test_a_space_that_changes_during_every_try_is_a_503_not_a_stale_answer(store
         return searched(counting, spaces)(space)
 
     with pytest.raises(SpaceChanging) as error:
-        query_embedding.on_current_space(counting, "recipe", importing)
+        query_embedding.on_current_space(counting, "recipe", importing, MAX_AGE_S)
     assert len(spaces) == query_embedding.SPACE_ATTEMPTS and error.value.status_code == 503
     assert str(error.value.detail) == ("The recipe embeddings changed during each of 3 searches (an import is "
                                        "running?): try again when it has finished")

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
+
 from console.fusion import RRF_K, branch_depth, rrf
 from recipes.errors import BadRequest, ModelUnavailable
 from recipes.filters import NO_FILTERS, SearchFilters
@@ -48,7 +50,7 @@ def semantic_hits(store, q: str, type_: str, k: int, filters: SearchFilters = NO
     """The vector hits and the query model, on the type's current space (:func:`on_current_space`)."""
     filters.check_type(type_)
     hits, space = on_current_space(store, type_, lambda space: vector_hits(
-        store, type_, query_vector(space, q, type_), k, space=space, filters=filters))
+        store, type_, query_vector(space, q, type_), k, space=space, filters=filters), settings.SPACE_MAX_AGE_S)
     return hits, space["model"]
 
 
@@ -75,7 +77,7 @@ def hybrid_hits(store, q: str, type_: str, k: int, filters: SearchFilters = NO_F
                                             space=space, filters=filters)
         return Hits(fuse(keyword, semantic.results, k), semantic.complete, semantic.examined, semantic.stamp)
 
-    hits, space = on_current_space(store, type_, branches)
+    hits, space = on_current_space(store, type_, branches, settings.SPACE_MAX_AGE_S)
     return hits, space["model"]
 
 

@@ -15,8 +15,8 @@ machine, HF TEI, vLLM, Infinity) at ``BACKEND_EMBEDDINGS_URL``.
   :data:`recipes.search.SPACE_STAMP`). A stamp other than the cached one (a re-import of another model, size, prompt
   or index, by any process) drops the cache, and the space is read again, the query embedded again and the search run
   again: no answer is computed with a stale model, and a warm search is one Neo4j round trip. A cached space older
-  than :data:`SPACE_MAX_AGE_S` is read again first (the index lookup, ``SHOW INDEXES``: an index dropped and made
-  again); so is a type with nothing cached (a process's first search).
+  than ``BACKEND_SPACE_MAX_AGE_S`` (30 s) is read again first (the index lookup, ``SHOW INDEXES``: an index dropped
+  and made again); so is a type with nothing cached (a process's first search).
 - Recent query vectors are kept (``BACKEND_QUERY_CACHE_SIZE``, LRU per process, keyed by model, dimensions, prompt
   and text).
 """
@@ -41,7 +41,6 @@ from recipes.graph import model_label
 from recipes.search import SPACE_STAMP
 
 log = logging.getLogger(__name__)
-SPACE_MAX_AGE_S = 30.0  # the index lookup is redone at least this often (an index dropped and made again)
 SPACE_ATTEMPTS = 3      # searches on spaces read in turn before a type whose space keeps changing is a 503
 _spaces: dict[str, tuple[float, dict]] = {}  # type -> (time.monotonic() when read, the space with its stamp)
 _vectors: OrderedDict[tuple, np.ndarray] = OrderedDict()
@@ -62,11 +61,11 @@ def embedding_space(store: Neo4jStore, type_: str) -> dict:
     return dict(space)
 
 
-def cached_space(type_: str) -> dict | None:
-    """The space this process read last for ``type_``, unchecked, while younger than :data:`SPACE_MAX_AGE_S`."""
+def cached_space(type_: str, max_age_s: float) -> dict | None:
+    """The space this process read last for ``type_``, unchecked, while younger than ``max_age_s``."""
     with _lock:
         read_at, space = _spaces.get(type_, (0.0, None))
-    return dict(space) if space is not None and time.monotonic() - read_at < SPACE_MAX_AGE_S else None
+    return dict(space) if space is not None and time.monotonic() - read_at < max_age_s else None
 
 
 def forget_space(type_: str, stamp: dict | None) -> None:
@@ -79,11 +78,12 @@ def forget_space(type_: str, stamp: dict | None) -> None:
 Checked = TypeVar("Checked")
 
 
-def on_current_space(store: Neo4jStore, type_: str, search: Callable[[dict], Checked]) -> tuple[Checked, dict]:
+def on_current_space(store: Neo4jStore, type_: str, search: Callable[[dict], Checked],
+                     max_age_s: float) -> tuple[Checked, dict]:
     """``search(space)`` (an answer with the ``stamp`` its statement read) and the space it ran on: the cached space
-    when the answer's stamp is its own, else the space read again and the search run again on it (at most
-    :data:`SPACE_ATTEMPTS` searches; then :class:`~recipes.errors.SpaceChanging`, 503)."""
-    space = cached_space(type_)
+    (read at most ``max_age_s`` ago) when the answer's stamp is its own, else the space read again and the search run
+    again on it (at most :data:`SPACE_ATTEMPTS` searches; then :class:`~recipes.errors.SpaceChanging`, 503)."""
+    space = cached_space(type_, max_age_s)
     for _ in range(SPACE_ATTEMPTS):
         space = space or embedding_space(store, type_)
         answer = search(space)
