@@ -12,6 +12,11 @@ Filters (:mod:`recipes.filters`): Neo4j 5.26's ``db.index.vector.queryNodes`` ca
 vector branch over-fetches: it asks the index for more candidates than k, keeps those passing the filters, and
 asks again for four times as many until k pass, the index has no more, or :data:`VECTOR_MAX_CANDIDATES` were
 looked at (then the answer is marked incomplete). The full-text branch returns every match, so it filters exactly.
+
+The space: the vector and hybrid statements also return the type's EmbeddingSpace node as a stamp (:data:`SPACE_STAMP`,
+in :attr:`Hits.stamp`) and ask the vector index only while that node has the query vector's dimensions, so that a
+caller searching with a cached space (:func:`recipes.query_embedding.on_current_space`) learns in the same round
+trip whether the space changed since.
 """
 from __future__ import annotations
 
