@@ -26,7 +26,7 @@ from console.neo4j.store import Neo4jStore
 from console.neo4j.writer import VectorWriter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "backend"))
-from recipes import search  # noqa: E402
+from recipes import query_embedding, search  # noqa: E402
 
 DIMS = 16
 
@@ -292,12 +292,21 @@ def test_vector_search_and_similar_items_return_the_nearest_nodes(store, recipes
 
 
 class CountingStore(Neo4jStore):
-    """The real store, counting how often it lists the indexes (SHOW INDEXES)."""
+    """The real store, counting how often it lists the indexes (SHOW INDEXES) and the statements it sends."""
     index_lookups = 0
+    statements = 0
 
     def indexes(self):
         self.index_lookups += 1
         return super().indexes()
+
+    def query(self, cypher: str, **params) -> list[dict]:
+        self.statements += 1
+        return super().query(cypher, **params)
+
+    def read(self, cypher: str, **params) -> list[dict]:
+        self.statements += 1
+        return super().read(cypher, **params)
 
 
 def test_vector_search_given_the_embedding_space_does_not_look_it_up_again(store, recipes, neo4j_settings):
@@ -306,6 +315,76 @@ def test_vector_search_given_the_embedding_space_does_not_look_it_up_again(store
         space = counting.embedding_space("recipe")  # what semantic search does first, to pick the query model
         hits = search.vector_search(counting, "recipe", np.ones(DIMS), k=3, space=space)
         assert len(hits) == 3 and counting.index_lookups == 1
+
+
+MAX_AGE_S = 3600.0  # cached spaces never too old here: only the stamp makes a search read the space again
+
+
+@pytest.fixture
+def counting(neo4j_settings):
+    """A counting store, and the backend's cache of EmbeddingSpaces empty (as in a new process)."""
+    query_embedding._spaces.clear()
+    with CountingStore(Neo4jSettings.from_mapping(neo4j_settings)) as store:
+        yield store
+    query_embedding._spaces.clear()
+
+
+def searched(store, spaces: list[dict]):
+    """A search for on_current_space: the vector of ones of the space's size, the spaces it ran on kept."""
+    def run(space: dict) -> search.Hits:
+        spaces.append(space)
+        return search.vector_hits(store, "recipe", np.ones(space["dimensions"]), k=3, space=space)
+    return run
+
+
+def test_a_warm_search_is_one_statement_and_a_reimport_is_used_by_the_next_search(store, recipes, counting):
+    """The cached space is checked by the search's own statement: a warm search sends one statement; after a
+    re-import with another model of the same size, or another size, the next search runs again on the new space
+    (for another size without asking the index with the stale vector); without a space it is NoEmbeddings."""
+    ids, spaces = [r["id"] for r in recipes], []
+    VectorWriter(store, model="m").write(vectors(ids))  # then searched with nothing cached: the space is read
+    hits, space = query_embedding.on_current_space(counting, "recipe", searched(counting, spaces), MAX_AGE_S)
+    assert space["model"] == "m" and len(hits.results) == 3 and counting.index_lookups == 1
+    before = counting.statements
+    hits, space = query_embedding.on_current_space(counting, "recipe", searched(counting, spaces), MAX_AGE_S)
+    assert counting.statements - before == 1 and len(hits.results) == 3 and counting.index_lookups == 1
+    VectorWriter(store, model="m2").write(vectors(ids, seed=1))  # another model, same size
+    hits, space = query_embedding.on_current_space(counting, "recipe", searched(counting, spaces), MAX_AGE_S)
+    assert [s["model"] for s in spaces] == ["m", "m", "m", "m2"] and hits.stamp["model"] == "m2"
+    store.drop_vector_index("recipe")
+    VectorWriter(store, model="m3").write(vectors(ids, dims=8))  # another size
+    stale = len(spaces)
+    hits, space = query_embedding.on_current_space(counting, "recipe", searched(counting, spaces), MAX_AGE_S)
+    assert [s["model"] for s in spaces[stale:]] == ["m2", "m3"] and space["dimensions"] == 8
+    assert len(hits.results) == 3 and hits.stamp["dimensions"] == 8
+    store.query("MATCH (s:EmbeddingSpace) DETACH DELETE s")
+    with pytest.raises(NoEmbeddings, match="No embeddings for type 'recipe' yet"):
+        query_embedding.on_current_space(counting, "recipe", searched(counting, spaces), MAX_AGE_S)
+
+
+def test_a_cached_space_older_than_its_limit_is_read_again_first(store, recipes, counting):
+    VectorWriter(store, model="m").write(vectors([r["id"] for r in recipes]))
+    query_embedding.on_current_space(counting, "recipe", searched(counting, []), MAX_AGE_S)
+    query_embedding.on_current_space(counting, "recipe", searched(counting, []), 1e-9)
+    assert counting.index_lookups == 2  # the index looked up again (an index dropped and made again is found)
+
+
+def test_a_space_that_changes_during_every_try_is_a_503_not_a_stale_answer(store, recipes, counting):
+    from recipes.errors import SpaceChanging
+
+    VectorWriter(store, model="m").write(vectors([r["id"] for r in recipes]))
+    spaces = []
+
+    def importing(space: dict) -> search.Hits:  # an import lands between each read of the space and its search
+        store.record_embedding_space("recipe", model=f"m{len(spaces)}", dimensions=DIMS, query_prompt=None,
+                                     index_name=space["index_name"])
+        return searched(counting, spaces)(space)
+
+    with pytest.raises(SpaceChanging) as error:
+        query_embedding.on_current_space(counting, "recipe", importing, MAX_AGE_S)
+    assert len(spaces) == query_embedding.SPACE_ATTEMPTS and error.value.status_code == 503
+    assert str(error.value.detail) == ("The recipe embeddings changed during each of 3 searches (an import is "
+                                       "running?): try again when it has finished")
 
 
 def test_a_type_without_embeddings_says_how_to_import_them(store, recipes):

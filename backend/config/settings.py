@@ -99,6 +99,10 @@ if QUERY_EMBEDDER == "remote" and not EMBEDDINGS_URL.startswith(("http://", "htt
                                f"(e.g. http://gpu-host:8080), not {EMBEDDINGS_URL!r}")
 EMBEDDINGS_API_KEY = os.environ.get("BACKEND_EMBEDDINGS_API_KEY", "")
 EMBEDDINGS_TIMEOUT = _positive_float("BACKEND_EMBEDDINGS_TIMEOUT", 5.0)  # seconds per query (connect and answer)
+# How long a worker serves a type's cached EmbeddingSpace before reading it again with its vector index (SHOW INDEXES:
+# an index dropped and made again under another name); a re-import is seen at once anyway, by the search statement's
+# stamp (recipes.query_embedding).
+SPACE_MAX_AGE_S = _positive_float("BACKEND_SPACE_MAX_AGE_S", 30.0)
 # Recent query vectors kept per worker process (keyed by model, dimensions, prompt and text); 0 turns it off.
 QUERY_CACHE_SIZE = _positive_int("BACKEND_QUERY_CACHE_SIZE", 1024, minimum=0)
 

@@ -47,6 +47,12 @@ class QueryEmbedderUnavailable(ModelUnavailable):
     serves another model or size than the type's EmbeddingSpace."""
 
 
+class SpaceChanging(APIException):
+    """A type's EmbeddingSpace changed during every try of a search (an import running): no answer from a stale
+    model is given."""
+    status_code = 503
+
+
 def status_for(exc: Exception) -> int | None:
     if isinstance(exc, APIException):
         return exc.status_code

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
+
 from console.fusion import RRF_K, branch_depth, rrf
 from recipes.errors import BadRequest, ModelUnavailable
 from recipes.filters import NO_FILTERS, SearchFilters
 from recipes.graph import get_store, model_label
-from recipes.query_embedding import embed_query, embedding_space
+from recipes.query_embedding import embed_query, on_current_space
 from recipes.search import Hits, hybrid_branches, keyword_search, vector_hits
 
 log = logging.getLogger(__name__)
@@ -45,9 +47,11 @@ def query_vector(space: dict, q: str, type_: str):
 
 
 def semantic_hits(store, q: str, type_: str, k: int, filters: SearchFilters = NO_FILTERS) -> tuple[Hits, str]:
+    """The vector hits and the query model, on the type's current space (:func:`on_current_space`)."""
     filters.check_type(type_)
-    space = embedding_space(store, type_)
-    return vector_hits(store, type_, query_vector(space, q, type_), k, space=space, filters=filters), space["model"]
+    hits, space = on_current_space(store, type_, lambda space: vector_hits(
+        store, type_, query_vector(space, q, type_), k, space=space, filters=filters), settings.SPACE_MAX_AGE_S)
+    return hits, space["model"]
 
 
 def fuse(keyword: list[dict], semantic: list[dict], k: int) -> list[dict]:
@@ -65,11 +69,16 @@ def fuse(keyword: list[dict], semantic: list[dict], k: int) -> list[dict]:
 
 
 def hybrid_hits(store, q: str, type_: str, k: int, filters: SearchFilters = NO_FILTERS) -> tuple[Hits, str]:
+    """The fused hits and the query model, on the type's current space (:func:`on_current_space`)."""
     filters.check_type(type_)
-    space = embedding_space(store, type_)
-    keyword, semantic = hybrid_branches(store, q, type_, query_vector(space, q, type_), branch_depth(k), space=space,
-                                        filters=filters)
-    return Hits(fuse(keyword, semantic.results, k), semantic.complete, semantic.examined), space["model"]
+
+    def branches(space: dict) -> Hits:
+        keyword, semantic = hybrid_branches(store, q, type_, query_vector(space, q, type_), branch_depth(k),
+                                            space=space, filters=filters)
+        return Hits(fuse(keyword, semantic.results, k), semantic.complete, semantic.examined, semantic.stamp)
+
+    hits, space = on_current_space(store, type_, branches, settings.SPACE_MAX_AGE_S)
+    return hits, space["model"]
 
 
 EXPLAIN_FIELDS = ("keyword_rank", "semantic_rank", "keyword_score", "semantic_score", "fused_score")

@@ -9,9 +9,14 @@ machine, HF TEI, vLLM, Infinity) at ``BACKEND_EMBEDDINGS_URL``.
 - The service must serve the space's model (its answer's ``model``, compared by the last two path parts) and give at
   least the space's dimensions (longer vectors are cut and normalised, Matryoshka, as the generator does); anything
   else is a :class:`~recipes.errors.QueryEmbedderUnavailable` (503) saying which and what to do.
-- :func:`embedding_space`: a type's space, cached per process and checked per query against the space node's
-  model, dimensions, prompt, index and ``updated_at`` (one small read), so that an import of another model is used
-  by the next search in every worker; the index lookup (``SHOW INDEXES``) is what the cache saves.
+- The type's space is cached per process and checked in the search's own statement, not before it
+  (:func:`on_current_space`): the cached space is served at once, the query embedded with it, and the search
+  statement also returns the space node's stamp (model, dimensions, prompt, index name, ``updated_at``,
+  :data:`recipes.search.SPACE_STAMP`). A stamp other than the cached one (a re-import of another model, size, prompt
+  or index, by any process) drops the cache, and the space is read again, the query embedded again and the search run
+  again: no answer is computed with a stale model, and a warm search is one Neo4j round trip. A cached space older
+  than ``BACKEND_SPACE_MAX_AGE_S`` (30 s) is read again first (the index lookup, ``SHOW INDEXES``: an index dropped
+  and made again); so is a type with nothing cached (a process's first search).
 - Recent query vectors are kept (``BACKEND_QUERY_CACHE_SIZE``, LRU per process, keyed by model, dimensions, prompt
   and text).
 """
@@ -23,6 +28,7 @@ import threading
 import time
 from collections import OrderedDict
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import numpy as np
 from django.conf import settings
@@ -30,12 +36,13 @@ from rest_framework.exceptions import APIException
 
 from console.neo4j.schema import EMBEDDING_SPACE_LABEL
 from console.neo4j.store import Neo4jStore
-from recipes.errors import ModelUnavailable, QueryEmbedderUnavailable
+from recipes.errors import ModelUnavailable, QueryEmbedderUnavailable, SpaceChanging
 from recipes.graph import model_label
+from recipes.search import SPACE_STAMP
 
 log = logging.getLogger(__name__)
-SPACE_MAX_AGE_S = 30.0  # the index lookup is redone at least this often (an index dropped and made again)
-_spaces: dict[str, tuple[tuple, float, dict]] = {}
+SPACE_ATTEMPTS = 3      # searches on spaces read in turn before a type whose space keeps changing is a 503
+_spaces: dict[str, tuple[float, dict]] = {}  # type -> (time.monotonic() when read, the space with its stamp)
 _vectors: OrderedDict[tuple, np.ndarray] = OrderedDict()
 _lock = threading.Lock()
 _sessions = threading.local()
@@ -43,19 +50,50 @@ _sessions = threading.local()
 
 # -- the type's EmbeddingSpace ------------------------------------------------------------------------------------
 def embedding_space(store: Neo4jStore, type_: str) -> dict:
-    """``store.embedding_space(type_)`` plus ``type``, reused while the space node is unchanged (one read per
-    call); :class:`~console.errors.NoEmbeddings` when the type has none."""
-    rows = store.read(
-        f"MATCH (s:{EMBEDDING_SPACE_LABEL} {{type: $type}}) RETURN s.model AS model, s.dimensions AS dimensions, "
-        "s.query_prompt AS query_prompt, s.index_name AS index_name, toString(s.updated_at) AS updated_at",
-        type=type_)
-    stamp = tuple(rows[0].values()) if rows else None
-    cached = _spaces.get(type_)
-    if stamp and cached and cached[0] == stamp and time.monotonic() - cached[1] < SPACE_MAX_AGE_S:
-        return dict(cached[2])
-    space = {**store.embedding_space(type_), "type": type_}
-    _spaces[type_] = (stamp, time.monotonic(), space)
+    """``store.embedding_space(type_)`` read now, plus ``type`` and the node's ``stamp``, and cached for
+    :func:`on_current_space`; :class:`~console.errors.NoEmbeddings` when the type has none."""
+    rows = store.read(f"MATCH (s:{EMBEDDING_SPACE_LABEL} {{type: $type}}) RETURN {SPACE_STAMP} AS stamp", type=type_)
+    # the stamp is read first: a space read after it is never older than its stamp (a change in between only
+    # makes the next search read the space again)
+    space = {**store.embedding_space(type_), "type": type_, "stamp": rows[0]["stamp"] if rows else None}
+    with _lock:
+        _spaces[type_] = (time.monotonic(), space)
     return dict(space)
+
+
+def cached_space(type_: str, max_age_s: float) -> dict | None:
+    """The space this process read last for ``type_``, unchecked, while younger than ``max_age_s``."""
+    with _lock:
+        read_at, space = _spaces.get(type_, (0.0, None))
+    return dict(space) if space is not None and time.monotonic() - read_at < max_age_s else None
+
+
+def forget_space(type_: str, stamp: dict | None) -> None:
+    """Drop the cached space of ``type_`` if it still has ``stamp`` (one read since by another thread is kept)."""
+    with _lock:
+        if type_ in _spaces and _spaces[type_][1]["stamp"] == stamp:
+            del _spaces[type_]
+
+
+Checked = TypeVar("Checked")
+
+
+def on_current_space(store: Neo4jStore, type_: str, search: Callable[[dict], Checked],
+                     max_age_s: float) -> tuple[Checked, dict]:
+    """``search(space)`` (an answer with the ``stamp`` its statement read) and the space it ran on: the cached space
+    (read at most ``max_age_s`` ago) when the answer's stamp is its own, else the space read again and the search run
+    again on it (at most :data:`SPACE_ATTEMPTS` searches; then :class:`~recipes.errors.SpaceChanging`, 503)."""
+    space = cached_space(type_, max_age_s)
+    for _ in range(SPACE_ATTEMPTS):
+        space = space or embedding_space(store, type_)
+        answer = search(space)
+        if answer.stamp == space["stamp"]:
+            return answer, space
+        log.info("the %s EmbeddingSpace changed (%s -> %s): read again", type_, space["stamp"], answer.stamp)
+        forget_space(type_, space["stamp"])
+        space = None
+    raise SpaceChanging(f"The {type_} embeddings changed during each of {SPACE_ATTEMPTS} searches (an import is "
+                        "running?): try again when it has finished")
 
 
 # -- the query's vector ---------------------------------------------------------------------------------------------

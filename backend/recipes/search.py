@@ -12,6 +12,11 @@ Filters (:mod:`recipes.filters`): Neo4j 5.26's ``db.index.vector.queryNodes`` ca
 vector branch over-fetches: it asks the index for more candidates than k, keeps those passing the filters, and
 asks again for four times as many until k pass, the index has no more, or :data:`VECTOR_MAX_CANDIDATES` were
 looked at (then the answer is marked incomplete). The full-text branch returns every match, so it filters exactly.
+
+The space: the vector and hybrid statements also return the type's EmbeddingSpace node as a stamp (:data:`SPACE_STAMP`,
+in :attr:`Hits.stamp`) and ask the vector index only while that node has the query vector's dimensions, so that a
+caller searching with a cached space (:func:`recipes.query_embedding.on_current_space`) learns in the same round
+trip whether the space changed since.
 """
 from __future__ import annotations
 
@@ -21,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from console.errors import DimensionMismatch, ItemNotFound, NoEmbeddings
-from console.neo4j.schema import EMBEDDING_PROPERTY, LABEL_TO_TYPE, TYPE_TO_LABEL, label_for
+from console.neo4j.schema import EMBEDDING_PROPERTY, EMBEDDING_SPACE_LABEL, LABEL_TO_TYPE, TYPE_TO_LABEL, label_for
 from console.neo4j.store import Neo4jStore
 from recipes.errors import QueryRejected
 from recipes.filters import KNOWN, MATCHES, NO_FILTERS, SearchFilters
@@ -45,20 +50,32 @@ FULLTEXT_BRANCH = (
     f"WHERE label IS NOT NULL AND {MATCHES} "
     "WITH node, score, label ORDER BY score DESC, node.id LIMIT $depth "
     "RETURN collect({id: node.id, label: label, title: coalesce(node.title, node.name), score: score}) AS keyword")
-# Hybrid: both branches in one statement, one round trip.
-HYBRID = (f"CALL () {{ {FULLTEXT_BRANCH} }} CALL () {{ {VECTOR_BRANCH} }} "
-          f"RETURN keyword, fetched, semantic, {KNOWN}")
+# The type's EmbeddingSpace node `s` as a stamp (null when there is none): what a cached space is checked against
+# (recipes.query_embedding), read in the search statement itself, so that checking costs no round trip.
+SPACE_STAMP = "s {.model, .dimensions, .query_prompt, .index_name, updated_at: toString(s.updated_at)}"
+# The space node of `$type`, its `stamp`, and whether the vector branch may run (`current`): only when the node
+# still has the query vector's `$dimensions`, so that a vector of a stale space never reaches the index.
+SPACE_CHECK = (f"OPTIONAL MATCH (s:{EMBEDDING_SPACE_LABEL} {{type: $type}}) "
+               f"WITH {SPACE_STAMP} AS stamp, coalesce(s.dimensions = $dimensions, false) AS current")
+CHECKED_VECTOR_BRANCH = f"CALL (current) {{ WITH current WHERE current {VECTOR_BRANCH} }}"
+# Semantic: the stamp and the vector branch, one round trip.
+VECTOR = f"{SPACE_CHECK} {CHECKED_VECTOR_BRANCH} RETURN stamp, fetched, semantic, {KNOWN}"
+# Hybrid: the stamp and both branches in one statement, one round trip.
+HYBRID = (f"{SPACE_CHECK} CALL () {{ {FULLTEXT_BRANCH} }} {CHECKED_VECTOR_BRANCH} "
+          f"RETURN stamp, keyword, fetched, semantic, {KNOWN}")
 
 
 @dataclass
 class Hits:
     """A search's hits, best first; ``complete`` is False when the vector branch stopped at
     :data:`VECTOR_MAX_CANDIDATES` candidates with fewer than k hits (more matching items may exist);
-    ``examined``: the vector candidates it looked at."""
+    ``examined``: the vector candidates it looked at; ``stamp``: the type's EmbeddingSpace as the search statement
+    read it (:data:`SPACE_STAMP`; None when there is none), to compare with the space the query vector was made for."""
 
     results: list[dict]
     complete: bool = True
     examined: int = 0
+    stamp: dict | None = None
 
 
 def get_item(store: Neo4jStore, item_id: str) -> dict:
@@ -113,19 +130,20 @@ def vector_hits(store: Neo4jStore, type_: str, vector, k: int = 10, exclude_id: 
     with ``score`` the cosine similarity (-1..1), over-fetching as the module says. ``space``: the type's
     :meth:`~console.neo4j.schema.SchemaAdmin.embedding_space` when the caller already looked it up (semantic search
     does, to pick the query model), so a search asks for it once. ``fetch``: the first candidate count;
-    ``max_candidates``: the most it asks the index for."""
+    ``max_candidates``: the most it asks the index for. When the space node no longer has the space's dimensions
+    the index is not asked (no hits) and the answer's ``stamp`` says what the node is now."""
     space = space if space is not None else store.embedding_space(type_)
     if filters.active:
         filters.check_type(type_)
     vec = _query_vector(type_, vector, space)
     fetch = min(fetch or first_fetch(k, exclude_id), max(max_candidates, k))
     while True:
-        row = store.read(f"{VECTOR_BRANCH}, {KNOWN}", index=space["index_name"], fetch=fetch, vector=vec,
-                          exclude=exclude_id or "", k=k, **filters.params())[0]
+        row = store.read(VECTOR, type=type_, dimensions=space["dimensions"], index=space["index_name"], fetch=fetch,
+                          vector=vec, exclude=exclude_id or "", k=k, **filters.params())[0]
         filters.check_known(row)
         hits, exhausted = row["semantic"], row["fetched"] < fetch
         if len(hits) >= k or exhausted or fetch >= max_candidates:
-            return Hits(_vector_rows(hits, type_), len(hits) >= k or exhausted, row["fetched"])
+            return Hits(_vector_rows(hits, type_), len(hits) >= k or exhausted, row["fetched"], row["stamp"])
         fetch = min(4 * fetch, max_candidates)
 
 
@@ -198,19 +216,20 @@ def keyword_search(store: Neo4jStore, text: str, type_: str | None = None, k: in
 def hybrid_branches(store: Neo4jStore, text: str, type_: str, vector, depth: int, *, space: dict,
                     filters: SearchFilters = NO_FILTERS) -> tuple[list[dict], Hits]:
     """Both branches of hybrid search in one statement: the best ``depth`` keyword hits and the best ``depth``
-    vector hits of ``type_``, each passing ``filters``. Only when a selective filter leaves the vector branch short
-    of ``depth`` hits does it ask again, with more candidates (:func:`vector_hits`)."""
+    vector hits of ``type_``, each passing ``filters``, with the space's stamp as :func:`vector_hits` has it. Only
+    when a selective filter leaves the vector branch short of ``depth`` hits does it ask again, with more candidates
+    (:func:`vector_hits`)."""
     filters.check_type(type_)
     vec = _query_vector(type_, vector, space)
     index, fetch = _fulltext_index(store), first_fetch(depth)
     with _fulltext_errors():
         row = store.read(HYBRID, fulltext=index, q=lucene_query(text), labels=[label_for(type_)], depth=depth,
-                          index=space["index_name"], fetch=fetch, vector=vec, exclude="", k=depth,
-                          **filters.params())[0]
+                          type=type_, dimensions=space["dimensions"], index=space["index_name"], fetch=fetch,
+                          vector=vec, exclude="", k=depth, **filters.params())[0]
     filters.check_known(row)
     semantic, exhausted = row["semantic"], row["fetched"] < fetch
     if len(semantic) >= depth or exhausted:
-        vector = Hits(_vector_rows(semantic, type_), True, row["fetched"])
+        vector = Hits(_vector_rows(semantic, type_), True, row["fetched"], row["stamp"])
     else:
         vector = vector_hits(store, type_, vec, depth, space=space, filters=filters,
                              fetch=min(4 * fetch, VECTOR_MAX_CANDIDATES))
