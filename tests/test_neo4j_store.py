@@ -411,3 +411,20 @@ def test_reads_are_sent_as_reads_so_a_cluster_can_serve_them_from_any_server(sto
     with pytest.raises(Exception, match="(?i)read"):
         store.read("CREATE (:Recipe {id: 'written-in-a-read'})")
     assert store.query("MATCH (r:Recipe {id: 'written-in-a-read'}) RETURN count(r) AS n")[0]["n"] == 0
+
+
+def test_the_fulltext_index_is_looked_up_once_and_again_when_it_is_made_under_another_name(store, recipes,
+                                                                                         neo4j_settings):
+    """Keyword (and hybrid) search keep the full-text index's name: one SHOW INDEXES per store; an index dropped and
+    made again under another name is found again by the next search, which still answers."""
+    store.ensure_schema()
+    store.query("CALL db.awaitIndexes(60)")
+    with CountingStore(Neo4jSettings.from_mapping(neo4j_settings)) as counting:
+        first = search.keyword_search(counting, "tempe", "recipe", k=3)
+        assert len(first) == 3
+        assert search.keyword_search(counting, "tempe", "recipe", k=3) == first and counting.index_lookups == 1
+        store.query("DROP INDEX item_fulltext")
+        store.query("CREATE FULLTEXT INDEX renamed_fulltext FOR (n:Recipe|Ingredient|Category) "
+                    "ON EACH [n.title, n.text, n.name]")
+        store.query("CALL db.awaitIndexes(60)")
+        assert search.keyword_search(counting, "tempe", "recipe", k=3) == first and counting.index_lookups == 2

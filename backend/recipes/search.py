@@ -20,8 +20,12 @@ trip whether the space changed since.
 """
 from __future__ import annotations
 
+import threading
+import time
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Callable, TypeVar
 
 import numpy as np
 
@@ -63,6 +67,13 @@ VECTOR = f"{SPACE_CHECK} {CHECKED_VECTOR_BRANCH} RETURN stamp, fetched, semantic
 # Hybrid: the stamp and both branches in one statement, one round trip.
 HYBRID = (f"{SPACE_CHECK} CALL () {{ {FULLTEXT_BRANCH} }} {CHECKED_VECTOR_BRANCH} "
           f"RETURN stamp, keyword, fetched, semantic, {KNOWN}")
+
+
+# The full-text index's name per store, and when it was looked up (the lookup, SHOW INDEXES, is a round trip).
+FULLTEXT_MAX_AGE_S = 300.0
+_fulltext_names: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_fulltext_lock = threading.Lock()
+Ran = TypeVar("Ran")
 
 
 @dataclass
@@ -172,17 +183,41 @@ def similar_items(store: Neo4jStore, item_id: str, k: int = 5,
     return item, vector_hits(store, item["type"], embedding, k, exclude_id=item_id, filters=filters)
 
 
-def _fulltext_index(store: Neo4jStore) -> str:
+def _fulltext_index(store: Neo4jStore, fresh: bool = False) -> str:
+    """The full-text index's name: looked up (``SHOW INDEXES``) once per store and :data:`FULLTEXT_MAX_AGE_S`, or
+    now when ``fresh``."""
+    with _fulltext_lock:
+        read_at, name = _fulltext_names.get(store, (0.0, None))
+    if name and not fresh and time.monotonic() - read_at < FULLTEXT_MAX_AGE_S:
+        return name
     index = store.find_fulltext_index()
     if index is None:
         raise NoEmbeddings("The full-text index does not exist yet: run python backend/manage.py load_demo_data")
+    with _fulltext_lock:
+        _fulltext_names[store] = (time.monotonic(), index["name"])
     return index["name"]
+
+
+class _FulltextIndexGone(Exception):
+    """The cached full-text index name is no longer an index (dropped, or made again under another name)."""
+
+
+def with_fulltext(store: Neo4jStore, run: Callable[[str], Ran]) -> Ran:
+    """``run(name of the full-text index)``, the name cached (:func:`_fulltext_index`); when the server no longer
+    knows that name, looked up again and run once more."""
+    try:
+        with _fulltext_errors():
+            return run(_fulltext_index(store))
+    except _FulltextIndexGone:
+        with _fulltext_errors():
+            return run(_fulltext_index(store, fresh=True))
 
 
 @contextmanager
 def _fulltext_errors():
     """A search text the full-text index refuses (Lucene's limit of 1,024 clauses: Neo4j's ProcedureCallFailed
-    client error from the index procedure) is a :class:`~recipes.errors.QueryRejected`."""
+    client error from the index procedure) is a :class:`~recipes.errors.QueryRejected`; an index name the server
+    does not know is :class:`_FulltextIndexGone`."""
     from neo4j.exceptions import ClientError
 
     try:
@@ -190,6 +225,8 @@ def _fulltext_errors():
     except ClientError as exc:
         if exc.code != "Neo.ClientError.Procedure.ProcedureCallFailed":
             raise
+        if "no such fulltext schema index" in (exc.message or "").lower():
+            raise _FulltextIndexGone(exc.message) from None
         raise QueryRejected("The full-text index cannot run this search text (too many words or terms): "
                             "shorten the query 'q'") from None
 
@@ -205,10 +242,9 @@ def keyword_search(store: Neo4jStore, text: str, type_: str | None = None, k: in
     """Full-text search over titles, texts and names passing ``filters``; ``score`` is Lucene's relevance score."""
     filters.check_type(type_)
     labels = [label_for(type_)] if type_ else list(TYPE_TO_LABEL.values())
-    index = _fulltext_index(store)
-    with _fulltext_errors():
-        row = store.read(f"CALL () {{ {FULLTEXT_BRANCH} }} RETURN keyword, {KNOWN}", fulltext=index, q=lucene_query(text), labels=labels,
-                          depth=k, **filters.params())[0]
+    row = with_fulltext(store, lambda index: store.read(
+        f"CALL () {{ {FULLTEXT_BRANCH} }} RETURN keyword, {KNOWN}", fulltext=index, q=lucene_query(text),
+        labels=labels, depth=k, **filters.params())[0])
     filters.check_known(row)
     return _keyword_rows(row["keyword"])
 
@@ -221,11 +257,11 @@ def hybrid_branches(store: Neo4jStore, text: str, type_: str, vector, depth: int
     (:func:`vector_hits`)."""
     filters.check_type(type_)
     vec = _query_vector(type_, vector, space)
-    index, fetch = _fulltext_index(store), first_fetch(depth)
-    with _fulltext_errors():
-        row = store.read(HYBRID, fulltext=index, q=lucene_query(text), labels=[label_for(type_)], depth=depth,
-                          type=type_, dimensions=space["dimensions"], index=space["index_name"], fetch=fetch,
-                          vector=vec, exclude="", k=depth, **filters.params())[0]
+    fetch = first_fetch(depth)
+    row = with_fulltext(store, lambda index: store.read(
+        HYBRID, fulltext=index, q=lucene_query(text), labels=[label_for(type_)], depth=depth, type=type_,
+        dimensions=space["dimensions"], index=space["index_name"], fetch=fetch, vector=vec, exclude="", k=depth,
+        **filters.params())[0])
     filters.check_known(row)
     semantic, exhausted = row["semantic"], row["fetched"] < fetch
     if len(semantic) >= depth or exhausted:
