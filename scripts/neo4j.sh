@@ -11,7 +11,7 @@
 # (default ~/.cache/embedding-console/neo4j-<version>); data, logs and the generated password
 # live in $NEO4J_HOME (default <project>/.neo4j, ignored by git).
 # Settings: NEO4J_VERSION, NEO4J_BOLT_PORT (7687), NEO4J_HEAP (512m), NEO4J_PAGECACHE (512m), NEO4J_START_TIMEOUT
-# (180 s), NEO4J_PASSWORD
+# (180 s), NEO4J_JVM_OPTS (more JVM options, e.g. "--add-modules jdk.incubator.vector"), NEO4J_PASSWORD
 # (if unset, a random one is generated once and kept in $NEO4J_HOME/credentials.env, mode 600).
 set -euo pipefail
 
@@ -104,7 +104,7 @@ start() {
   fi
   need_java; fetch_jars; write_conf; ensure_password
   log "starting Neo4j $VERSION on bolt://127.0.0.1:$PORT (home $HOME_DIR)"
-  NEO4J_HOME="$HOME_DIR" NEO4J_CONF="$HOME_DIR/conf" nohup java -Xms"$HEAP" -Xmx"$HEAP" -XX:+UseG1GC \
+  NEO4J_HOME="$HOME_DIR" NEO4J_CONF="$HOME_DIR/conf" nohup java -Xms"$HEAP" -Xmx"$HEAP" -XX:+UseG1GC ${NEO4J_JVM_OPTS:-} \
     -cp "$CACHE/lib/*" org.neo4j.server.CommunityEntryPoint \
     --home-dir="$HOME_DIR" --config-dir="$HOME_DIR/conf" >"$HOME_DIR/logs/console.log" 2>&1 &
   echo $! > "$PIDFILE"
