@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "backend"))
 
 from bench.generate import machine_info  # noqa: E402
-from bench.search import queries, stats  # noqa: E402
+from bench.search import queries, remote_embed_times, stats  # noqa: E402
 from recipes.testing import run_embedding_server  # noqa: E402
 
 
@@ -54,25 +54,11 @@ def in_process(embedder, texts: list[str]) -> list[float]:
     return times
 
 
-def client_times(url: str, model: str, texts: list[str]) -> list[float]:
-    """One keep-alive client: one ``POST /v1/embeddings`` per text, each timed until its vector is parsed."""
-    import requests
-
-    times = []
-    with requests.Session() as session:
-        for text in texts:
-            t0 = time.perf_counter()
-            response = session.post(f"{url}/v1/embeddings", json={"model": model, "input": [text]}, timeout=60)
-            response.raise_for_status()
-            assert len(response.json()["data"][0]["embedding"]) > 0
-            times.append(time.perf_counter() - t0)
-    return times
-
-
 def served(url: str, model: str, texts: list[str], clients: int) -> dict:
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max_workers=clients) as pool:
-        parts = list(pool.map(lambda chunk: client_times(url, model, chunk), [texts[i::clients] for i in range(clients)]))
+        chunks = [texts[i::clients] for i in range(clients)]
+        parts = list(pool.map(lambda chunk: remote_embed_times(url, model, chunk), chunks))
     wall = time.perf_counter() - t0
     times = [t for part in parts for t in part]
     return {"clients": clients, "wall_s": round(wall, 3), "requests_per_s": round(len(times) / wall, 1),
@@ -103,7 +89,7 @@ def run(model: str, label: str, args) -> dict:
 
         torch.cuda.empty_cache()
     with run_embedding_server(model, *service_args(args), log_path=args.server_log) as url:
-        client_times(url, model, [prompt + q for q in warm])
+        remote_embed_times(url, model, [prompt + q for q in warm])
         for clients in (int(c) for c in args.clients.split(",")):
             row = served(url, model, [prompt + q for q in texts], clients)
             result[f"served_{clients}_client{'s' if clients > 1 else ''}"] = row
