@@ -27,8 +27,9 @@ from recipes.errors import STATUS_FOR, BadRequest
 from recipes.filters import FILTERS, SearchFilters
 from recipes.graph import get_store, item_neighbours, model_label
 from recipes.query_embedding import check_model_allowed
-from recipes.modes import DEFAULT_MODE, MODES, check_mode, note_for, search, semantic_search
-from recipes.search import get_item, keyword_search, similar_items
+from recipes.modes import (DEFAULT_MODE, MODES, check_mode, note_for, search, semantic_search,
+                          similar_search)
+from recipes.search import get_item, keyword_search
 from recipes.parsers import BodyTooLarge
 
 THROTTLE_SETTING = {"search": "BACKEND_THROTTLE_SEARCH", "similar": "BACKEND_THROTTLE_SIMILAR",
@@ -258,7 +259,7 @@ class SimilarItems(APIView):
     def get(self, request, item_id: str):
         k = _k_param(request, 5)
         filters = SearchFilters.from_mapping(request.query_params)
-        item, similar = similar_items(get_store(), item_id, k, filters)
+        item, similar = similar_search(get_store(), item_id, k, filters)
         return Response({"id": item["id"], "type": item["type"], "title": item["title"],
                          "filters": filters.as_dict(), "complete": similar.complete,
                          "note": note_for(similar, "semantic", item["type"], k, filters), "results": similar.results})

@@ -19,7 +19,7 @@ from recipes.errors import BadRequest, ModelUnavailable
 from recipes.filters import NO_FILTERS, SearchFilters
 from recipes.graph import get_store, model_label
 from recipes.query_embedding import embed_query, on_current_space
-from recipes.search import Hits, hybrid_branches, keyword_search, vector_hits
+from recipes.search import Hits, hybrid_branches, keyword_search, similar_items, vector_hits
 
 log = logging.getLogger(__name__)
 MODES = ("keyword", "semantic", "hybrid")
@@ -52,6 +52,13 @@ def semantic_hits(store, q: str, type_: str, k: int, filters: SearchFilters = NO
     hits, space = on_current_space(store, type_, lambda space: vector_hits(
         store, type_, query_vector(space, q, type_), k, space=space, filters=filters), settings.SPACE_MAX_AGE_S)
     return hits, space["model"]
+
+
+def similar_search(store, item_id: str, k: int, filters: SearchFilters = NO_FILTERS) -> tuple[dict, Hits]:
+    """:func:`recipes.search.similar_items` on the type's cached space (:func:`on_current_space`): when warm, one
+    statement for the item and its vector, one for the search."""
+    return similar_items(store, item_id, k, filters, on_space=lambda type_, run: on_current_space(
+        store, type_, run, settings.SPACE_MAX_AGE_S)[0])
 
 
 def fuse(keyword: list[dict], semantic: list[dict], k: int) -> list[dict]:

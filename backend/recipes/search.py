@@ -89,14 +89,15 @@ class Hits:
     stamp: dict | None = None
 
 
-def get_item(store: Neo4jStore, item_id: str) -> dict:
+def get_item(store: Neo4jStore, item_id: str, with_embedding: bool = False) -> dict:
+    """The item's fields, its ``type`` and ``degree``; with ``with_embedding`` its vector too (``embedding``)."""
     labels = " UNION ".join(f"MATCH (n:{label} {{id: $id}}) RETURN n" for label in TYPE_TO_LABEL.values())
     rows = store.read(
         f"CALL () {{ {labels} }} "
         "RETURN n.id AS id, [l IN labels(n) WHERE l IN $labels][0] AS label, "
         "coalesce(n.title, n.name) AS title, n.description AS description, n.text AS text, "
         "n.url AS url, n.embedding_model AS embedding_model, n.embedding IS NOT NULL AS has_embedding, "
-        "COUNT { (n)--() } AS degree",
+        f"COUNT {{ (n)--() }} AS degree{f', n.{EMBEDDING_PROPERTY} AS embedding' if with_embedding else ''}",
         id=item_id, labels=list(TYPE_TO_LABEL.values()),
     )
     if not rows:
@@ -165,22 +166,27 @@ def vector_search(store: Neo4jStore, type_: str, vector: np.ndarray | list[float
     return vector_hits(store, type_, vector, k, exclude_id, space=space, filters=filters).results
 
 
-def similar_items(store: Neo4jStore, item_id: str, k: int = 5,
-                  filters: SearchFilters = NO_FILTERS) -> tuple[dict, Hits]:
+def similar_items(store: Neo4jStore, item_id: str, k: int = 5, filters: SearchFilters = NO_FILTERS, *,
+                  on_space: Callable[[str, Callable[[dict | None], Hits]], Hits] | None = None) -> tuple[dict, Hits]:
     """The item and its k nearest items of the same type passing ``filters`` (cosine scores, the item itself left
-    out)."""
-    item = get_item(store, item_id)
+    out). ``on_space(type, search)`` runs ``search(space)`` on the type's space as the caller keeps it (the backend's
+    cached space, :func:`recipes.modes.similar_search`); by default the space is read here (``search(None)``)."""
+    item = get_item(store, item_id, with_embedding=True)
     filters.check_type(item["type"])
-    rows = store.read(
-        f"MATCH (n:{TYPE_TO_LABEL[item['type']]} {{id: $id}}) RETURN n.{EMBEDDING_PROPERTY} AS embedding",
-        id=item_id,
-    )
-    embedding = rows[0]["embedding"] if rows else None
+    embedding = item.pop("embedding")
     if embedding is None:
         raise NoEmbeddings(
             f"Item {item_id!r} has no embedding yet: import the embeddings of type {item['type']!r} first"
         )
-    return item, vector_hits(store, item["type"], embedding, k, exclude_id=item_id, filters=filters)
+    mismatched = []
+
+    def search(space: dict | None) -> Hits:
+        if space is not None and len(embedding) != space["dimensions"] and not mismatched:
+            mismatched.append(space)  # re-embedded since the space was kept: a stamp of its own makes it read again
+            return Hits([], stamp={"dimensions": len(embedding)})
+        return vector_hits(store, item["type"], embedding, k, exclude_id=item_id, filters=filters, space=space)
+
+    return item, on_space(item["type"], search) if on_space else search(None)
 
 
 def _fulltext_index(store: Neo4jStore, fresh: bool = False) -> str:

@@ -19,8 +19,8 @@ from recipes.api import Throttle, check_query_length, throttled_message
 from recipes.errors import message_of, status_for
 from recipes.filters import FILTERS, SearchFilters
 from recipes.graph import get_store, item_neighbours
-from recipes.modes import MODES, search
-from recipes.search import get_item, similar_items
+from recipes.modes import MODES, search, similar_search
+from recipes.search import get_item
 
 PAGE_MODE = "keyword"  # the page's mode when none is chosen: works before any vector is imported
 
@@ -77,7 +77,7 @@ def item_page(request, item_id: str):
     item.update(item_neighbours(store, item_id))
     similar, similar_error = [], None
     try:
-        similar = similar_items(store, item_id, 8)[1].results
+        similar = similar_search(store, item_id, 8)[1].results
     except Neo4jStoreError as exc:
         similar_error = str(exc)
     return render(request, "recipes/detail.html", {"item": item, "similar": similar, "similar_error": similar_error})
