@@ -176,6 +176,20 @@ def tiny_qwen3_path(tmp_path_factory) -> Path:
     return build_random_qwen3(tmp_path_factory.mktemp("tiny-qwen3"), size="tiny")
 
 
+class StopAfter:
+    """A generator progress callback that interrupts the run (as Ctrl-C does) after `n` stored steps (batches of the
+    local engine, parts of the Ray engine)."""
+
+    def __init__(self, n: int):
+        self.n, self.stored = n, 0
+
+    def __call__(self, p) -> None:
+        if p.rate is not None and p.message is None:
+            self.stored += 1
+            if self.stored >= self.n:
+                raise KeyboardInterrupt
+
+
 def read_demo_recipes(name: str = "ayam", limit: int | None = None) -> list[dict]:
     """Rows of data/indonesian-recipes/<name>.csv.gz (shipped in the repository) as dicts (Title, Ingredients, Steps, Loves, URL)."""
     path = DEMO_DATA / f"{name}.csv.gz"

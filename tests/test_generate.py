@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sentence_transformers import SentenceTransformer
 
-from conftest import read_demo_recipes
+from conftest import StopAfter, read_demo_recipes
 from console.embfiles import read_embeddings, read_meta
 from console.errors import ValidationFailed
 from console.generate import GenerateOptions, generate
@@ -276,25 +276,12 @@ def test_a_budget_that_never_cuts_a_batch_is_said(tmp_path, export, minilm_path)
     assert result.embedded == 28
 
 
-class _StopAfter:
-    """A progress callback that interrupts the run (as Ctrl-C does) after `n` stored batches."""
-
-    def __init__(self, n: int):
-        self.n, self.batches = n, 0
-
-    def __call__(self, p) -> None:
-        if p.rate is not None and p.message is None:
-            self.batches += 1
-            if self.batches >= self.n:
-                raise KeyboardInterrupt
-
-
 def test_a_stopped_budget_run_resumes_with_another_budget_without_gaps_or_duplicates(tmp_path, export, minilm_path):
     """Done is decided per text (its content digest in the checkpoint), not per batch: other batch boundaries on
     resume (another --max-tokens, or none) redo nothing and lose nothing."""
     input_dir, recipes, _ = export
     with pytest.raises(KeyboardInterrupt):
-        generate(opts(tmp_path, input_dir, minilm_path, batch_size=64, max_tokens=600), progress=_StopAfter(3))
+        generate(opts(tmp_path, input_dir, minilm_path, batch_size=64, max_tokens=600), progress=StopAfter(3))
     stopped = sum(len(b) for b in _checkpoint_batches(tmp_path / "out"))
     assert 0 < stopped < 28
     again = generate(opts(tmp_path, input_dir, minilm_path, batch_size=64, max_tokens=300))

@@ -13,7 +13,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from conftest import read_demo_recipes  # noqa: E402
+from conftest import StopAfter, read_demo_recipes  # noqa: E402
 from console.cli import main  # noqa: E402
 from console.embfiles import read_embeddings, read_meta  # noqa: E402
 from console.errors import OptionError  # noqa: E402
@@ -109,24 +109,11 @@ def test_a_token_budget_run_on_ray_equals_the_local_engine(tmp_path, local_ray, 
     _same_as_local(tmp_path, minilm_path, max_tokens=300)
 
 
-class _StopAfter:
-    """A progress callback that interrupts the run (as Ctrl-C does) after `n` stored parts."""
-
-    def __init__(self, n: int):
-        self.n, self.parts = n, 0
-
-    def __call__(self, p) -> None:
-        if p.rate is not None and p.message is None:
-            self.parts += 1
-            if self.parts >= self.n:
-                raise KeyboardInterrupt
-
-
 @pytest.mark.slow
 def test_a_stopped_run_started_again_embeds_only_the_rest(tmp_path, local_ray, minilm_path):
     _export(tmp_path / "in")
     with pytest.raises(KeyboardInterrupt):
-        generate(_opts(tmp_path, minilm_path, ray_workers="2", **RAY_OPTS), progress=_StopAfter(2))
+        generate(_opts(tmp_path, minilm_path, ray_workers="2", **RAY_OPTS), progress=StopAfter(2))
     again = generate(_opts(tmp_path, minilm_path, ray_workers="2", **RAY_OPTS))
     assert again.reused > 0 and again.embedded > 0
     hashes = [h for path in sorted((tmp_path / "ray" / ".checkpoints").glob("*.jsonl"))
@@ -169,7 +156,7 @@ def test_a_killed_worker_is_replaced_and_the_output_is_complete(tmp_path, local_
 def test_changed_settings_ignore_earlier_parts(tmp_path, local_ray, minilm_path):
     _export(tmp_path / "in")
     with pytest.raises(KeyboardInterrupt):
-        generate(_opts(tmp_path, minilm_path, ray_workers="2", **RAY_OPTS), progress=_StopAfter(1))
+        generate(_opts(tmp_path, minilm_path, ray_workers="2", **RAY_OPTS), progress=StopAfter(1))
     parts = tmp_path / "ray" / ".ray" / "parts"
     earlier = sorted(parts.glob("*/*.parquet"))  # parts finished after the stop: another key's, left alone
     changed = generate(_opts(tmp_path, minilm_path, ray_workers="2", dimensions=128, **RAY_OPTS))
