@@ -26,7 +26,7 @@ from console.neo4j.store import Neo4jStore
 from console.neo4j.writer import VectorWriter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "backend"))
-from recipes import query_embedding, search  # noqa: E402
+from recipes import modes, query_embedding, search  # noqa: E402
 
 DIMS = 16
 
@@ -364,22 +364,18 @@ def test_a_warm_search_is_one_statement_and_a_reimport_is_used_by_the_next_searc
 
 def test_similar_items_on_the_cached_space_take_two_statements_and_follow_a_reimport_of_another_size(
         store, recipes, counting):
-    """The backend's similar items (recipes.modes.similar_search, here with the same on_space): the item with its
-    vector in one statement, the search in one more once the space is cached; after a re-import of another size the
-    item's new vector is searched on the new space, not refused against the cached one."""
+    """The backend's similar items (recipes.modes.similar_search): the item with its vector in one statement, the
+    search in one more once the space is cached; after a re-import of another size the item's new vector is searched
+    on the new space, not refused against the cached one."""
     ids = [r["id"] for r in recipes]
     VectorWriter(store, model="m").write(vectors(ids))
-
-    def on_space(type_, run):
-        return query_embedding.on_current_space(counting, type_, run, MAX_AGE_S)[0]
-
-    search.similar_items(counting, ids[0], k=3, on_space=on_space)  # the space read and cached
+    modes.similar_search(counting, ids[0], 3, max_age_s=MAX_AGE_S)  # the space read and cached
     before = counting.statements
-    item, hits = search.similar_items(counting, ids[0], k=3, on_space=on_space)
+    item, hits = modes.similar_search(counting, ids[0], 3, max_age_s=MAX_AGE_S)
     assert counting.statements - before == 2 and len(hits.results) == 3 and ids[0] not in {h["id"] for h in hits.results}
     store.drop_vector_index("recipe")
     VectorWriter(store, model="m8").write(vectors(ids, dims=8))
-    item, hits = search.similar_items(counting, ids[0], k=3, on_space=on_space)
+    item, hits = modes.similar_search(counting, ids[0], 3, max_age_s=MAX_AGE_S)
     assert len(hits.results) == 3 and hits.stamp["model"] == "m8" and hits.stamp["dimensions"] == 8
 
 

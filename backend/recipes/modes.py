@@ -14,6 +14,7 @@ import logging
 
 from django.conf import settings
 
+from console.errors import DimensionMismatch
 from console.fusion import RRF_K, branch_depth, rrf
 from recipes.errors import BadRequest, ModelUnavailable
 from recipes.filters import NO_FILTERS, SearchFilters
@@ -54,11 +55,21 @@ def semantic_hits(store, q: str, type_: str, k: int, filters: SearchFilters = NO
     return hits, space["model"]
 
 
-def similar_search(store, item_id: str, k: int, filters: SearchFilters = NO_FILTERS) -> tuple[dict, Hits]:
-    """:func:`recipes.search.similar_items` on the type's cached space (:func:`on_current_space`): when warm, one
-    statement for the item and its vector, one for the search."""
-    return similar_items(store, item_id, k, filters, on_space=lambda type_, run: on_current_space(
-        store, type_, run, settings.SPACE_MAX_AGE_S)[0])
+def similar_search(store, item_id: str, k: int, filters: SearchFilters = NO_FILTERS,
+                   max_age_s: float | None = None) -> tuple[dict, Hits]:
+    """:func:`recipes.search.similar_items` on the type's cached space (:func:`on_current_space`; ``max_age_s``:
+    ``BACKEND_SPACE_MAX_AGE_S`` by default): when warm, one statement for the item and its vector, one for the search.
+    An item whose vector does not fit the cached space (re-embedded at another size since) makes the space read now;
+    a vector that does not fit that either is the :class:`~console.errors.DimensionMismatch` it always was."""
+    max_age_s = settings.SPACE_MAX_AGE_S if max_age_s is None else max_age_s
+
+    def on_space(type_: str, run) -> Hits:
+        try:
+            return on_current_space(store, type_, run, max_age_s)[0]
+        except DimensionMismatch:
+            return on_current_space(store, type_, run, 0.0)[0]  # max age 0: the space read again first
+
+    return similar_items(store, item_id, k, filters, on_space=on_space)
 
 
 def fuse(keyword: list[dict], semantic: list[dict], k: int) -> list[dict]:

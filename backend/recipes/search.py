@@ -170,7 +170,8 @@ def similar_items(store: Neo4jStore, item_id: str, k: int = 5, filters: SearchFi
                   on_space: Callable[[str, Callable[[dict | None], Hits]], Hits] | None = None) -> tuple[dict, Hits]:
     """The item and its k nearest items of the same type passing ``filters`` (cosine scores, the item itself left
     out). ``on_space(type, search)`` runs ``search(space)`` on the type's space as the caller keeps it (the backend's
-    cached space, :func:`recipes.modes.similar_search`); by default the space is read here (``search(None)``)."""
+    cached space, :func:`recipes.modes.similar_search`); by default the space is read here (``search(None)``). The
+    item's own vector of another size than the space is a :class:`DimensionMismatch`."""
     item = get_item(store, item_id, with_embedding=True)
     filters.check_type(item["type"])
     embedding = item.pop("embedding")
@@ -178,12 +179,8 @@ def similar_items(store: Neo4jStore, item_id: str, k: int = 5, filters: SearchFi
         raise NoEmbeddings(
             f"Item {item_id!r} has no embedding yet: import the embeddings of type {item['type']!r} first"
         )
-    mismatched = []
 
     def search(space: dict | None) -> Hits:
-        if space is not None and len(embedding) != space["dimensions"] and not mismatched:
-            mismatched.append(space)  # re-embedded since the space was kept: a stamp of its own makes it read again
-            return Hits([], stamp={"dimensions": len(embedding)})
         return vector_hits(store, item["type"], embedding, k, exclude_id=item_id, filters=filters, space=space)
 
     return item, on_space(item["type"], search) if on_space else search(None)
