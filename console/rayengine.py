@@ -140,8 +140,6 @@ class EmbedWorker:
     GPU, built once); each call embeds one Ray batch, writes it as one part and returns a one-row summary.
     `--batch-size` and `--max-tokens` batch it as the local engine does (carried from call to call after OOM)."""
 
-    max_tokens: int | None = None
-
     def __init__(self, model_args: dict, key: str, batch_size: int, storage_uri: str, max_tokens: int | None = None):
         from console.engine import Embedder
 
