@@ -4,7 +4,7 @@ Upload export files, generate embeddings in the background with progress, explor
 similarity preview, download them or push them into Neo4j. Everything is kept in the work folder
 (env CONSOLE_WORKDIR, default ./work). It listens on 127.0.0.1 (.streamlit/config.toml); on any
 other address it shows no page until CONSOLE_PASSWORD (or CONSOLE_PASSWORD_FILE, or `console_password` in
-.streamlit/secrets.toml) is set, and then asks for it (pages/common.py password_gate, console/access.py).
+.streamlit/secrets.toml) is set, and then asks for it (pages/common.py password_gate, console/app/access.py).
 """
 import os
 import sys

@@ -32,7 +32,7 @@ CATEGORIES = ("ayam", "ikan", "sapi", "tahu", "telur", "tempe")
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from console.neo4j.settings import read_env_file  # noqa: E402
+from console.sinks.neo4j.settings import read_env_file  # noqa: E402
 
 
 # -- machine and results ----------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ In one process, per model, for each path (backend x quantisation), on the same r
 - single-query latency: median of `encode_query` on one short query.
 The paths run round-robin (`--repeats`), so a busy moment on a shared machine hits each alike; the best time counts.
 The Qwen3 shape has random weights: speed only (fidelity of random weights says nothing), documents per second and
-single-query latency. Writes bench/results/cpu-backends.json and console/auto_backends.json (MiniLM's entry, keyed
+single-query latency. Writes bench/results/cpu-backends.json and console/generation/auto_backends.json (MiniLM's entry, keyed
 by its weights' fingerprint: `--backend auto` takes the fastest path with mean cosine >= 0.99 and top-10 >= 0.9).
 """
 from __future__ import annotations
@@ -67,7 +67,7 @@ def fidelity(vectors: np.ndarray, reference: np.ndarray) -> dict:
 
 def load_paths(model: str, paths, max_length: int | None) -> dict:
     """{(backend, quantize): (Embedder, seconds to load, export included when the cache was cold)}"""
-    from console.engine import Embedder
+    from console.generation.engine import Embedder
 
     out = {}
     for backend, quantize in paths:
@@ -132,7 +132,7 @@ def measure_model(model: str, label: str, sets: dict, args, with_fidelity: bool)
                          "query_latency_ms": query_latency_ms(embedder, "resep ayam goreng bumbu kuning",
                                                               args.query_rounds)})
             if path == ("torch", "none"):
-                from console.backends import weights_fingerprint
+                from console.generation.backends import weights_fingerprint
 
                 info = {"fingerprint": weights_fingerprint(embedder.model[0].auto_model),
                         "max_length": embedder.max_length}
@@ -175,15 +175,15 @@ def main(argv=None) -> int:
                         help="also time the random-weight Qwen3-Embedding-0.6B shape (default full)")
     parser.add_argument("--qwen3-n", type=int, default=16, help="Qwen3: whole recipes timed (default 16)")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "cpu-backends.json")
-    parser.add_argument("--no-auto-table", action="store_true", help="do not rewrite console/auto_backends.json")
+    parser.add_argument("--no-auto-table", action="store_true", help="do not rewrite console/generation/auto_backends.json")
     parser.add_argument("--qwen3-only", action="store_true", help="skip MiniLM (and the auto table)")
     parser.add_argument("--paths", default=",".join(f"{b}/{q}" for b, q in PATHS),
                         help="backend/quantize paths to time (default all; torch/none always)")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from console.backends import AUTO_TABLE
-    from console.devmodels import cached_random_qwen3, minilm_path
+    from console.generation.backends import AUTO_TABLE
+    from console.generation.devmodels import cached_random_qwen3, minilm_path
 
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     machine = machine_info()

@@ -7,7 +7,7 @@ Takes the first ``--limit`` demo recipes (evenly from the six files, as ``load_d
 11,239), writes them as export records (the backend's text: title, first steps, ingredients, categories), embeds
 them with the console's CLI (skipped when ``--work`` already holds that run), restricts the shipped
 data/queries/recipes.jsonl to those recipes (judgements of other recipes dropped; queries left without a relevant
-recipe dropped) and scores the three modes with console.evaluate, as the console's Evaluate view does. ``--live``
+recipe dropped) and scores the three modes with console.search.evaluate, as the console's Evaluate view does. ``--live``
 also loads the same recipes into a private Neo4j (its own folder and port), imports the run and scores the live
 search in the three modes with ``manage.py evaluate_search`` (Lucene keyword search, the quantized vector index,
 hybrid in one Cypher statement). Writes bench/results/evaluate-demo.json, with the machine's load before and after.
@@ -55,7 +55,7 @@ def live(limit: int, run_dir: Path, queries, work: Path, k: int) -> dict:
     from common import private_neo4j
     from recipes.testing import manage
 
-    from console.embfiles import output_path
+    from console.files.embfiles import output_path
 
     queries_file = work / "queries-subset.jsonl"
     queries_file.write_text("".join(json.dumps({"id": q, "query": t, "relevant": sorted(queries.qrels[q])}) + "\n"
@@ -76,11 +76,11 @@ def live(limit: int, run_dir: Path, queries, work: Path, k: int) -> dict:
 
 def main(argv=None) -> int:
     from console.cli import main as cli
-    from console.devmodels import minilm_path
-    from console.embfiles import output_path
-    from console.engine import Embedder
-    from console.evaluate import evaluate_console, load_run, query_encoder
-    from console.querysets import read_query_set
+    from console.generation.devmodels import minilm_path
+    from console.files.embfiles import output_path
+    from console.generation.engine import Embedder
+    from console.search.evaluate import evaluate_console, load_run, query_encoder
+    from console.search.querysets import read_query_set
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=1800, help="demo recipes to use (0 = all 11,239)")
@@ -114,7 +114,7 @@ def main(argv=None) -> int:
         "evaluate_s": round(time.monotonic() - t0, 1),
         "keyword": "BM25 (bm25s) over the export text; the live backend's keyword search is Lucene's",
         "semantic": "exact cosine over the run's vectors, queries with the model's query prompt",
-        "hybrid": "reciprocal rank fusion (k=60, console.fusion.rrf) of the keyword and semantic rankings, each "
+        "hybrid": "reciprocal rank fusion (k=60, console.search.fusion.rrf) of the keyword and semantic rankings, each "
                   "branch_depth(k) = max(2k, 20) deep; live: the backend's hybrid search (one Cypher statement)",
         "evaluation": ev.to_dict(),
         "keyword_vs_semantic_top_k_overlap_mean": (sum(r["overlap"] for r in result.overlap) / len(result.overlap)

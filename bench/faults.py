@@ -46,7 +46,7 @@ def _lines(out: Path) -> int:
 
 
 def _read(path: Path) -> tuple[list[str], np.ndarray]:
-    from console.embfiles import read_embeddings
+    from console.files.embfiles import read_embeddings
 
     items = list(read_embeddings(path))
     return [i.id for i in items], np.vstack([i.embedding for i in items])
@@ -62,7 +62,7 @@ def main(argv=None) -> int:
     parser.add_argument("--max-delay", type=float, default=1.0, help="longest wait after the first new batch (s)")
     parser.add_argument("--seed", type=int, default=20261125)
     args = parser.parse_args(argv)
-    from console.devmodels import minilm_path
+    from console.generation.devmodels import minilm_path
 
     model = str(minilm_path())
     rng = random.Random(args.seed)

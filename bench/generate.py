@@ -9,7 +9,7 @@ Runs, in one process on the same loaded model (after a warm-up):
 - `st_loop`: a plain loop `for batch in batches(texts): model.encode(batch)` (input order, no global sorting)
 - `st_encode`: one `model.encode(texts, batch_size=B)` call (sentence-transformers sorts by length itself)
 - `engine`: `Embedder.encode(texts, batch_size=B)` (length-sorted batches, per-batch callback, order restored)
-- `generate`: the whole `console.generate.generate` pipeline on the same texts as a JSONL export (validation,
+- `generate`: the whole `console.generation.generate.generate` pipeline on the same texts as a JSONL export (validation,
   fsync'd checkpoint per batch, output JSON file), the model already loaded
 tokens/s counts the tokens the model reads (prompt included, cut at the model's max length); `tokens` also gives the
 padded tokens the batches compute in input order and sorted by length (what length sorting saves).
@@ -119,9 +119,9 @@ def main(argv=None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-    from console.devmodels import cached_random_qwen3, minilm_path
-    from console.engine import Embedder
-    from console.generate import GenerateOptions, generate
+    from console.generation.devmodels import cached_random_qwen3, minilm_path
+    from console.generation.engine import Embedder
+    from console.generation.generate import GenerateOptions, generate
 
     if args.qwen3_random:
         model = str(cached_random_qwen3(args.qwen3_random))

@@ -10,14 +10,14 @@ token-budget batching; tokens/s and share of the GPU's bf16 peak.
 For each (dtype, batch size) it times, on the same loaded model and the same real recipe texts:
 - `st_loop`: plain `SentenceTransformer.encode` over consecutive batches in input order (the baseline: no sorting)
 - `st_encode`: one `SentenceTransformer.encode` call (sorted by characters inside)
-- `engine`: `console.engine.Embedder.encode` (length-sorted batches, order restored); `engine_overlap`: the same
+- `engine`: `console.generation.engine.Embedder.encode` (length-sorted batches, order restored); `engine_overlap`: the same
   with the next batch tokenised in a background thread while the GPU runs this one
 - `engine_tokens_<N>_overlap`: texts sorted by token count, batches cut at N padded tokens, tokenisation overlapped
 It reports items/s, tokens/s (real tokens after truncation, padding excluded), the best method's speed-up, and
 the fraction of the GPU's dense bf16 peak reached: 2 x non-embedding parameters FLOPs per real token (the usual
 forward-pass estimate; the embedding table is a lookup, and attention's extra term is small at these lengths).
 Throughput does not depend on the weights, so the random-weight model built by
-`console.devmodels.cached_random_qwen3("full")` stands in for the real one; any shipped tokenizer serves.
+`console.generation.devmodels.cached_random_qwen3("full")` stands in for the real one; any shipped tokenizer serves.
 `--trace FILE` instead profiles one engine run with torch.profiler (top operators, the device-busy share). Writes bench/results/gpu-profile-<device>.json and prints one line per configuration.
 """
 from __future__ import annotations
@@ -82,7 +82,7 @@ def methods(embedder, texts: list[str], batch_size: int, budgets: list[int]) -> 
 def profile_dtype(model: str, dtype: str, texts: list[str], args, peak_of) -> list[dict]:
     import torch
 
-    from console.engine import Embedder
+    from console.generation.engine import Embedder
 
     embedder = Embedder(model, device=args.device, dtype=dtype, max_length=args.max_length)
     params = matmul_parameters(embedder.model)
@@ -122,7 +122,7 @@ def trace(model: str, texts: list[str], args, out: Path) -> None:
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from console.engine import Embedder
+    from console.generation.engine import Embedder
 
     embedder = Embedder(model, device=args.device, dtype=args.dtypes.split(",")[-1], max_length=args.max_length)
     embedder.encode(texts[:64], batch_size=64)  # warm-up
@@ -158,7 +158,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from console.devmodels import cached_random_qwen3
+    from console.generation.devmodels import cached_random_qwen3
 
     model = args.model
     if model is None:

@@ -35,7 +35,7 @@ stage() {  # stage NAME WANT_S CMD...: runs CMD for at most WANT_S seconds and w
 stage machine 30 bash -c "nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv; \
   $PY -c 'import torch, transformers, sentence_transformers as st; print(torch.__version__, torch.version.cuda, \
   transformers.__version__, st.__version__, torch.cuda.get_device_name(0))'"
-stage build-qwen3 120 $PY -c "from console.devmodels import cached_random_qwen3; print(cached_random_qwen3('full'))"
+stage build-qwen3 120 $PY -c "from console.generation.devmodels import cached_random_qwen3; print(cached_random_qwen3('full'))"
 stage pytest-gpu 240 $PY -m pytest -m gpu -q -p no:cacheprovider tests/test_engine.py tests/test_jobs.py
 stage profile-bf16 240 $PY bench/gpu_profile.py --dtypes bfloat16 --batch-sizes ${BATCH_SIZES:-16,64,256} --n 2048 \
   --output "$OUTDIR/gpu-profile-cuda.json"

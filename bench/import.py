@@ -1,4 +1,4 @@
-"""Benchmark: vectors/s of the embeddings import (console.neo4j.writer.VectorWriter, which import_embeddings and
+"""Benchmark: vectors/s of the embeddings import (console.sinks.neo4j.writer.VectorWriter, which import_embeddings and
 the console's push use) against one ``MERGE ... SET`` query per item, over the same data, in one run.
 
     python bench/import.py [--n 20000] [--dims 384,1024] [--batch-sizes 100,1000,2000,10000] [--baseline-n 3000]
@@ -44,9 +44,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import empty_graph  # noqa: E402
-from console.neo4j.settings import Neo4jSettings  # noqa: E402
-from console.neo4j.store import Neo4jStore  # noqa: E402
-from console.neo4j.writer import DEFAULT_BATCH_SIZE, DEFAULT_WORKERS, VectorWriter  # noqa: E402
+from console.sinks.neo4j.settings import Neo4jSettings  # noqa: E402
+from console.sinks.neo4j.store import Neo4jStore  # noqa: E402
+from console.sinks.neo4j.writer import DEFAULT_BATCH_SIZE, DEFAULT_WORKERS, VectorWriter  # noqa: E402
 
 DATA = ROOT / "data" / "indonesian-recipes"
 BENCH_HOME = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "embedding-console" / "neo4j-bench"
@@ -272,13 +272,13 @@ def floor_writes(store: Neo4jStore, items: list[dict], batch: int = DEFAULT_BATC
 
 
 def ours_until_searchable(store: Neo4jStore, parquet: Path, workers: int, last: dict) -> tuple[float, float]:
-    """``import_embeddings --embedding-file X.parquet --parallel N`` as the command runs it (console.push.load_items
+    """``import_embeddings --embedding-file X.parquet --parallel N`` as the command runs it (console.sinks.push.load_items
     and write_loaded: the file read and checked, VectorWriter with N sessions, the missing index created first),
     then the same check as the peers' (index ONLINE, the last vector found by a vector query): (seconds until the
     last batch is committed, seconds until searchable)."""
     from bench.peer_import import wait_searchable
-    from console.neo4j.schema import vector_index_name
-    from console.push import load_items, write_loaded
+    from console.sinks.neo4j.schema import vector_index_name
+    from console.sinks.push import load_items, write_loaded
 
     marks = {}
     started = time.perf_counter()

@@ -33,10 +33,10 @@ CLUSTERS = 40
 
 def make_run(work: Path, n: int, dims: int = DIMS, seed: int = 0) -> Path:
     """A work folder with one run of ``n`` synthetic items (``.npy`` + ids) and its 2-D map already cached, the way
-    ``console.projection.project`` caches it for the page's default settings. Returns the embeddings file."""
-    from console.embfiles import EmbeddedItem, make_meta, write_embeddings
-    from console.projection import Projection, _cache_key, _write_cached
-    from console.workspace import Workspace
+    ``console.explore.projection.project`` caches it for the page's default settings. Returns the embeddings file."""
+    from console.files.embfiles import EmbeddedItem, make_meta, write_embeddings
+    from console.explore.projection import Projection, _cache_key, _write_cached
+    from console.app.workspace import Workspace
 
     ws = Workspace(work)
     run = ws.runs / f"20261128-000000-bench-{n}"
@@ -83,7 +83,7 @@ def page_in_apptest(work: Path, n: int) -> dict:
     chart's payload; the base-layer builds counted."""
     from streamlit.testing.v1 import AppTest
 
-    from console import mapfigure
+    from console.explore import mapfigure
 
     builds, build = [], mapfigure.map_layer
 

@@ -5,7 +5,7 @@ quality of the placement on 10k points, and the clusters' time.
     python bench/projection.py --sizes 100000 --no-quality
     python bench/projection.py --sample-variants        # the earlier comparison of sampling/PCA variants
 
-A full map is ``console.projection.project``: PCA to 50 and UMAP fitted on a seeded sample of 5,000, every other
+A full map is ``console.explore.projection.project``: PCA to 50 and UMAP fitted on a seeded sample of 5,000, every other
 item placed at the similarity-weighted mean of its 5 nearest fitted points ("knn") or by UMAP's ``transform``
 ("umap"). The baseline is the same PCA + UMAP fitted on every point (at 100k measured; at 1M extrapolated from
 100k, stated as such, since it does not fit in minutes on 2 cores). Quality, on 10k points: trustworthiness
@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import log, summary, write_result  # noqa: E402
 
 VARIANTS = {
-    # name: (sample, pca_dims); pca_dims >= the vector width means "no PCA" in console.projection.project
+    # name: (sample, pca_dims); pca_dims >= the vector width means "no PCA" in console.explore.projection.project
     "umap_all_no_pca": (None, None),  # the baseline
     "pca50_umap_all": (None, 50),
     "umap_sample5000_no_pca": (5000, None),
@@ -69,7 +69,7 @@ def neighbour_overlap(x: np.ndarray, coords: np.ndarray, k: int = 10) -> float:
 def quality(n: int, dims: int, sample: int) -> list[dict]:
     from sklearn.manifold import trustworthiness
 
-    from console.projection import project
+    from console.explore.projection import project
 
     x = clustered_vectors(n, dims, seed=2)
     rows = []
@@ -85,8 +85,8 @@ def quality(n: int, dims: int, sample: int) -> list[dict]:
 
 
 def full_maps(sizes: list[int], dims: int, sample: int, transform_up_to: int, baseline_up_to: int) -> list[dict]:
-    from console.clusters import find_clusters
-    from console.projection import project
+    from console.explore.clusters import find_clusters
+    from console.explore.projection import project
 
     titles = _titles()
     runs = []
@@ -149,7 +149,7 @@ def main(argv=None) -> int:
     if args.sample_variants:
         return sample_variants(sizes, args.dims)
 
-    from console.projection import project
+    from console.explore.projection import project
 
     load_before = [round(v, 2) for v in os.getloadavg()]
     _, warmup = _timed(project, clustered_vectors(2000, args.dims, seed=1), sample=1000, pca_dims=50)
@@ -158,8 +158,8 @@ def main(argv=None) -> int:
     extrapolated = _extrapolate(runs, sizes)
     quality_rows = quality(args.quality_points, args.dims, 2000) if args.quality_points else []
     write_result("projection", {
-        "what": "seconds to a full map (every point placed) with console.projection.project, 2-D, cosine UMAP "
-                f"(n_neighbors=15) fitted on {args.sample} points after PCA 50, and console.clusters.find_clusters "
+        "what": "seconds to a full map (every point placed) with console.explore.projection.project, 2-D, cosine UMAP "
+                f"(n_neighbors=15) fitted on {args.sample} points after PCA 50, and console.explore.clusters.find_clusters "
                 "on it; baseline = the same PCA + UMAP fitted on every point; quality on clustered random unit "
                 "vectors (trustworthiness and 10-neighbour overlap with the original space)",
         "vectors": f"synthetic: 40 clusters on the unit sphere plus noise, {args.dims}-d; texts for the cluster names: "
@@ -177,7 +177,7 @@ def main(argv=None) -> int:
 
 def sample_variants(sizes: list[int], dims: int) -> int:
     """The earlier benchmark: UMAP of a sample with and without PCA against UMAP on every point (no placement)."""
-    from console.projection import project
+    from console.explore.projection import project
 
     _, warmup = _timed(project, clustered_vectors(2000, dims, seed=1), sample=2000, pca_dims=50)
     runs = []

@@ -72,7 +72,7 @@ def service_args(args) -> list[str]:
 
 
 def run(model: str, label: str, args) -> dict:
-    from console.engine import Embedder
+    from console.generation.engine import Embedder
 
     embedder = Embedder(model, device=args.device, dtype=args.dtype, max_length=args.max_length)
     prompt = embedder.query_prompt or ""
@@ -112,7 +112,7 @@ def main(argv=None) -> int:
     parser.add_argument("--server-log", type=Path, default=None, help="where the service's output goes")
     args = parser.parse_args(argv)
 
-    from console.devmodels import cached_random_qwen3
+    from console.generation.devmodels import cached_random_qwen3
 
     model = args.model or str(cached_random_qwen3(args.qwen3_random))
     label = args.model or f"random Qwen3-Embedding architecture ({args.qwen3_random})"

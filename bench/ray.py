@@ -35,7 +35,7 @@ from bench.common import log, summary, write_result, write_short_records  # noqa
 
 
 def timed_run(opts) -> dict:
-    from console.generate import generate
+    from console.generation.generate import generate
 
     events: list[tuple[float, int]] = []
     t0 = time.monotonic()
@@ -62,8 +62,8 @@ def main() -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import ray
 
-    from console.devmodels import minilm_path
-    from console.generate import GenerateOptions
+    from console.generation.devmodels import minilm_path
+    from console.generation.generate import GenerateOptions
 
     model = args.model or str(minilm_path())
     work = Path(tempfile.mkdtemp(prefix="bench-ray-"))

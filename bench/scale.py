@@ -8,16 +8,16 @@
 
 Input: JSON Lines of short texts (the demo recipes' title + first ingredient line, repeated with new ids).
 Each stage runs in its own process; its peak RSS is that process's own ``VmHWM``, polled (bench.common.run_stage):
-- ``validate``: read + validate the input (``console.generate.load_and_validate``), no model;
+- ``validate``: read + validate the input (``console.generation.generate.load_and_validate``), no model;
 - ``generate``: the CLI (``embedding-console generate``) with the shipped MiniLM, ``--max-length 16``, batch 256,
   npy output, against ``plain_encode``: a bare ``SentenceTransformer.encode`` over the same texts (the baseline);
   only for ``--generate-sizes`` (default 10k: the model is the slow part on 2 shared cores);
 - ``generate_resume``: the same CLI command when every vector is already in the checkpoint (the checkpoint is
   written beforehand with the real Checkpoint class and the real settings key, random unit vectors): the memory of
   the orchestration itself (records, hashes, checkpoint, output) at every size, without model time;
-- ``write``: ``console.embfiles.write_embeddings`` of N items (random unit vectors, streamed) to json, jsonl,
+- ``write``: ``console.files.embfiles.write_embeddings`` of N items (random unit vectors, streamed) to json, jsonl,
   parquet and npy at once;
-- ``read_<fmt>``: iterate ``console.embfiles.read_embeddings`` over each format;
+- ``read_<fmt>``: iterate ``console.files.embfiles.read_embeddings`` over each format;
 - ``import``: ``manage.py import_embeddings`` of the jsonl file into a private Neo4j (own NEO4J_HOME and port,
   nodes created first with a parameterised UNWIND), vectors/s until searchable (the writer creates the vector
   index before its first batch).
@@ -65,7 +65,7 @@ STAGE_NAMES = ("validate", "generate", "generate_resume", "write", "read", "impo
 
 def _model() -> str:
     """The model folder: BENCH_SCALE_MODEL (set by main for --model), else the shipped MiniLM."""
-    from console.devmodels import minilm_path
+    from console.generation.devmodels import minilm_path
 
     return os.environ.get("BENCH_SCALE_MODEL") or str(minilm_path())
 
@@ -82,7 +82,7 @@ def _generate_cmd(inp: str, out: str) -> list[str]:
 
 # -- stages (run in a child process) ----------------------------------------------------------------------------
 def stage_validate(inp: str) -> None:
-    from console.generate import GenerateOptions, load_and_validate
+    from console.generation.generate import GenerateOptions, load_and_validate
 
     _, report = load_and_validate(GenerateOptions(inputs=[Path(inp)]))
     print(json.dumps({"good": len(report.good), "rejects": len(report.rejects)}))
@@ -108,8 +108,8 @@ def stage_plain_encode(inp: str) -> None:
 
 def stage_seed_checkpoint(inp: str, out: str) -> None:
     """Write the checkpoint a finished run would leave (real key and hashes, random unit vectors)."""
-    from console.checkpoint import Checkpoint, content_hash, settings_key
-    from console.engine import Embedder
+    from console.generation.checkpoint import Checkpoint, content_hash, settings_key
+    from console.generation.engine import Embedder
 
     embedder = Embedder(_model(), device="cpu", max_length=MAX_LENGTH)
     info = embedder.describe()
@@ -133,7 +133,7 @@ def stage_seed_checkpoint(inp: str, out: str) -> None:
 
 
 def _random_items(n: int):
-    from console.embfiles import EmbeddedItem
+    from console.files.embfiles import EmbeddedItem
 
     rng = np.random.default_rng(1)
     for start in range(0, n, 1000):
@@ -145,7 +145,7 @@ def _random_items(n: int):
 
 
 def stage_write(out: str, n: str, formats: str = ",".join(FORMATS)) -> None:
-    from console.embfiles import make_meta, write_embeddings
+    from console.files.embfiles import make_meta, write_embeddings
 
     meta = make_meta(model=_model(), dimensions=DIMS, normalized=True, dtype="float32", count=int(n), type_="recipe")
     paths = write_embeddings(out, "recipe", _random_items(int(n)), formats=formats.split(","), meta=meta)
@@ -153,7 +153,7 @@ def stage_write(out: str, n: str, formats: str = ",".join(FORMATS)) -> None:
 
 
 def stage_read(path: str) -> None:
-    from console.embfiles import read_embeddings
+    from console.files.embfiles import read_embeddings
 
     count = 0
     for item in read_embeddings(path):
@@ -287,7 +287,7 @@ def main(argv=None) -> int:
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="bench-scale-"))
     model_name = "all-MiniLM-L6-v2 (shipped)"
     if args.model == "tiny-qwen3":
-        from console.devmodels import build_random_qwen3
+        from console.generation.devmodels import build_random_qwen3
 
         os.environ["BENCH_SCALE_MODEL"] = str(build_random_qwen3(work / "tiny-qwen3", size="tiny"))
         model_name = "random tiny Qwen3 (2 layers, 64-d, MiniLM tokenizer)"

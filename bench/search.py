@@ -89,7 +89,7 @@ def setup(env: dict, work: Path, recipes: int) -> dict:
     """Load, export, embed, import (skipped when the graph already holds embedded recipes)."""
     import neo4j
 
-    from console.devmodels import minilm_path
+    from console.generation.devmodels import minilm_path
 
     with neo4j.GraphDatabase.driver(env["NEO4J_URI"], auth=(env["NEO4J_USER"], env["NEO4J_PASSWORD"])) as driver:
         have = driver.execute_query("MATCH (r:Recipe) WHERE r.embedding IS NOT NULL RETURN count(r) AS c"
@@ -121,9 +121,9 @@ def fill_index(env: dict, size: int, seed: int = 0) -> dict:
     """Add filler recipes until the recipe index holds `size` vectors (skipped when it already does)."""
     import numpy as np
 
-    from console.neo4j.settings import Neo4jSettings
-    from console.neo4j.store import Neo4jStore
-    from console.neo4j.writer import VectorWriter
+    from console.sinks.neo4j.settings import Neo4jSettings
+    from console.sinks.neo4j.store import Neo4jStore
+    from console.sinks.neo4j.writer import VectorWriter
 
     with Neo4jStore(Neo4jSettings.from_env(env)) as store:
         have = store.query("MATCH (r:Recipe) WHERE r.embedding IS NOT NULL RETURN count(r) AS c")[0]["c"]
@@ -197,9 +197,9 @@ def remote_embed_times(server: str, model: str, texts: list[str]) -> list[float]
 
 def in_process(env: dict, texts: list[str], k: int, server: str | None = None, backend: str = "torch",
                quantize: str = "none") -> dict:
-    from console.engine import Embedder
-    from console.neo4j.settings import Neo4jSettings
-    from console.neo4j.store import Neo4jStore
+    from console.generation.engine import Embedder
+    from console.sinks.neo4j.settings import Neo4jSettings
+    from console.sinks.neo4j.store import Neo4jStore
     from recipes.query_embedding import on_current_space
     from recipes.search import vector_hits
 
@@ -262,7 +262,7 @@ def main(argv=None) -> int:
     parser.add_argument("--work-dir", type=Path, default=None,
                         help="keep the Neo4j data and files here for re-runs (default: a temporary folder)")
     args = parser.parse_args(argv)
-    from console.devmodels import minilm_path
+    from console.generation.devmodels import minilm_path
     from recipes.testing import run_embedding_server
 
     backend, _, quantize = args.query_backend.partition("/")

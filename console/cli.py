@@ -4,7 +4,7 @@ logic of its own.
     embedding-console generate --input-dir embedding_data --output-dir embeddings_output --batch-size 16
     embedding-console validate --input-dir embedding_data
     embedding-console exclude work/runs/<run-id> --id recipe-1 --note "duplicate"   (--undo, --undo-all; alone: list)
-    embedding-console serve --model MODEL --port 8080     # query embeddings over HTTP (console/serve.py)
+    embedding-console serve --model MODEL --port 8080     # query embeddings over HTTP (console/generation/serve.py)
     python external_embedding_generator.py --input-dir ... (same options as `generate`)
 
 Exit status: 0 done, 1 bad input, options or model (the message says what to do), 130 interrupted.
@@ -120,7 +120,7 @@ def _print_report(report, files) -> None:
 
 
 def cmd_generate(args) -> int:
-    from console.generate import generate
+    from console.generation.generate import generate
 
     bar = _Bar(disable=args.quiet or args.dry_run)
     try:
@@ -144,8 +144,8 @@ def cmd_generate(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from console.generate import load_and_validate
-    from console.validate import write_rejects
+    from console.generation.generate import load_and_validate
+    from console.files.validate import write_rejects
 
     files, report = load_and_validate(_options(args))
     _print_report(report, files)
@@ -157,7 +157,7 @@ def cmd_validate(args) -> int:
 
 
 def cmd_exclude(args) -> int:
-    from console import curation
+    from console.explore import curation
     from console.errors import OptionError
 
     if not args.run.is_dir():
@@ -183,7 +183,7 @@ def cmd_exclude(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from console.serve import embedder_service, make_server
+    from console.generation.serve import embedder_service, make_server
 
     service = embedder_service(args.model, device=args.device, dtype=args.dtype, served_name=args.served_model_name,
                                max_batch=args.max_batch, wait_ms=args.batch_wait_ms, max_length=args.max_length,

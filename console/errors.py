@@ -84,7 +84,7 @@ class OptionError(ConsoleError):
     """An option value that cannot work (e.g. --batch-size 0)."""
 
 
-# -- Neo4j (console/neo4j/): the backend maps each type to an HTTP status (backend/recipes/errors.py) -----------------
+# -- Neo4j (console/sinks/neo4j/): the backend maps each type to an HTTP status (backend/recipes/errors.py) -----------------
 class Neo4jStoreError(ConsoleError):
     """A Neo4j problem; the message says what went wrong and what to do."""
 
@@ -106,7 +106,7 @@ class DimensionMismatch(Neo4jStoreError):
 
 
 class UnknownType(Neo4jStoreError):
-    """A type outside the labels allow-list (console.neo4j.schema.TYPE_TO_LABEL)."""
+    """A type outside the labels allow-list (console.sinks.neo4j.schema.TYPE_TO_LABEL)."""
 
 
 class NoEmbeddings(Neo4jStoreError):

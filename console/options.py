@@ -6,8 +6,8 @@ Everything else is derived from this table:
   `validate`); `from_args(args)`: parsed arguments -> GenerateOptions;
 - `check_options(opts)`: impossible values refused with the flag's name (library callers; argparse refuses them
   first on the command line);
-- `to_cli_args(values)`: options -> CLI arguments (the web console runs the CLI: `console.jobs.JobSpec.cli_args`);
-- `ConsoleOptions`: the options the web console sets, with its own defaults (`console.jobs.JobSpec` extends it);
+- `to_cli_args(values)`: options -> CLI arguments (the web console runs the CLI: `console.app.jobs.JobSpec.cli_args`);
+- `ConsoleOptions`: the options the web console sets, with its own defaults (`console.app.jobs.JobSpec` extends it);
 - `OPTIONS[name]`: one option's flag, help, label, choices and defaults (the form in pages/generate.py reads them).
 """
 from __future__ import annotations
@@ -17,13 +17,13 @@ from dataclasses import dataclass, field, fields, make_dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from console.embfiles import FORMATS
+from console.files.embfiles import FORMATS
 from console.errors import OptionError
 
 DEFAULT_MODEL = "Qwen/Qwen3-Embedding-0.6B"
 DEVICES = ("auto", "cuda", "cpu")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
-BACKENDS = ("torch", "onnx", "openvino", "auto")  # console.backends: exported once, cached; auto: measured table
+BACKENDS = ("torch", "onnx", "openvino", "auto")  # console.generation.backends: exported once, cached; auto: measured table
 QUANTIZATIONS = ("none", "int8")
 ON_INVALID = ("stop", "skip")
 ENCODING_ERRORS = ("strict", "replace")
@@ -68,7 +68,7 @@ def _opt(default: Any, flag: str, help: str | None = None, **kw) -> Any:
 
 @dataclass
 class GenerateOptions:
-    """The options of one generation run (`console.generate.generate`); the table described in the module doc."""
+    """The options of one generation run (`console.generation.generate.generate`); the table described in the module doc."""
     input_dir: Path | None = _opt(
         None, "--input-dir", "folder with the exported files (*.json arrays, *.jsonl, *.csv); default embedding_data",
         kind="path", group="input")
@@ -232,7 +232,7 @@ def add_arguments(parser: argparse.ArgumentParser, group: str | None = None) -> 
 
 
 def add_exclude_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of `embedding-console exclude` (a run's exclusions, console.curation)."""
+    """The options of `embedding-console exclude` (a run's exclusions, console.explore.curation)."""
     parser.add_argument("run", type=Path, metavar="RUN", help="the run's folder (e.g. work/runs/<run-id>)")
     parser.add_argument("--id", dest="ids", action="append", default=[], metavar="ID",
                         help="an item to exclude (repeatable); with --undo: to take back")

@@ -1,8 +1,8 @@
 """Progress events: what the engine and the generator report while they work.
 
-Below both (`console.engine` and `console.generate` import it; it imports nothing of the console), so that
+Below both (`console.generation.engine` and `console.generation.generate` import it; it imports nothing of the console), so that
 neither has to import the other for it. The CLI renders the events with tqdm; the status file of the web console
-(`console.generate.StatusFile`) holds the same fields.
+(`console.generation.generate.StatusFile`) holds the same fields.
 """
 from __future__ import annotations
 

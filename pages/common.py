@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from console import access
-from console.jobs import Job, list_jobs
-from console.workspace import EmbeddingFile, InputSummary, Workspace, human_size, inspect_inputs
+from console.app import access
+from console.app.jobs import Job, list_jobs
+from console.app.workspace import EmbeddingFile, InputSummary, Workspace, human_size, inspect_inputs
 
 STATE_ICONS = {"running": ":material/autorenew:", "starting": ":material/hourglass_top:", "done": ":material/check_circle:",
                "failed": ":material/error:", "stopped": ":material/pause_circle:", "interrupted": ":material/warning:"}
@@ -58,7 +58,7 @@ def expected_password() -> str | None:
 
 def password_gate() -> bool:
     """True when the visitor may see the console: the address is loopback or a password is set, and then no
-    password is configured or the right one was given. Wrong passwords are throttled (console.access.Throttle)
+    password is configured or the right one was given. Wrong passwords are throttled (console.app.access.Throttle)
     per session and per server process. app.py calls this before st.navigation, so no page URL gets around it."""
     try:
         expected = expected_password()
@@ -174,7 +174,7 @@ def pick_output(ws: Workspace, label: str, key: str) -> EmbeddingFile | None:
 @st.cache_resource(show_spinner="Loading the model (once per server process)…", max_entries=2)
 def embedder(model: str, dimensions: int | None = None, device: str = "auto"):
     """The model, loaded once per process and shared by every session (for query search)."""
-    from console.engine import Embedder
+    from console.generation.engine import Embedder
 
     return Embedder(model, device=device, dimensions=dimensions)
 

@@ -1,5 +1,5 @@
 """The Explore page's curation panel (not a page itself): the items selected on the map or in the neighbour list,
-excluded with a note, and the run's exclusions listed with undo. The work is console.curation's."""
+excluded with a note, and the run's exclusions listed with undo. The work is console.explore.curation's."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from console import curation
+from console.explore import curation
 from console.errors import ConsoleError
 
 SELECTION = "curation_selection"  # the ids selected on the map (box, lasso, click) or taken from the neighbours

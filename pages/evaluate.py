@@ -1,13 +1,13 @@
 """Evaluate: search quality of one or two finished runs on a labelled query set, before anything is pushed.
 
-Layout only: the ranking, metrics (ranx) and disagreement are console.evaluate's; the query sets console.querysets'.
+Layout only: the ranking, metrics (ranx) and disagreement are console.search.evaluate's; the query sets console.search.querysets'.
 """
 import pandas as pd
 import streamlit as st
 
 from console.errors import ConsoleError
-from console.evaluate import CONSOLE_MODES, STAT_TESTS, evaluate_console, load_run, query_encoder
-from console.querysets import list_query_sets, read_query_set, save_query_set
+from console.search.evaluate import CONSOLE_MODES, STAT_TESTS, evaluate_console, load_run, query_encoder
+from console.search.querysets import list_query_sets, read_query_set, save_query_set
 from pages import common
 
 ws = common.page_workspace()

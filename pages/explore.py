@@ -5,10 +5,10 @@ import time
 import pandas as pd
 import streamlit as st
 
-from console.embfiles import read_meta
+from console.files.embfiles import read_meta
 from console.errors import ConsoleError
-from console.clusters import NOISE, default_min_size, find_clusters, languages
-from console.projection import COLOR_FIELDS, load_embedding_set, project
+from console.explore.clusters import NOISE, default_min_size, find_clusters, languages
+from console.explore.projection import COLOR_FIELDS, load_embedding_set, project
 from pages import common, curation_panel, map_view, preview
 
 ws = common.page_workspace()

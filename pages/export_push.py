@@ -3,11 +3,11 @@ import os
 
 import streamlit as st
 
-from console import curation
-from console.embfiles import file_stem, read_meta
+from console.explore import curation
+from console.files.embfiles import file_stem, read_meta
 from console.errors import ConsoleError
-from console.neo4j.settings import Neo4jSettings
-from console.push import (
+from console.sinks.neo4j.settings import Neo4jSettings
+from console.sinks.push import (
     check_neo4j_target,
     credential_for,
     import_endpoint,

@@ -5,10 +5,10 @@ from pathlib import Path
 import streamlit as st
 
 from console.errors import InputError
-from console.jobs import Job, JobLimitError, JobSpec, batch_size_advice, list_jobs
-from console.models import MODEL_ROOTS_ENV, local_models, model_source
+from console.app.jobs import Job, JobLimitError, JobSpec, batch_size_advice, list_jobs
+from console.generation.models import MODEL_ROOTS_ENV, local_models, model_source
 from console.options import OPTIONS
-from console.workspace import FolderNotAllowed, folder_input_files
+from console.app.workspace import FolderNotAllowed, folder_input_files
 from pages import common
 
 ws = common.page_workspace()

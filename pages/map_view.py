@@ -1,11 +1,11 @@
 """The Explore page's map (not a page itself): the base layer made once per setting and kept (st.cache_resource), the
 marks of each rerun put on top, and for a large map the zoom into a box-selected region, drawn as all its points.
-The drawing is console.mapfigure's."""
+The drawing is console.explore.mapfigure's."""
 from __future__ import annotations
 
 import streamlit as st
 
-from console import mapfigure
+from console.explore import mapfigure
 from pages import curation_panel
 
 REGION = "explore_region"  # (map key, (x0, x1, y0, y1)): the region zoomed into, or None for the whole map

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from console.errors import ConsoleError
-from console.projection import nearest
+from console.explore.projection import nearest
 from pages import common
 
 ITEM_LIST_LIMIT = 20_000  # above this many items, an item is typed by its id, not chosen from a list of them all

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from console.errors import InputError
-from console.workspace import FolderNotAllowed, data_roots, folder_input_files
+from console.app.workspace import FolderNotAllowed, data_roots, folder_input_files
 from pages import common
 
 ws = common.page_workspace()

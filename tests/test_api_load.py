@@ -33,10 +33,10 @@ QUERIES = ["ayam goreng pedas", "sup ikan kuah kuning", "tahu isi sayur", "telur
 @pytest.fixture(scope="module")
 def graph(neo4j_driver, neo4j_settings, neo4j_env, minilm_path):
     """200 real recipes as :Recipe nodes with MiniLM vectors written by the project's VectorWriter."""
-    from console.engine import Embedder
-    from console.neo4j.settings import Neo4jSettings
-    from console.neo4j.store import Neo4jStore
-    from console.neo4j.writer import VectorWriter
+    from console.generation.engine import Embedder
+    from console.sinks.neo4j.settings import Neo4jSettings
+    from console.sinks.neo4j.store import Neo4jStore
+    from console.sinks.neo4j.writer import VectorWriter
 
     empty_database(neo4j_driver, neo4j_settings["database"])
     rows = []

@@ -1,5 +1,5 @@
 """The Evaluate view: two finished runs of 120 real demo recipes (MiniLM at 384 and at --dimensions 128) judged on
-the shipped query set, side by side with where they disagree; the figures are console.evaluate's for the same
+the shipped query set, side by side with where they disagree; the figures are console.search.evaluate's for the same
 vectors and queries. And the errors: a run without vectors of the chosen type, a broken or foreign query set."""
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from console.cli import main as cli
-from console.querysets import save_query_set
-from console.workspace import Workspace
+from console.search.querysets import save_query_set
+from console.app.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
@@ -57,9 +57,9 @@ def at(workdir, monkeypatch):
 
 
 def test_two_runs_side_by_side_with_the_console_figures(at, workdir, minilm_path):
-    from console.engine import Embedder
-    from console.evaluate import evaluate_console, load_run, query_encoder
-    from console.querysets import read_query_set
+    from console.generation.engine import Embedder
+    from console.search.evaluate import evaluate_console, load_run, query_encoder
+    from console.search.querysets import read_query_set
 
     runs = workdir["runs"]
     at.multiselect(key="eval_runs").set_value([runs["full"], runs["d128"]]).run()

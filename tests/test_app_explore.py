@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from conftest import read_demo_recipes
 from console.cli import main as cli
-from console.workspace import Workspace
+from console.app.workspace import Workspace
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
@@ -77,7 +77,7 @@ def test_umap_is_fitted_on_a_sample_and_every_item_is_still_drawn(at):
 
 
 def test_clusters_are_named_without_indonesian_stopwords_and_drawn_on_the_map(at):
-    from console.clusters import stopwords
+    from console.explore.clusters import stopwords
 
     caption = next(c.value for c in at.caption if " clusters, named in " in c.value)
     assert " clusters, named in `id` (detected) · " in caption
@@ -301,8 +301,8 @@ def test_above_the_point_limit_the_map_is_a_density_layer_that_zooms_to_the_poin
     base layer is built once per view, not at each rerun; a box zooms to all of its points, which can be excluded."""
     import numpy as np
 
-    from console import mapfigure
-    from console.projection import load_embedding_set, project
+    from console.explore import mapfigure
+    from console.explore.projection import load_embedding_set, project
 
     monkeypatch.setattr(mapfigure, "POINT_LIMIT", 50)
     monkeypatch.setattr(mapfigure, "DENSITY_SAMPLE", 30)

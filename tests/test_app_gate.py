@@ -10,7 +10,7 @@ import pytest
 from streamlit import config
 from streamlit.testing.v1 import AppTest
 
-from console import access
+from console.app import access
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 

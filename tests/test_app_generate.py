@@ -10,8 +10,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import read_demo_recipes
-from console import jobs
-from console.workspace import Workspace
+from console.app import jobs
+from console.app.workspace import Workspace
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 

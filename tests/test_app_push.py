@@ -13,9 +13,9 @@ from streamlit.testing.v1 import AppTest
 
 from conftest import read_demo_recipes
 from console.cli import main as cli
-from console.embfiles import read_embeddings
-from console.push import push_to_neo4j
-from console.workspace import Workspace
+from console.files.embfiles import read_embeddings
+from console.sinks.push import push_to_neo4j
+from console.app.workspace import Workspace
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
@@ -210,7 +210,7 @@ def test_items_excluded_on_explore_stay_excluded_after_a_reload_and_are_not_push
     stored = {r["id"] for r in graph.execute_query(
         "MATCH (n:Recipe) WHERE n.embedding IS NOT NULL RETURN n.id AS id").records}
     assert stored == set(ids) - set(excluded)
-    from console.curation import export_file
+    from console.explore.curation import export_file
 
     path, left_out = export_file(Workspace(work), run / "embeddings_recipes.json", "jsonl")  # the download's file
     assert left_out == 10 and {i.id for i in read_embeddings(path)} == set(ids) - set(excluded)

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from console.embfiles import EmbeddedItem, make_meta, write_embeddings
-from console.workspace import Workspace
+from console.files.embfiles import EmbeddedItem, make_meta, write_embeddings
+from console.app.workspace import Workspace
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 STORED_PASSWORD = "stored-neo4j-password-7f3a"
@@ -168,7 +168,7 @@ def test_a_failed_answer_is_a_short_message_not_its_body(at, listener):
 
 
 def test_the_configured_target_still_gets_the_stored_secret():
-    from console.push import PushError, credential_for, same_target
+    from console.sinks.push import PushError, credential_for, same_target
 
     assert credential_for("bolt://127.0.0.1:7687", "", "bolt://127.0.0.1", "pw", "NEO4J_PASSWORD") == "pw"
     assert credential_for("neo4j://LOCALHOST:7687", "", "bolt://localhost:7687", "pw", "NEO4J_PASSWORD") == "pw"

@@ -15,7 +15,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "backend"))
 from conftest import empty_database  # noqa: E402
-from console.embfiles import file_stem  # noqa: E402
+from console.files.embfiles import file_stem  # noqa: E402
 from recipes.testing import free_port, manage, run_backend  # noqa: E402
 
 TOKEN = "test-import-token"
@@ -94,11 +94,11 @@ def test_similar_items_of_a_chicken_recipe_are_mostly_chicken(backend, neo4j_dri
 def test_semantic_search_score_is_the_cosine_that_explore_shows(backend, data):
     """One measure everywhere: the API's score is the cosine similarity of the backend's own query vector (the
     recorded model and its query prompt, Embedder.encode_query) and the item's vector, and the number Explore's
-    neighbour table (console.projection.nearest) shows for the same vectors. Neo4j 5.26 quantises its vector index:
+    neighbour table (console.explore.projection.nearest) shows for the same vectors. Neo4j 5.26 quantises its vector index:
     0.005 of slack."""
-    from console.embfiles import find_embedding_file, read_meta
-    from console.engine import Embedder
-    from console.projection import load_embedding_set, nearest
+    from console.files.embfiles import find_embedding_file, read_meta
+    from console.generation.engine import Embedder
+    from console.explore.projection import load_embedding_set, nearest
 
     q = "sambal tempe pedas"
     results = get(f"{backend}/api/semantic-search/", q=q, type="recipe", k=5).json()["results"]
@@ -443,8 +443,8 @@ def test_fewer_matching_items_than_k_are_all_returned_with_a_note(backend, neo4j
 def test_the_vector_branch_says_when_it_stopped_at_its_limit(data, neo4j_driver, neo4j_settings, monkeypatch):
     """With the candidate limit at 60, an ingredient far from the query is not found among the 60 nearest:
     fewer than k hits, complete False."""
-    from console.neo4j.settings import Neo4jSettings
-    from console.neo4j.store import Neo4jStore
+    from console.sinks.neo4j.settings import Neo4jSettings
+    from console.sinks.neo4j.store import Neo4jStore
     from recipes.filters import SearchFilters
     from recipes.search import vector_hits
 

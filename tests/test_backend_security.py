@@ -60,9 +60,9 @@ def hub():
 def graph(neo4j_driver, neo4j_settings, neo4j_env, minilm_path):
     """60 demo recipes with their ingredients and categories; recipe vectors (384-d, random) recorded as made by
     MiniLM (a local folder), category vectors (8-d) by a model that is not on this machine."""
-    from console.neo4j.settings import Neo4jSettings
-    from console.neo4j.store import Neo4jStore
-    from console.neo4j.writer import VectorWriter
+    from console.sinks.neo4j.settings import Neo4jSettings
+    from console.sinks.neo4j.store import Neo4jStore
+    from console.sinks.neo4j.writer import VectorWriter
 
     empty_database(neo4j_driver, neo4j_settings["database"])
     manage("load_demo_data", "--limit", "60", "--verbosity", "0", env=neo4j_env)

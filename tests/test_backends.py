@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from conftest import read_demo_recipes
-from console import backends
-from console.checkpoint import settings_key
-from console.engine import Embedder
+from console.generation import backends
+from console.generation.checkpoint import settings_key
+from console.generation.engine import Embedder
 from console.errors import ModelLoadError, OptionError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,7 +66,7 @@ def test_openvino_runs_last_token_pooling_left_padding_and_the_query_prompt(tiny
 
 
 def test_the_run_records_backend_and_quantisation_and_never_mixes_checkpoints(tiny_qwen3_path, tmp_path):
-    from console.generate import GenerateOptions, generate
+    from console.generation.generate import GenerateOptions, generate
 
     export = tmp_path / "in" / "recipes.jsonl"
     export.parent.mkdir()

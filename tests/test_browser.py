@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import read_demo_recipes
-from console.embfiles import read_embeddings
+from console.files.embfiles import read_embeddings
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parent.parent

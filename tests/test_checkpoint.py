@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from console.checkpoint import Checkpoint, content_hash, settings_key
+from console.generation.checkpoint import Checkpoint, content_hash, settings_key
 
 KEY = settings_key(model="m", dimensions=4, normalize=True)
 

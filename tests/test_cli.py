@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from console.cli import main
-from console.embfiles import read_embeddings, read_meta
+from console.files.embfiles import read_embeddings, read_meta
 
 ROOT = Path(__file__).resolve().parent.parent
 INPUTS = Path(__file__).parent / "data" / "inputs"

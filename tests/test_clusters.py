@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from conftest import read_demo_recipes
-from console import clusters as clusters_module
-from console.clusters import NOISE, detect_language, find_clusters, name_clusters, stopwords
+from console.explore import clusters as clusters_module
+from console.explore.clusters import NOISE, detect_language, find_clusters, name_clusters, stopwords
 
 KINDS = ("tempe", "ayam", "ikan", "sapi")
 

@@ -1,4 +1,4 @@
-"""console.curation: a run's exclusions (exclusions.jsonl in its folder): add, undo, reload, a kill mid-write,
+"""console.explore.curation: a run's exclusions (exclusions.jsonl in its folder): add, undo, reload, a kill mid-write,
 bad lines named by file and line, and downloads without the excluded items."""
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from console import curation
-from console.curation import LeaveOut, exclude, exclusions_path, read_exclusions, undo, undo_all
-from console.embfiles import EmbeddedItem, read_embeddings, read_meta, write_embeddings
+from console.explore import curation
+from console.explore.curation import LeaveOut, exclude, exclusions_path, read_exclusions, undo, undo_all
+from console.files.embfiles import EmbeddedItem, read_embeddings, read_meta, write_embeddings
 from console.errors import InputError
-from console.workspace import Workspace
+from console.app.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -73,7 +73,7 @@ def test_exclusions_are_read_back_by_another_process(run):
     """What a reload or a restarted server sees: the file, nothing held in memory."""
     _, folder = run
     exclude(folder, ["recipe-4"], note="salah kategori")
-    code = ("import sys; from console.curation import read_exclusions, exclusions_path; "
+    code = ("import sys; from console.explore.curation import read_exclusions, exclusions_path; "
             "print([(e.id, e.note) for e in read_exclusions(exclusions_path(sys.argv[1])).values()])")
     out = subprocess.run([sys.executable, "-c", code, str(folder)], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout
@@ -82,7 +82,7 @@ def test_exclusions_are_read_back_by_another_process(run):
 
 _WRITER = """
 import sys
-from console.curation import exclude, undo
+from console.explore.curation import exclude, undo
 run = sys.argv[1]
 ids = [f"item-{n}" for n in range(20000)]
 exclude(run, ids[:10000], note="first half")

@@ -13,24 +13,24 @@ DESIGN = (ROOT / "docs" / "DESIGN.md").read_text(encoding="utf-8")
 
 
 def design_modules(text: str) -> list[str]:
-    """The `name.py` entries of the module list under `console/` in the first code block; a package is a
-    `  name/` line followed by its modules indented two more (`    module.py`), listed as `name/module.py`."""
+    """The `name.py` entries of the module list under `console/` in the first code block. A package is a `name/`
+    line whose modules are indented two more (`  files/` then `    records.py`, listed as `files/records.py`), at any
+    depth; longer indents are the descriptions' continuation lines."""
     block = text.split("```", 2)[1]
     lines = block.split("console/", 1)[1].splitlines()[1:]
-    listed, package = [], None
+    listed, packages = [], []  # packages: (depth, name) of the open package folders
     for line in lines:
         if not line.startswith("  "):
             break
-        module = re.match(r"  (\w+\.py)\s", line)
-        package_line = re.match(r"  (\w+)/\s", line)
-        member = re.match(r"    (\w+\.py)\s", line)
-        if module:
-            listed.append(module.group(1))
-            package = None
-        elif package_line:
-            package = package_line.group(1)
-        elif member and package:
-            listed.append(f"{package}/{member.group(1)}")
+        entry = re.match(r"( +)(\w+)(/|\.py)\s", line)
+        if not entry or len(entry.group(1)) % 2 or len(entry.group(1)) > 16:
+            continue
+        depth = len(entry.group(1)) // 2
+        packages = [(d, name) for d, name in packages if d < depth]
+        if entry.group(3) == "/":
+            packages.append((depth, entry.group(2)))
+        elif len(packages) == depth - 1:
+            listed.append("/".join([name for _, name in packages] + [entry.group(2) + ".py"]))
     return listed
 
 
@@ -50,7 +50,7 @@ def cli_commands() -> set[str]:
 
 def test_the_module_list_names_every_console_module_and_no_other():
     assert sorted(design_modules(DESIGN)) == console_modules()
-    assert "neo4j/writer.py" in console_modules()  # subpackages are compared too
+    assert "sinks/neo4j/writer.py" in console_modules()  # subpackages are compared too
 
 
 def test_the_commands_named_are_the_clis_subcommands():
@@ -64,4 +64,6 @@ def test_the_checks_see_a_missing_module_and_an_invented_command():
     package = ("```\nconsole/   x\n  a.py   one\n  db/   pkg\n    __init__.py   doc\n    w.py   two\n"
                "                 more\n  c.py   three\n```")
     assert design_modules(package) == ["a.py", "db/__init__.py", "db/w.py", "c.py"]
+    nested = "```\nconsole/   x\n  a/   pkg\n    b/   inner\n      c.py   deep\n    d.py   back up\n  e.py   top\n```"
+    assert design_modules(nested) == ["a/b/c.py", "a/d.py", "e.py"]
     assert design_commands(text) == {"push", "generate"}

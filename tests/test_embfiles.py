@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from console import __version__
-from console.embfiles import (EmbeddedItem, file_stem, find_embedding_file, make_meta, output_path,
+from console.files.embfiles import (EmbeddedItem, file_stem, find_embedding_file, make_meta, output_path,
                                parse_embedding_name, read_embeddings, read_meta, type_from_stem, write_embeddings)
 from console.errors import InputError
 

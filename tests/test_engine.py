@@ -10,8 +10,8 @@ import torch
 from sentence_transformers import SentenceTransformer
 
 from conftest import read_demo_recipes
-from console.devmodels import QWEN3_PROMPTS, build_random_qwen3
-from console.engine import Embedder
+from console.generation.devmodels import QWEN3_PROMPTS, build_random_qwen3
+from console.generation.engine import Embedder
 from console.errors import ModelError, OptionError
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from console.errors import ConsoleError, InputError, OptionError
-from console.evaluate import (
+from console.search.evaluate import (
     KeywordIndex,
     RunVectors,
     VectorIndex,
@@ -22,7 +22,7 @@ from console.evaluate import (
     parse_modes,
     top_k_overlap,
 )
-from console.querysets import list_query_sets, read_query_set, save_query_set
+from console.search.querysets import list_query_sets, read_query_set, save_query_set
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -16,7 +16,7 @@ sys.path.insert(0, str(ROOT / "backend"))
 from conftest import empty_database  # noqa: E402
 from recipes.testing import manage  # noqa: E402
 
-from console.embfiles import output_path, read_embeddings  # noqa: E402
+from console.files.embfiles import output_path, read_embeddings  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -55,9 +55,9 @@ def live(neo4j_driver, neo4j_settings, neo4j_env, tmp_path_factory, minilm_path)
 
 
 def test_the_command_and_the_console_give_the_same_semantic_figures(live, minilm_path, neo4j_settings):
-    from console.engine import Embedder
-    from console.evaluate import evaluate_console, load_run, query_encoder
-    from console.querysets import read_query_set
+    from console.generation.engine import Embedder
+    from console.search.evaluate import evaluate_console, load_run, query_encoder
+    from console.search.querysets import read_query_set
 
     out = live["base"] / "live.json"
     proc = manage("evaluate_search", "--queries", str(live["queries"]), "--modes", "keyword,semantic,hybrid", "--k",
@@ -83,16 +83,16 @@ def test_the_command_and_the_console_give_the_same_semantic_figures(live, minilm
 
 
 def check_hybrid_is_the_shared_rrf(command: dict, query_set, neo4j_settings, encode) -> None:
-    """The command's hybrid figures are those of console.evaluate.fused_run (the Evaluate view's fusion) over the
+    """The command's hybrid figures are those of console.search.evaluate.fused_run (the Evaluate view's fusion) over the
     live keyword and semantic searches, each branch_depth(10) deep: the backend and the console fuse alike. (The
     console's own keyword ranker is BM25 over the texts, not Lucene, so its hybrid figures differ from the live
     ones; the fusion is what is shared.)"""
     from recipes.search import keyword_search, vector_search
 
-    from console.evaluate import evaluate_runs, fused_run
-    from console.fusion import branch_depth
-    from console.neo4j.settings import Neo4jSettings
-    from console.neo4j.store import Neo4jStore
+    from console.search.evaluate import evaluate_runs, fused_run
+    from console.search.fusion import branch_depth
+    from console.sinks.neo4j.settings import Neo4jSettings
+    from console.sinks.neo4j.store import Neo4jStore
 
     depth, qids = branch_depth(10), list(query_set.queries)
     vectors = encode([query_set.queries[q] for q in qids])

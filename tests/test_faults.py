@@ -23,8 +23,8 @@ import pytest
 
 from conftest import empty_database, read_demo_recipes
 from console.cli import main as cli
-from console.embfiles import make_meta, read_embeddings, write_embeddings, EmbeddedItem
-from console.neo4j.settings import read_env_file
+from console.files.embfiles import make_meta, read_embeddings, write_embeddings, EmbeddedItem
+from console.sinks.neo4j.settings import read_env_file
 
 ROOT = Path(__file__).resolve().parent.parent
 BAD = Path(__file__).resolve().parent / "data" / "bad"
@@ -267,7 +267,7 @@ def test_neo4j_killed_mid_import_gives_a_clear_error_whole_batches_and_a_rerun_c
 PUSH_SCRIPT = """
 import sys
 from console.errors import Neo4jStoreError
-from console.push import push_to_neo4j
+from console.sinks.push import push_to_neo4j
 try:
     report = push_to_neo4j(sys.argv[1], batch_size=int(sys.argv[2]))
 except Neo4jStoreError as exc:

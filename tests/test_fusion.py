@@ -1,13 +1,13 @@
-"""Reciprocal rank fusion (console.fusion), the one definition the backend's hybrid search and the console's
+"""Reciprocal rank fusion (console.search.fusion), the one definition the backend's hybrid search and the console's
 Evaluate view share, and the Evaluate view's hybrid mode built on it."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from console.evaluate import RunVectors, console_runs, fused_run
-from console.fusion import RRF_K, branch_depth, rrf, rrf_score, run_scores
-from console.querysets import QuerySet
+from console.search.evaluate import RunVectors, console_runs, fused_run
+from console.search.fusion import RRF_K, branch_depth, rrf, rrf_score, run_scores
+from console.search.querysets import QuerySet
 
 
 def test_rrf_scores_are_the_sum_of_one_over_sixty_plus_rank():

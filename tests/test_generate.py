@@ -9,9 +9,9 @@ import pytest
 from sentence_transformers import SentenceTransformer
 
 from conftest import StopAfter, read_demo_recipes
-from console.embfiles import read_embeddings, read_meta
+from console.files.embfiles import read_embeddings, read_meta
 from console.errors import ValidationFailed
-from console.generate import GenerateOptions, generate
+from console.generation.generate import GenerateOptions, generate
 
 
 def recipe_records(n, name="ayam"):
@@ -232,7 +232,7 @@ def _checkpoint_batches(out):
 
 
 def test_a_token_budget_cuts_the_batches_and_writes_the_files_of_count_based_batches(tmp_path, export, minilm_path):
-    from console.engine import Embedder
+    from console.generation.engine import Embedder
 
     input_dir, recipes, ingredients = export
     plain = generate(opts(tmp_path, input_dir, minilm_path, output_dir=tmp_path / "plain"))

@@ -8,13 +8,16 @@ import numpy as np
 import pytest
 from sentence_transformers import SentenceTransformer
 
-from console.checkpoint import Checkpoint, content_digest
-from console.embfiles import read_embeddings, read_meta
-from console.engine import Embedder
+from console.generation.checkpoint import Checkpoint, content_digest
+from console.files.embfiles import read_embeddings, read_meta
+from console.generation.engine import Embedder
 from console.errors import InputError
-from console.generate import (ChunkEmbedder, GenerateResult, StatusFile, Tracker, TypeVectors, collect_digests,
-                              embed_and_write, finish, open_writers, reuse_vectors, run_key)
-from console.records import Record
+from console.generation.generate import ChunkEmbedder, embed_and_write, finish, open_writers, run_key
+from console.generation.reuse import collect_digests, reuse_vectors
+from console.generation.scratch import TypeVectors
+from console.generation.status import StatusFile
+from console.generation.tracker import GenerateResult, Tracker
+from console.files.records import Record
 
 KEY = "k" * 16
 TEXTS = ["Soto ayam", "Rawon", "Soto ayam", "Gado-gado", "Rawon", "Nasi goreng kampung"]

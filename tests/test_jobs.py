@@ -8,11 +8,11 @@ import time
 import pytest
 
 from conftest import read_demo_recipes
-from console import jobs
+from console.app import jobs
 from console.cli import build_parser
-from console.embfiles import read_embeddings
-from console.jobs import Job, JobSpec, batch_size_advice, list_jobs, suggest_batch_size
-from console.workspace import Workspace
+from console.files.embfiles import read_embeddings
+from console.app.jobs import Job, JobSpec, batch_size_advice, list_jobs, suggest_batch_size
+from console.app.workspace import Workspace
 
 
 def _export(ws: Workspace, n: int, name: str = "recipes.jsonl"):

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from conftest import read_demo_recipes
-from console import jobs
-from console.jobs import Job, JobLimitError, JobSpec
-from console.models import CACHED, DOWNLOAD, LOCAL, UNAVAILABLE, model_source
-from console.workspace import Workspace
+from console.app import jobs
+from console.app.jobs import Job, JobLimitError, JobSpec
+from console.generation.models import CACHED, DOWNLOAD, LOCAL, UNAVAILABLE, model_source
+from console.app.workspace import Workspace
 
 SECRETS = {"NEO4J_PASSWORD": "neo-secret", "EMBEDDINGS_IMPORT_TOKEN": "token-secret", "CONSOLE_PASSWORD": "console-pw-secret",
            "DJANGO_SECRET_KEY": "django-secret", "HF_TOKEN": "hf-secret"}
@@ -122,11 +122,11 @@ def _local_hub():
 
 
 def test_the_hub_check_sends_nothing_offline_and_is_quick_and_cached_online():
-    """console.models.hub_reachable: HF_HUB_OFFLINE sends no request; otherwise one HEAD to HF_ENDPOINT (a real
+    """console.generation.models.hub_reachable: HF_HUB_OFFLINE sends no request; otherwise one HEAD to HF_ENDPOINT (a real
     local server here), its answer kept; a closed port is 'unreachable' at once."""
     import socket
 
-    from console.models import hub_reachable
+    from console.generation.models import hub_reachable
 
     with _local_hub() as (url, heads):
         endpoint = {"HF_ENDPOINT": url}

@@ -60,8 +60,8 @@ def _console_imports(path: Path) -> set[str]:
             elif node.module == "console":
                 names.update(f"console.{a.name}" for a in node.names)
     modules = set(console_modules())
-    # `from console.neo4j import writer` names the module console.neo4j.writer; a package's own name stands for its
-    # __init__ (console.neo4j)
+    # `from console.sinks.neo4j import writer` names the module console.sinks.neo4j.writer; a package's own name stands for its
+    # __init__ (console.sinks.neo4j)
     found = set()
     for name in names:
         parts = name.split(".")
@@ -76,7 +76,7 @@ def _console_imports(path: Path) -> set[str]:
 
 
 def module_name(path: Path) -> str:
-    """console/neo4j/writer.py -> console.neo4j.writer; console/neo4j/__init__.py -> console.neo4j."""
+    """console/sinks/neo4j/writer.py -> console.sinks.neo4j.writer; console/sinks/neo4j/__init__.py -> console.sinks.neo4j."""
     parts = path.relative_to(ROOT).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
@@ -113,9 +113,71 @@ def test_import_cycles_are_found():
 
 def test_no_import_cycle_inside_console():
     graph = {name: _console_imports(p) - {name} for name, p in console_modules().items()}
-    assert graph["console.engine"] >= {"console.progress"}  # the scan sees imports (also inside functions)
-    assert graph["console.neo4j.writer"] >= {"console.neo4j.store", "console.neo4j.schema"}  # and subpackages
+    assert graph["console.generation.engine"] >= {"console.progress"}  # the scan sees imports (also inside functions)
+    assert graph["console.sinks.neo4j.writer"] >= {"console.sinks.neo4j.store", "console.sinks.neo4j.schema"}  # and subpackages
     assert import_cycles(graph) == []
+
+
+# -- the rooms of console/ and which may use which (issue 23): data flows files -> generation -> sinks --------------
+# A part is a subpackage (console.files, ...) or a top-level module (console.errors, ...); "console" is the package's
+# own __init__ (__version__). A part may import only the parts named here; the graph has no cycle by construction.
+MAY_IMPORT = {
+    "console": set(),
+    "errors": set(),
+    "progress": set(),
+    "files": {"console", "errors"},
+    "options": {"errors", "files"},
+    "generation": {"console", "errors", "progress", "options", "files"},
+    "explore": {"errors", "files"},
+    "search": {"errors", "files", "explore"},
+    "sinks": {"errors", "progress", "files", "explore"},
+    "app": {"errors", "options", "files"},
+    "cli": {"console", "errors", "progress", "options", "files", "generation", "explore", "search", "sinks", "app"},
+}
+
+
+def part_of(module: str) -> str:
+    """console.files.records -> files; console.errors -> errors; console -> console."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "console"
+
+
+def forbidden_imports(modules: dict[str, Path], may_import: dict[str, set[str]]) -> list[str]:
+    """'a.b imports c.d (part x may not use part y)' for each import across parts that `may_import` does not allow."""
+    found = []
+    for name, path in sorted(modules.items()):
+        for dep in sorted(_console_imports(path) - {name}):
+            mine, theirs = part_of(name), part_of(dep)
+            if mine != theirs and theirs not in may_import.get(mine, set()):
+                found.append(f"{name} imports {dep} (part {mine} may not use part {theirs})")
+    return found
+
+
+def test_every_part_of_console_is_in_the_table():
+    assert {part_of(name) for name in console_modules()} == set(MAY_IMPORT)
+
+
+def test_each_part_imports_only_the_parts_it_may():
+    assert forbidden_imports(console_modules(), MAY_IMPORT) == []
+
+
+def test_a_forbidden_import_is_reported():
+    """Take a permission away and the check names the import that needed it."""
+    modules = console_modules()
+    table = dict(MAY_IMPORT, sinks=set(MAY_IMPORT["sinks"]) - {"explore"})
+    assert any(line.startswith("console.sinks.push imports console.explore.curation") for line in
+               forbidden_imports(modules, table))
+
+
+def test_each_subpackage_says_what_it_is_for():
+    for init in sorted((ROOT / "console").glob("*/__init__.py")):
+        doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8"))) or ""
+        assert len(doc.split()) >= 20, f"{init.relative_to(ROOT)} needs a paragraph saying what the subpackage holds"
+
+
+def test_the_generator_pipeline_stays_readable_at_once():
+    lines = (ROOT / "console" / "generation" / "generate.py").read_text(encoding="utf-8").count("\n")
+    assert lines < 500, f"console/generation/generate.py has {lines} lines: move a helper into its own module"
 
 
 def long_functions(folder: Path, limit: int = MAX_FUNCTION_LINES) -> list[str]:

@@ -1,4 +1,4 @@
-"""The Explore map's figure (console.mapfigure): a base layer made once, marks per rerun on top, and above the point
+"""The Explore map's figure (console.explore.mapfigure): a base layer made once, marks per rerun on top, and above the point
 limit a density layer of every point that resolves to the points of a region. Map coordinates are made here (two
 blobs); the texts are real demo recipe titles."""
 from __future__ import annotations
@@ -10,8 +10,8 @@ import plotly.io
 import pytest
 
 from conftest import read_demo_recipes
-from console.mapfigure import in_region, map_figure, map_layer
-from console.projection import EmbeddingSet, Projection
+from console.explore.mapfigure import in_region, map_figure, map_layer
+from console.explore.projection import EmbeddingSet, Projection
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""console/neo4j/ (settings, errors, schema, vector writes) and the backend's search reads (recipes/search.py)
+"""console/sinks/neo4j/ (settings, errors, schema, vector writes) and the backend's search reads (recipes/search.py)
 against the real test Neo4j."""
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ from console.errors import (
     NoEmbeddings,
     UnknownType,
 )
-from console.neo4j import settings as neo4j_settings_module
-from console.neo4j import writer as neo4j_writer
-from console.neo4j.schema import label_for
-from console.neo4j.settings import Neo4jSettings
-from console.neo4j.store import Neo4jStore
-from console.neo4j.writer import VectorWriter
+from console.sinks.neo4j import settings as neo4j_settings_module
+from console.sinks.neo4j import writer as neo4j_writer
+from console.sinks.neo4j.schema import label_for
+from console.sinks.neo4j.settings import Neo4jSettings
+from console.sinks.neo4j.store import Neo4jStore
+from console.sinks.neo4j.writer import VectorWriter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "backend"))
 from recipes import modes, query_embedding, search  # noqa: E402

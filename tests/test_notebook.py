@@ -71,7 +71,7 @@ def test_the_notebook_is_valid_and_has_the_guides_steps():
 
 def test_the_notebook_runs_installs_generates_resumes_and_pushes(package, neo4j_driver, neo4j_settings, neo4j_env,
                                                                  minilm_path, tmp_path, monkeypatch):
-    from console.jobs import batch_size_advice
+    from console.app.jobs import batch_size_advice
 
     empty_database(neo4j_driver, neo4j_settings["database"])
     manage("load_demo_data", "--limit", "30", "--verbosity", "0", env=neo4j_env)

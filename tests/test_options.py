@@ -9,7 +9,7 @@ import pytest
 
 from console.cli import build_parser
 from console.errors import OptionError
-from console.jobs import JobSpec
+from console.app.jobs import JobSpec
 from console.options import (DEFAULT_MODEL, OPTIONS, GenerateOptions, check_options, from_args, to_cli_args)
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from conftest import read_demo_recipes
-from console.embfiles import EmbeddedItem, write_embeddings
-from console.projection import (EmbeddingSet, category_of, load_embedding_set, nearest, place_by_neighbours,
+from console.files.embfiles import EmbeddedItem, write_embeddings
+from console.explore.projection import (EmbeddingSet, category_of, load_embedding_set, nearest, place_by_neighbours,
                                 project, scatter_figure)
 
 
@@ -173,7 +173,7 @@ def test_beyond_the_hover_limit_every_point_is_drawn_and_a_subset_has_hover_text
 
 
 def test_clusters_are_drawn_named_and_can_be_hidden(vectors, recipes):
-    from console.clusters import find_clusters
+    from console.explore.clusters import find_clusters
 
     data, proj = _set(recipes, vectors), project(vectors)
     found = find_clusters(proj.coords, data.texts, min_size=5)

@@ -1,4 +1,4 @@
-"""console.push: one call pushes vectors into the real test Neo4j, straight over Bolt or through the backend."""
+"""console.sinks.push: one call pushes vectors into the real test Neo4j, straight over Bolt or through the backend."""
 from __future__ import annotations
 
 import os
@@ -14,8 +14,8 @@ import pytest
 
 from conftest import read_demo_recipes
 from console.errors import Neo4jUnavailable
-from console.neo4j.settings import Neo4jSettings
-from console.push import PushError, push_to_backend, push_to_neo4j
+from console.sinks.neo4j.settings import Neo4jSettings
+from console.sinks.push import PushError, push_to_backend, push_to_neo4j
 
 DIMS = 8
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,7 +124,7 @@ PUSH_AND_PRINT_THE_ERROR = """
 import sys
 import numpy as np
 from console.errors import Neo4jStoreError
-from console.push import push_to_neo4j
+from console.sinks.push import push_to_neo4j
 rng = np.random.default_rng(0)
 items = [{"id": f"recipe-t{i}", "type": "recipe", "embedding": rng.standard_normal(256).astype(np.float32)}
          for i in range(400)]
@@ -275,7 +275,7 @@ def test_push_to_an_unreachable_backend_says_so():
 
 def test_push_from_an_embedding_file_takes_the_model_from_its_metadata(recipe_ids, backend_url, neo4j_settings,
                                                                        neo4j_clean, tmp_path):
-    from console.embfiles import EmbeddedItem, make_meta, write_embeddings
+    from console.files.embfiles import EmbeddedItem, make_meta, write_embeddings
 
     items = [EmbeddedItem(id=i["id"], type="recipe", text="t", embedding=i["embedding"]) for i in
              items_for(recipe_ids)]

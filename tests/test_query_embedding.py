@@ -19,8 +19,8 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "backend"))
 from conftest import empty_database  # noqa: E402
-from console.embfiles import file_stem  # noqa: E402
-from console.serve import MicroBatcher, make_server, EmbeddingService  # noqa: E402
+from console.files.embfiles import file_stem  # noqa: E402
+from console.generation.serve import MicroBatcher, make_server, EmbeddingService  # noqa: E402
 from console.errors import OptionError  # noqa: E402
 from recipes.testing import free_port, manage, run_backend, run_embedding_server  # noqa: E402
 
@@ -100,7 +100,7 @@ def server(minilm_path, tmp_path_factory):
 
 
 def test_server_speaks_the_openai_embeddings_api(server, minilm_path):
-    from console.engine import Embedder
+    from console.generation.engine import Embedder
 
     auth = {"Authorization": f"Bearer {KEY}"}
     texts = ["sambal tempe pedas", "es teler"]
@@ -158,9 +158,9 @@ def search(url, q="sambal tempe pedas"):
 
 
 def test_remote_search_gives_the_in_process_vectors_and_scores(data, server, neo4j_env):
-    from console.embfiles import find_embedding_file, read_meta
-    from console.engine import Embedder
-    from console.projection import load_embedding_set, nearest
+    from console.files.embfiles import find_embedding_file, read_meta
+    from console.generation.engine import Embedder
+    from console.explore.projection import load_embedding_set, nearest
 
     with run_backend(remote_env(neo4j_env, server)) as url:
         answer = search(url).json()
@@ -177,7 +177,7 @@ def test_remote_search_gives_the_in_process_vectors_and_scores(data, server, neo
 def test_the_query_prompt_is_applied_once_and_the_same_way_in_both_paths(tiny_qwen3_path, tmp_path):
     """The backend sends the recorded query prompt before the text; the server encodes its input as given: the
     vector equals Embedder.encode_query's (the model's own query prompt) in-process."""
-    from console.engine import Embedder
+    from console.generation.engine import Embedder
 
     local_model = Embedder(str(tiny_qwen3_path), device="cpu", local_files_only=True)
     assert local_model.query_prompt  # the tiny Qwen3 has an instruction prompt
@@ -282,7 +282,7 @@ def test_a_reimport_with_another_model_of_the_same_size_is_used_by_the_next_sear
 COUNT_STATEMENTS = """
 import json, django
 django.setup()
-from console.neo4j.store import Neo4jStore
+from console.sinks.neo4j.store import Neo4jStore
 from recipes import graph, modes
 
 class Counting(Neo4jStore):  # the real store, counting the statements it sends
@@ -362,7 +362,7 @@ def test_a_service_answer_that_does_not_fit_the_space_is_a_503_saying_which(stat
 
 
 def test_a_longer_matryoshka_answer_is_cut_and_normalised_as_the_generator_does():
-    from console.engine import truncate_and_normalize
+    from console.generation.engine import truncate_and_normalize
     from recipes.query_embedding import check_answer
 
     full = np.arange(1, 9, dtype=np.float32)

@@ -15,10 +15,10 @@ ray = pytest.importorskip("ray")
 
 from conftest import StopAfter, read_demo_recipes  # noqa: E402
 from console.cli import main  # noqa: E402
-from console.embfiles import read_embeddings, read_meta  # noqa: E402
+from console.files.embfiles import read_embeddings, read_meta  # noqa: E402
 from console.errors import OptionError  # noqa: E402
-from console.generate import GenerateOptions, generate, run_key  # noqa: E402
-from console.rayengine import ModelInfo  # noqa: E402
+from console.generation.generate import GenerateOptions, generate, run_key  # noqa: E402
+from console.generation.rayengine import ModelInfo  # noqa: E402
 
 RAY_OPTS = dict(engine="ray", ray_gpus=0, ray_cpus=0.5)
 
@@ -171,8 +171,8 @@ def test_changed_settings_ignore_earlier_parts(tmp_path, local_ray, minilm_path)
 def test_a_record_that_fails_alone_is_reported_with_its_id_and_the_others_kept(minilm_path):
     """The actor's embedding step (no Ray needed): after an error, the batch's texts are embedded one at a time, so
     only the record that fails on its own fails; its error is kept for the report."""
-    from console.engine import Embedder
-    from console.rayengine import EmbedWorker
+    from console.generation.engine import Embedder
+    from console.generation.rayengine import EmbedWorker
 
     class FailsOnBoom(Embedder):  # the real model; one text it cannot take
         def _encode_batch(self, texts, prompt):
@@ -193,8 +193,8 @@ def test_a_record_that_fails_alone_is_reported_with_its_id_and_the_others_kept(m
 def test_the_workers_batch_with_the_runs_token_budget(tmp_path, minilm_path):
     """--max-tokens reaches every actor (`worker_args` are its constructor's arguments; no Ray needed): the worker
     batches by the budget (a text over it alone) and gives the local engine's vectors."""
-    from console.engine import Embedder
-    from console.rayengine import EmbedWorker, worker_args
+    from console.generation.engine import Embedder
+    from console.generation.rayengine import EmbedWorker, worker_args
 
     opts = _opts(tmp_path, minilm_path, max_tokens=20, **RAY_OPTS)
     plain = Embedder(str(minilm_path), device="cpu")

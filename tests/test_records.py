@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from console.errors import InputError
-from console.records import Record, find_input_files, read_records
+from console.files.records import Record, find_input_files, read_records
 
 INPUTS = Path(__file__).parent / "data" / "inputs"
 
@@ -163,9 +163,9 @@ def test_a_file_without_records_is_an_error(tmp_path, name, content, message):
 
 
 def test_a_json_array_is_decoded_item_by_item_over_a_small_window(tmp_path, monkeypatch):
-    import console.records
+    import console.files.records
 
-    monkeypatch.setattr(console.records, "JSON_WINDOW", 100)  # ~1 MB normally: the file is never held whole
+    monkeypatch.setattr(console.files.records, "JSON_WINDOW", 100)  # ~1 MB normally: the file is never held whole
     items = [{"id": f"r{i}", "type": "recipe", "text": f"Soto {i} " * (i % 7), "loves": i * 1.5} for i in range(300)]
     path = tmp_path / "recipes.json"
     path.write_text(json.dumps(items[:150])[:-1] + ",\n" + json.dumps(items[150:])[1:], encoding="utf-8")
@@ -175,9 +175,9 @@ def test_a_json_array_is_decoded_item_by_item_over_a_small_window(tmp_path, monk
 
 
 def test_a_broken_item_far_into_a_json_array_names_its_line_and_column(tmp_path, monkeypatch):
-    import console.records
+    import console.files.records
 
-    monkeypatch.setattr(console.records, "JSON_WINDOW", 100)
+    monkeypatch.setattr(console.files.records, "JSON_WINDOW", 100)
     lines = [json.dumps({"id": f"r{i}", "type": "recipe", "text": "Soto"}) for i in range(50)]
     lines[40] = lines[40].replace('"type":', '"type"')
     path = tmp_path / "recipes.json"

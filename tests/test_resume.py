@@ -16,7 +16,7 @@ import pytest
 
 from conftest import read_demo_recipes
 from console.cli import main
-from console.embfiles import read_embeddings
+from console.files.embfiles import read_embeddings
 
 ROOT = Path(__file__).resolve().parent.parent
 N = 200

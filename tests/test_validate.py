@@ -6,8 +6,8 @@ import json
 import pytest
 
 from console.errors import InputError
-from console.records import read_records
-from console.validate import GoodRecords, validate, validate_files, write_rejects
+from console.files.records import read_records
+from console.files.validate import GoodRecords, validate, validate_files, write_rejects
 
 
 def _validate_json(tmp_path, items, name="recipes.json"):

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from console.validate import SKIP_HINT
-from console.embfiles import EmbeddedItem, read_embeddings, read_meta, write_embeddings
-from console.workspace import Workspace, inspect_inputs, safe_filename
+from console.files.validate import SKIP_HINT
+from console.files.embfiles import EmbeddedItem, read_embeddings, read_meta, write_embeddings
+from console.app.workspace import Workspace, inspect_inputs, safe_filename
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ def test_uploading_the_same_name_again_replaces_the_file(ws):
 def test_server_folders_are_allowed_only_under_the_configured_roots(tmp_path):
     """No more work/state.json shared by every visitor (the pages keep choices per session); a server folder is
     checked against CONSOLE_DATA_ROOTS with links resolved."""
-    from console.workspace import FolderNotAllowed, allowed_folder, data_roots
+    from console.app.workspace import FolderNotAllowed, allowed_folder, data_roots
 
     root, outside = tmp_path / "data", tmp_path / "other"
     (root / "export").mkdir(parents=True)

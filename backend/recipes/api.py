@@ -21,8 +21,8 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from console.neo4j.schema import TYPE_TO_LABEL
-from console.neo4j.writer import VectorWriter, clear_vectors
+from console.sinks.neo4j.schema import TYPE_TO_LABEL
+from console.sinks.neo4j.writer import VectorWriter, clear_vectors
 from recipes.errors import STATUS_FOR, BadRequest
 from recipes.filters import FILTERS, SearchFilters
 from recipes.graph import get_store, item_neighbours, model_label

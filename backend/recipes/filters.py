@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from console.neo4j.schema import TYPE_TO_LABEL
+from console.sinks.neo4j.schema import TYPE_TO_LABEL
 from recipes.errors import BadRequest
 
 FILTER_TYPE = "recipe"

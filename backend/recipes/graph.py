@@ -1,6 +1,6 @@
 """The backend's one connection to Neo4j (shared by views and commands) and the recipe-specific queries.
 
-All Neo4j access goes through :mod:`console.neo4j` (the official driver, not an ORM: vector indexes,
+All Neo4j access goes through :mod:`console.sinks.neo4j` (the official driver, not an ORM: vector indexes,
 ``UNWIND`` batch writes and index queries are what the app needs, and the console shares the same code); the
 search reads are :mod:`recipes.search`; a query's vector is :mod:`recipes.query_embedding`.
 """
@@ -11,8 +11,8 @@ from pathlib import PurePath
 
 from django.conf import settings
 
-from console.neo4j.settings import Neo4jSettings
-from console.neo4j.store import Neo4jStore
+from console.sinks.neo4j.settings import Neo4jSettings
+from console.sinks.neo4j.store import Neo4jStore
 
 _lock = threading.Lock()
 _store: Neo4jStore | None = None

@@ -1,10 +1,10 @@
 """The three search modes behind ``/api/search/``, the search page and ``manage.py evaluate_search``: keyword
 (Lucene full-text), semantic (the type's vector index, the query embedded with the recorded model) and hybrid
-(both, fused by reciprocal rank fusion: :func:`console.fusion.rrf`, k = 60, the function the console's Evaluate view
+(both, fused by reciprocal rank fusion: :func:`console.search.fusion.rrf`, k = 60, the function the console's Evaluate view
 uses too). Each takes the same filters (:mod:`recipes.filters`).
 
 A hybrid hit's ``score`` is its fused score, ``1/(60 + keyword rank) + 1/(60 + semantic rank)`` over the branches
-that found it; each branch offers its best :func:`console.fusion.branch_depth` (k) candidates. With ``explain`` every
+that found it; each branch offers its best :func:`console.search.fusion.branch_depth` (k) candidates. With ``explain`` every
 hit also carries ``keyword_rank``, ``semantic_rank`` (1-based, null where that branch did not offer it) and
 ``fused_score`` (hybrid), or its own branch's rank (keyword, semantic).
 """
@@ -15,7 +15,7 @@ import logging
 from django.conf import settings
 
 from console.errors import DimensionMismatch
-from console.fusion import RRF_K, branch_depth, rrf
+from console.search.fusion import RRF_K, branch_depth, rrf
 from recipes.errors import BadRequest, ModelUnavailable
 from recipes.filters import NO_FILTERS, SearchFilters
 from recipes.graph import get_store, model_label

@@ -34,8 +34,8 @@ import numpy as np
 from django.conf import settings
 from rest_framework.exceptions import APIException
 
-from console.neo4j.schema import EMBEDDING_SPACE_LABEL
-from console.neo4j.store import Neo4jStore
+from console.sinks.neo4j.schema import EMBEDDING_SPACE_LABEL
+from console.sinks.neo4j.store import Neo4jStore
 from recipes.errors import ModelUnavailable, QueryEmbedderUnavailable, SpaceChanging
 from recipes.graph import model_label
 from recipes.search import SPACE_STAMP
@@ -138,7 +138,7 @@ def get_embedder(model: str, dimensions: int | None = None):
     """A sentence-transformers model per (model, dimensions), loaded once per process from local files only, run by
     BACKEND_QUERY_BACKEND / BACKEND_QUERY_QUANTIZE; ``dimensions`` cuts Matryoshka vectors to the index's size, as
     the console did for the documents."""
-    from console.engine import Embedder
+    from console.generation.engine import Embedder
 
     return Embedder(model, dimensions=dimensions, local_files_only=True, backend=settings.QUERY_BACKEND,
                     quantize=settings.QUERY_QUANTIZE)

@@ -4,7 +4,7 @@ full-text (keyword) search, and both branches of hybrid search in one statement.
 :mod:`recipes.modes`.
 
 Scores: a vector hit's ``score`` is the **cosine similarity** (-1..1) of the query vector and the item's vector,
-the same measure the console's Explore page shows (``console.projection.nearest``). Neo4j's vector index reports
+the same measure the console's Explore page shows (``console.explore.projection.nearest``). Neo4j's vector index reports
 (1 + cosine) / 2 for its cosine indexes; :func:`cosine_from_index_score` converts it back, in this one place. A
 keyword hit's ``score`` is Lucene's relevance score (unbounded, comparable only within one search).
 
@@ -30,8 +30,8 @@ from typing import Callable, TypeVar
 import numpy as np
 
 from console.errors import DimensionMismatch, ItemNotFound, NoEmbeddings
-from console.neo4j.schema import EMBEDDING_PROPERTY, EMBEDDING_SPACE_LABEL, LABEL_TO_TYPE, TYPE_TO_LABEL, label_for
-from console.neo4j.store import Neo4jStore
+from console.sinks.neo4j.schema import EMBEDDING_PROPERTY, EMBEDDING_SPACE_LABEL, LABEL_TO_TYPE, TYPE_TO_LABEL, label_for
+from console.sinks.neo4j.store import Neo4jStore
 from recipes.errors import QueryRejected
 from recipes.filters import KNOWN, MATCHES, NO_FILTERS, SearchFilters
 
@@ -140,7 +140,7 @@ def vector_hits(store: Neo4jStore, type_: str, vector, k: int = 10, exclude_id: 
                 max_candidates: int = VECTOR_MAX_CANDIDATES) -> Hits:
     """The k nearest ``type_`` nodes passing ``filters``, best first, each ``{"id", "title", "type", "score"}``
     with ``score`` the cosine similarity (-1..1), over-fetching as the module says. ``space``: the type's
-    :meth:`~console.neo4j.schema.SchemaAdmin.embedding_space` when the caller already looked it up (semantic search
+    :meth:`~console.sinks.neo4j.schema.SchemaAdmin.embedding_space` when the caller already looked it up (semantic search
     does, to pick the query model), so a search asks for it once. ``fetch``: the first candidate count;
     ``max_candidates``: the most it asks the index for. When the space node no longer has the space's dimensions
     the index is not asked (no hits) and the answer's ``stamp`` says what the node is now."""

@@ -14,7 +14,7 @@ from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 
 from console.errors import ItemNotFound, Neo4jStoreError
-from console.neo4j.schema import TYPE_TO_LABEL
+from console.sinks.neo4j.schema import TYPE_TO_LABEL
 from recipes.api import Throttle, check_query_length, throttled_message
 from recipes.errors import message_of, status_for
 from recipes.filters import FILTERS, SearchFilters

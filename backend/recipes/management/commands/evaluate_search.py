@@ -7,9 +7,9 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from console.errors import ConsoleError
-from console.evaluate import STAT_TESTS, check_k, evaluate_runs, parse_modes
-from console.neo4j.schema import TYPE_TO_LABEL, label_for
-from console.querysets import read_query_set
+from console.search.evaluate import STAT_TESTS, check_k, evaluate_runs, parse_modes
+from console.sinks.neo4j.schema import TYPE_TO_LABEL, label_for
+from console.search.querysets import read_query_set
 
 from ._common import open_store
 
@@ -27,7 +27,7 @@ def _semantic(store, text: str, type_: str, k: int) -> list[dict]:
 
 
 def _hybrid(store, text: str, type_: str, k: int) -> list[dict]:
-    from console.fusion import Fused, run_scores
+    from console.search.fusion import Fused, run_scores
     from recipes.modes import hybrid_hits
 
     hits = hybrid_hits(store, text, type_, k)[0].results

@@ -7,10 +7,10 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from console.curation import read_exclusions
+from console.explore.curation import read_exclusions
 from console.errors import InputError, Neo4jStoreError
-from console.neo4j.writer import DEFAULT_BATCH_SIZE, DEFAULT_WORKERS
-from console.push import LoadedItems, load_items, write_loaded
+from console.sinks.neo4j.writer import DEFAULT_BATCH_SIZE, DEFAULT_WORKERS
+from console.sinks.push import LoadedItems, load_items, write_loaded
 
 from ._common import open_store
 

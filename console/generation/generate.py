@@ -2,7 +2,7 @@
 
 `generate(options)` is what `embedding-console generate` and `external_embedding_generator.py` run. Read it top
 to bottom from `_generate`:
-- `load_and_validate`: read the input files (`console.records`) and validate them (`console.validate`) before
+- `load_and_validate`: read the input files (`console.files.records`) and validate them (`console.files.validate`) before
   loading any model; `handle_rejects`: bad records stop the run (default) or are skipped (`on_invalid="skip"`),
   listed in `<output>/rejects.jsonl`; `load_embedder`;
 - `_embed_all`, four stages over the valid records of every type (`TypeVectors` holds a type's rows):
@@ -14,12 +14,12 @@ to bottom from `_generate`:
   4. `finish`: every output is closed (renamed into place) together, with its `.meta.json`.
 
 Memory stays flat with the input size (streaming): the inputs are read again at each step instead of being held
-(`console.validate.GoodRecords`), records are embedded and written `chunk_size` at a time (length-sorted within a
+(`console.files.validate.GoodRecords`), records are embedded and written `chunk_size` at a time (length-sorted within a
 chunk by the engine), and vectors wait in a scratch file on disk (``.embeddings_<type>.<pid>.vectors.raw``, one
 row per distinct text, removed at the end) rather than in memory. What still grows with n, on purpose: per record
 a 16-byte content digest and a 4-byte row number, per distinct text a few bytes of bookkeeping (~30 bytes per
 record, 30 MB per million: needed to find reused vectors and identical texts), plus the validation's id digests
-(see `console.validate.validate_files`). Measured with bench/scale.py's resume stage (model loaded, every vector in
+(see `console.files.validate.validate_files`). Measured with bench/scale.py's resume stage (model loaded, every vector in
 the checkpoint): peak RSS 1,121 MB at 10k records, 1,150 MB at 1M (~0.03 KB per record, sorting temporaries and
 memory the allocator keeps included), against ~1.4 KB per record when every record and vector was held.
 Progress goes to a callback (`Progress`) and, when `progress_file` is set, to a JSON status file rewritten
@@ -27,59 +27,26 @@ atomically after each batch (the web console reads it; format in docs/DESIGN.md)
 """
 from __future__ import annotations
 
-import json
-import os
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-import numpy as np
-
-from console.checkpoint import Checkpoint, content_digest, run_key
-from console.embfiles import EmbeddedItem, EmbeddingWriter, make_meta
-from console.engine import gpu_memory_mb
-from console.errors import InputError, ModelLoadError, ValidationFailed
+from console.errors import ModelLoadError, ValidationFailed
+from console.files.embfiles import EmbeddedItem, EmbeddingWriter, make_meta
+from console.files.records import Record, find_input_files
+from console.files.validate import ValidationReport, validate_files, write_rejects
+from console.generation.checkpoint import Checkpoint, content_digest, run_key
+from console.generation.reuse import collect_digests, inputs_changed, reuse_vectors
+from console.generation.scratch import TypeVectors
+from console.generation.status import StatusFile
+from console.generation.tracker import GenerateResult, Tracker
 from console.options import GenerateOptions, check_options  # GenerateOptions: also imported from here
 from console.progress import Progress
-from console.records import Record, find_input_files
-from console.validate import ValidationReport, validate_files, write_rejects
+
+__all__ = ["GenerateOptions", "GenerateResult", "generate", "load_and_validate"]
 
 REJECTS_FILE = "rejects.jsonl"
-
-
-@dataclass
-class GenerateResult:
-    report: ValidationReport
-    files: list[Path]
-    outputs: list[Path] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=dict)  # items written per type
-    embedded: int = 0  # vectors computed in this run
-    reused: int = 0  # vectors taken from the checkpoint
-    rejects_path: Path | None = None
-    messages: list[str] = field(default_factory=list)
-    meta: dict = field(default_factory=dict)
-
-
-class StatusFile:
-    """The JSON status file for the web console, rewritten atomically (tmp + os.replace)."""
-
-    def __init__(self, path: str | Path | None):
-        self.path = Path(path) if path else None
-        self.state: dict = {"state": "running", "files": {}, "done": 0, "total": 0, "rate": None, "eta_s": None,
-                            "batch_size": None, "gpu_mem_mb": None, "message": None, "outputs": [],
-                            "pid": os.getpid(), "updated_at": None}
-
-    def update(self, **values) -> None:
-        self.state.update(values)
-        if self.path is None:
-            return
-        self.state["updated_at"] = time.time()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.state, ensure_ascii=False, default=str), encoding="utf-8")
-        os.replace(tmp, self.path)
 
 
 def load_and_validate(opts: GenerateOptions) -> tuple[list[Path], ValidationReport]:
@@ -108,109 +75,6 @@ def generate(opts: GenerateOptions, *, progress: Callable[[Progress], None] | No
     return result
 
 
-class TypeVectors:
-    """The vectors of one type during a run, by record position (input order among the records of the type).
-
-    Records with the same text share one row ("u", numbered in order of first occurrence) of a scratch file on
-    disk; memory per record: its 4-byte row number, per distinct text: 16-byte digest, row, use count, 2 flags.
-    """
-
-    BLOCK = 1024  # rows read at once when writing the outputs
-
-    def __init__(self, type_: str, out_dir: Path, dim: int):
-        self.type_ = type_
-        self.dim = dim
-        self.rowbytes = dim * 4
-        self.digests = bytearray()
-        self.sources: set[str] = set()
-        self.count = 0
-        self.done = 0
-        self.path = out_dir / f".embeddings_{type_}.{os.getpid()}.vectors.raw"
-        self.fd: int | None = None
-        self._cache: np.ndarray | None = None
-        self._cache_start = 0
-
-    def index(self) -> None:
-        """After every digest is in: number the distinct texts and map each record to its row (peak ~40 bytes per
-        record while sorting, ~30 kept)."""
-        n = len(self.digests) // 16
-        keys = np.frombuffer(self.digests, dtype="S16") if n else np.zeros(0, dtype="S16")
-        order = np.argsort(keys, kind="stable")
-        ordered = keys[order]
-        del keys
-        self.digests = bytearray()
-        new_run = np.ones(n, dtype=bool)
-        np.not_equal(ordered[1:], ordered[:-1], out=new_run[1:])
-        starts = np.flatnonzero(new_run)
-        self.keys = ordered[starts]  # sorted distinct digests
-        del ordered
-        row_type = np.uint32 if n < 2**32 else np.int64
-        run_of = np.cumsum(new_run, dtype=row_type)
-        del new_run
-        run_of -= 1
-        first_pos = order[starts]  # the stable sort keeps each run's first record first
-        del starts
-        self.key_row = np.empty(len(first_pos), dtype=row_type)
-        self.key_row[np.argsort(first_pos, kind="stable")] = np.arange(len(first_pos), dtype=row_type)
-        del first_pos
-        self.pos2row = np.empty(n, dtype=row_type)
-        self.pos2row[order] = self.key_row[run_of]
-        del order, run_of
-        self.rows = len(self.keys)
-        self.uses = np.bincount(self.pos2row, minlength=self.rows).astype(row_type)
-        self.present = np.zeros(self.rows, dtype=bool)
-        self.queued = np.zeros(self.rows, dtype=bool)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
-
-    def rows_of(self, hashes: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(indices into `hashes` that this type wants, their rows)."""
-        if not hashes or not self.rows:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-        try:
-            wanted = np.frombuffer(bytes.fromhex("".join(hashes)), dtype="S16")
-        except ValueError:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-        if len(wanted) != len(hashes):
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-        at = np.minimum(np.searchsorted(self.keys, wanted), self.rows - 1)
-        hit = np.flatnonzero(self.keys[at] == wanted)
-        return hit, self.key_row[at[hit]]
-
-    def missing_rows(self, hashes: list[str], matrix: np.ndarray) -> list[tuple[int, int]]:
-        """(index into `hashes`, row) for each row that `hashes` has a vector for and that has none yet; the first
-        index of a row that appears twice. Nothing when the vectors have other dimensions."""
-        if matrix.shape[1] != self.dim:
-            return []
-        keep, seen = [], set()
-        for i, row in zip(*self.rows_of(hashes)):
-            if not self.present[row] and row not in seen:
-                seen.add(row)
-                keep.append((int(i), int(row)))
-        return keep
-
-    def put(self, row: int, vector: np.ndarray) -> None:
-        os.pwrite(self.fd, np.ascontiguousarray(vector, dtype="<f4").tobytes(), int(row) * self.rowbytes)
-        self.present[row] = True
-
-    def get(self, row: int) -> np.ndarray:
-        cache = self._cache
-        if cache is None or not self._cache_start <= row < self._cache_start + len(cache):
-            n = min(self.BLOCK, self.rows - row)
-            data = os.pread(self.fd, n * self.rowbytes, int(row) * self.rowbytes)
-            cache = self._cache = np.frombuffer(data, dtype="<f4").reshape(-1, self.dim)
-            self._cache_start = int(row)
-        return cache[row - self._cache_start]
-
-    def forget_cache(self) -> None:
-        self._cache = None
-
-    def close(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-        self.path.unlink(missing_ok=True)
-
-
 def _generate(opts: GenerateOptions, progress, embedder, status: StatusFile) -> GenerateResult:
     """The run, stage by stage: validate, load the model, then (`_embed_all`) digests, reuse, embed-and-write, finish."""
     check_options(opts)
@@ -236,11 +100,11 @@ def _generate(opts: GenerateOptions, progress, embedder, status: StatusFile) -> 
 @contextmanager
 def open_engine(opts: GenerateOptions, embedder, say: Callable[[str], None]):
     """(embedder, remote): the local engine's model (loaded here), or, with `--engine ray`, the model's settings
-    and the Ray run that embeds what is missing (`console.rayengine`; Ray is imported only then)."""
+    and the Ray run that embeds what is missing (`console.generation.rayengine`; Ray is imported only then)."""
     if opts.engine != "ray":
         yield (embedder if embedder is not None else load_embedder(opts, say)), None
         return
-    from console.rayengine import RayEngine
+    from console.generation.rayengine import RayEngine
 
     with RayEngine.start(opts, embedder, say) as remote:
         yield remote.model, remote
@@ -284,7 +148,7 @@ def remove_leftovers(out_dir: Path) -> None:
 
 
 def load_embedder(opts: GenerateOptions, say: Callable[[str], None]):
-    from console.engine import Embedder
+    from console.generation.engine import Embedder
 
     say(f"loading model {opts.model} (device {opts.device}, dtype {opts.dtype}, backend {opts.backend}"
         + (f" {opts.quantize}" if opts.quantize != "none" else "") + ")")
@@ -323,122 +187,6 @@ def _embed_all(report: ValidationReport, opts: GenerateOptions, embedder, tracke
             cp.close()
         for st in states.values():
             st.close()
-
-
-class Tracker:
-    """A run's counts and where they go: the `progress` callback (Progress events) and the status file."""
-
-    def __init__(self, result: GenerateResult, status: StatusFile, progress: Callable[[Progress], None] | None,
-                 counts: dict[str, int]):
-        self.result, self.status, self.progress = result, status, progress
-        self.total = sum(counts.values())
-        self.done = 0
-        self.t0 = time.monotonic()
-        status.update(total=self.total, files={t: {"done": 0, "total": n} for t, n in counts.items()})
-
-    def say(self, message: str) -> None:
-        """A message for the user: kept in the result, sent as an event, shown in the status file."""
-        self.result.messages.append(message)
-        if self.progress:
-            self.progress(Progress(done=self.status.state["done"], total=self.status.state["total"], message=message))
-        self.status.update(message=message)
-
-    def start(self, states: Iterable[TypeVectors], batch_size: int) -> None:
-        """Embedding begins: vectors reused so far count as done (not towards the rate)."""
-        states = list(states)
-        self.done = self.result.reused
-        self.t0 = time.monotonic()
-        for st in states:
-            self.status.state["files"][st.type_] = {"done": st.done, "total": st.count}
-        self.event(states[0], batch_size)
-
-    def batch(self, st: TypeVectors, embedded: int, covered: int, batch_size: int, messages=()) -> None:
-        """A batch is stored: `embedded` texts, `covered` records (a text may serve several)."""
-        for message in messages:
-            self.event(st, batch_size, gpu_memory_mb(), message)
-        self.result.embedded += embedded
-        st.done += covered
-        self.done += covered
-        self.event(st, batch_size, gpu_memory_mb())
-
-    def event(self, st: TypeVectors, batch_size: int, gpu_mem_mb: float | None = None,
-              message: str | None = None) -> None:
-        elapsed = time.monotonic() - self.t0
-        embedded = self.result.embedded
-        rate = embedded / elapsed if elapsed > 0 and embedded else None
-        eta = (self.total - self.done) / rate if rate else None
-        if message:
-            self.result.messages.append(message)
-        self.status.state["files"][st.type_] = {"done": st.done, "total": st.count}
-        self.status.update(done=self.done, rate=rate, eta_s=eta, batch_size=batch_size, gpu_mem_mb=gpu_mem_mb,
-                           **({"message": message} if message else {}))
-        if self.progress:
-            self.progress(Progress(done=self.done, total=self.total, label=st.type_, rate=rate, eta_s=eta,
-                                   batch_size=batch_size, gpu_mem_mb=gpu_mem_mb, message=message))
-
-
-def _inputs_changed() -> InputError:
-    return InputError("the input files changed while the run was reading them",
-                      hint="run the command again once they are complete")
-
-
-def collect_digests(records: Iterable[Record], states: dict[str, TypeVectors], key: str,
-                    counts: dict[str, int]) -> None:
-    """Stage 1 (one read of the inputs): the content digest of every record, per type; then each type numbers its
-    distinct texts (`TypeVectors.index`). `counts`: the validation's count per type (else the inputs changed)."""
-    for record in records:
-        st = states[record.type]
-        st.digests += content_digest(key, record.text)
-        st.sources.add(record.source)
-        st.count += 1
-    for t, st in states.items():
-        if st.count != counts[t]:
-            raise _inputs_changed()
-        st.index()
-
-
-def reuse_vectors(st: TypeVectors, checkpoint: Checkpoint, key: str, folders: Sequence[Path], out_dir: Path,
-                  say: Callable[[str], None]) -> int:
-    """Stage 2: vectors of this run's checkpoint, then of the checkpoints of earlier runs (`--reuse`, copied into
-    this run's checkpoint). Returns the number of records that have their vector."""
-    def take(ids, hashes, matrix) -> None:
-        for i, row in st.missing_rows(hashes, matrix):
-            st.put(row, matrix[i])
-
-    loaded = checkpoint.scan(take)
-    if loaded.repaired:
-        say(loaded.repaired)
-    for folder in folders:
-        if st.present.all() or Path(folder).resolve() == Path(out_dir).resolve():
-            continue
-        found = _copy_from_earlier_run(st, checkpoint, Checkpoint(folder, st.type_, key))
-        if found:
-            say(f"{st.type_}: {found} vectors taken from {folder}")
-    reused = int(st.uses[st.present].sum())
-    st.done = reused
-    if reused:
-        say(f"{st.type_}: {reused} of {st.count} vectors reused from the checkpoint")
-    return reused
-
-
-def _copy_from_earlier_run(st: TypeVectors, checkpoint: Checkpoint, earlier: Checkpoint) -> int:
-    """Vectors that `earlier` has for texts of `st` still without one, appended to `checkpoint` with the ids of
-    the earlier run's records (ids in a checkpoint are informational; hashes decide). Returns how many."""
-    found = 0
-
-    def take(ids, hashes, matrix) -> None:
-        nonlocal found
-        keep = st.missing_rows(hashes, matrix)
-        if not keep:
-            return
-        idx = [i for i, _ in keep]
-        checkpoint.append([ids[i] for i in idx], [hashes[i] for i in idx], matrix[idx])
-        for i, row in keep:
-            st.put(row, matrix[i])
-        found += len(keep)
-
-    earlier.scan(take)
-    return found
 
 
 def open_writers(states: dict[str, TypeVectors], out_dir: Path, formats: Sequence[str],
@@ -498,7 +246,7 @@ def embed_and_write(records: Iterable[Record], states: dict[str, TypeVectors], c
         st = states[record.type]
         p = position[record.type]
         if p >= st.count:
-            raise _inputs_changed()
+            raise inputs_changed()
         position[record.type] = p + 1
         row = int(st.pos2row[p])
         if not st.present[row] and not st.queued[row]:

@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO, Iterable
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 INPUT_SUFFIXES = (".json", ".jsonl", ".ndjson", ".csv")
 EMBEDDING_SUFFIXES = (".json", ".jsonl", ".parquet", ".npy")
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
@@ -145,9 +145,9 @@ class Workspace:
 
     def embedding_files(self, formats: Iterable[str] = ("json", "jsonl", "parquet", "npy")) -> list[EmbeddingFile]:
         """Every embedding file of every run, newest run first, under the current or the older name
-        (``console.embfiles.parse_embedding_name``); an older-named file is left out when the run also has the
+        (``console.files.embfiles.parse_embedding_name``); an older-named file is left out when the run also has the
         current name for that type and format."""
-        from console.embfiles import find_embedding_file, parse_embedding_name
+        from console.files.embfiles import find_embedding_file, parse_embedding_name
 
         wanted = set(formats)
         found = []
@@ -165,7 +165,7 @@ class Workspace:
         """The run's embedding file of `fmt` for download: the run's own file when it wrote that format (under the
         current or the older name), else a conversion into the run's ``exports/`` folder under the current name
         (made once, redone when the source is newer)."""
-        from console.embfiles import (find_embedding_file, output_path, parse_embedding_name, read_embeddings,
+        from console.files.embfiles import (find_embedding_file, output_path, parse_embedding_name, read_embeddings,
                                       read_meta, write_embeddings)
 
         source = Path(embedding_file)
@@ -224,9 +224,9 @@ def allowed_folder(folder: str | os.PathLike, roots: list[Path] | None = None) -
 
 
 def folder_input_files(folder: str | os.PathLike, roots: list[Path] | None = None) -> list[Path]:
-    """The export files in an allowed server folder (:func:`console.records.find_input_files`), resolved; a file
+    """The export files in an allowed server folder (:func:`console.files.records.find_input_files`), resolved; a file
     that is a link leading out of the roots is left out. Raises FolderNotAllowed or InputError."""
-    from console.records import find_input_files
+    from console.files.records import find_input_files
 
     roots = data_roots() if roots is None else roots
     base = allowed_folder(folder, roots)
@@ -251,8 +251,8 @@ class InputSummary:
 
 
 def _problem_kind(kind) -> str:
-    """The Upload page's problem count a reject's kind (``console.validate.RejectKind``) adds to."""
-    from console.validate import RejectKind
+    """The Upload page's problem count a reject's kind (``console.files.validate.RejectKind``) adds to."""
+    from console.files.validate import RejectKind
 
     if kind is RejectKind.DUPLICATE_ID:
         return "duplicates"
@@ -262,18 +262,18 @@ def _problem_kind(kind) -> str:
 
 
 def inspect_inputs(paths: Iterable[str | os.PathLike], *, preview_rows: int = 50, max_rejects: int = 500) -> InputSummary:
-    """Read and validate export files as the generator will (``console.records`` + ``console.validate``): ids must
+    """Read and validate export files as the generator will (``console.files.records`` + ``console.files.validate``): ids must
     be unique across all the files. A file that cannot be read at all is reported by name, not raised.
 
     Streaming, like the generator: each file is read once on its own (to find the unreadable ones and count records
-    per type), then the readable ones together by :func:`console.validate.validate_files` (duplicates across files);
+    per type), then the readable ones together by :func:`console.files.validate.validate_files` (duplicates across files);
     the preview reads only the first records again. Memory does not grow with the number of records, except for
     the rejects kept for the report."""
     from itertools import islice
 
     from console.errors import InputError
-    from console.records import iter_records
-    from console.validate import RejectKind, check_record, validate_files
+    from console.files.records import iter_records
+    from console.files.validate import RejectKind, check_record, validate_files
 
     summary = InputSummary()
     per_file: dict[str, dict] = {}

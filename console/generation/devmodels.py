@@ -87,7 +87,7 @@ def build_random_qwen3(directory: str | Path, size: str = "tiny", tokenizer_from
         st_dir = work / "st"
         st.save(str(st_dir))
         (st_dir / "README.md").write_text(
-            f"Random-weight Qwen3-Embedding architecture ({size}), built by console.devmodels.build_random_qwen3 "
+            f"Random-weight Qwen3-Embedding architecture ({size}), built by console.generation.devmodels.build_random_qwen3 "
             f"(seed {seed}). For tests and benchmarks only: its vectors carry no meaning.\n"
         )
         if directory.exists():

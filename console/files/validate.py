@@ -19,9 +19,9 @@ from typing import Iterable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
-from console.embfiles import GUIDE_NAMES
+from console.files.embfiles import GUIDE_NAMES
 from console.errors import InputError
-from console.records import PROBLEM_KEY, Record, iter_records
+from console.files.records import PROBLEM_KEY, Record, iter_records
 
 TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 SKIP_HINT = "or run with --on-invalid skip"
@@ -168,7 +168,7 @@ def validate(records: Iterable[Record]) -> ValidationReport:
 
 class GoodRecords:
     """The valid records of some files, without holding them: `len()`, per-type `counts`, and iteration, which
-    reads the files again (`console.records.iter_records`) and yields exactly the records that
+    reads the files again (`console.files.records.iter_records`) and yields exactly the records that
     `validate_files` judged good, in file order. A file changed since it was validated raises InputError."""
 
     def __init__(self, files: Sequence[Path], encoding_errors: str, stamps: list, duplicates: set[int],

@@ -47,7 +47,7 @@ class ModelSource:
 
 
 def model_source(name: str, env=None) -> ModelSource:
-    """Where :class:`console.engine.Embedder` would find ``name``, without loading or downloading anything."""
+    """Where :class:`console.generation.engine.Embedder` would find ``name``, without loading or downloading anything."""
     name = name.strip()
     if Path(name).expanduser().is_dir():
         return ModelSource(name, LOCAL)
@@ -157,7 +157,7 @@ def local_models(env=None, cache_dir: str | os.PathLike | None = None) -> list[L
     sub-folders), and sentence-transformers models in the Hugging Face cache. Reads folders only."""
     found: list[LocalModel] = []
     try:
-        from console.devmodels import minilm_path
+        from console.generation.devmodels import minilm_path
 
         found.append(LocalModel(str(minilm_path()), "shipped"))
     except ImportError:

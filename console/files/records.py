@@ -1,7 +1,7 @@
 """Records (the export format): read JSON arrays, JSON Lines and CSV files, UTF-8, with file and line numbers.
 
 Reading does not judge the records: a record with a missing or wrong field is returned as it was found (its
-fields may be None or of another type) and `console.validate.validate` reports it. Reading raises `InputError`
+fields may be None or of another type) and `console.files.validate.validate` reports it. Reading raises `InputError`
 only when a file as a whole cannot be read: invalid UTF-8, broken JSON syntax in an array file, a CSV without the
 needed columns, an unknown file type.
 """

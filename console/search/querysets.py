@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from console.errors import InputError
-from console.records import iter_json_lines
+from console.files.records import iter_json_lines
 
 HINT = ("use JSON Lines {\"query\": ..., \"relevant\": [ids]} or BEIR queries.jsonl + a qrels TSV "
         "(query-id, corpus-id, score) — see README, \"Search quality\"")
@@ -217,7 +217,7 @@ def read_query_set(path: str | Path, qrels: str | Path | None = None) -> QuerySe
 
 
 # -- query sets kept for the console: the shipped ones and the operator's uploads ------------------------------
-SHIPPED = Path(__file__).resolve().parent.parent / "data" / "queries"
+SHIPPED = Path(__file__).resolve().parents[2] / "data" / "queries"
 UPLOAD_SUFFIXES = (".jsonl", ".tsv")
 
 

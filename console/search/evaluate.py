@@ -6,7 +6,7 @@ A *run* is what every mode produces: ``{query id: {item id: score}}`` (the top k
 
 - ``keyword``: BM25 (bm25s) over the items' texts, the same texts the vectors were made from;
 - ``semantic``: exact cosine between the query vectors (the run's model with its query prompt) and the item vectors;
-- ``hybrid``: reciprocal rank fusion (:func:`console.fusion.rrf`, k = 60, the backend's hybrid search uses the same
+- ``hybrid``: reciprocal rank fusion (:func:`console.search.fusion.rrf`, k = 60, the backend's hybrid search uses the same
   function) of the keyword and the semantic ranking, each ``branch_depth(k)`` deep.
 
 A new mode is one more entry in :data:`CONSOLE_MODES` (here) or in the management command's table
@@ -23,8 +23,8 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from console.errors import ConsoleError, OptionError
-from console.fusion import RRF_K, branch_depth, rrf, run_scores
-from console.querysets import QuerySet
+from console.search.fusion import RRF_K, branch_depth, rrf, run_scores
+from console.search.querysets import QuerySet
 
 Run = dict[str, dict[str, float]]
 QueryEncoder = Callable[[list[str]], np.ndarray]
@@ -136,9 +136,9 @@ class RunVectors:
 
 
 def load_run(path: str | Path, label: str | None = None) -> RunVectors:
-    """A run's embedding file (any format console.embfiles reads) with its metadata; an empty file is an error."""
-    from console.embfiles import read_meta
-    from console.projection import load_embedding_set
+    """A run's embedding file (any format console.files.embfiles reads) with its metadata; an empty file is an error."""
+    from console.files.embfiles import read_meta
+    from console.explore.projection import load_embedding_set
 
     path = Path(path)
     data = load_embedding_set(path)

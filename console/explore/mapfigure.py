@@ -94,7 +94,7 @@ def map_layer(data, proj, *, color_by: str = "type", clusters=None, shown_cluste
               hover_limit: int = HOVER_LIMIT, point_limit: int = POINT_LIMIT, density_sample: int = DENSITY_SAMPLE,
               region=None) -> MapLayer:
     """The base layer of the map of ``proj`` (the coordinates of ``data``'s rows), coloured by ``color_by``.
-    ``clusters`` (``console.clusters.Clusters``): ``shown_clusters`` (None = all) limits the points, and each shown
+    ``clusters`` (``console.explore.clusters.Clusters``): ``shown_clusters`` (None = all) limits the points, and each shown
     cluster's name is written at its centre (``cluster_labels``). ``region`` (2D: x0, x1, y0, y1): only its points.
     Up to ``point_limit`` points in view, all are drawn; above, a 2D map is a density layer of them all with a seeded
     ``density_sample`` of them drawn on top (in a region: ``point_limit`` of them), a 3D map a seeded
@@ -202,7 +202,7 @@ def _cluster_labels(clusters, shown_clusters) -> list[dict]:
 
 def map_figure(layer: MapLayer, proj, *, highlight=(), selected=None, excluded=()):
     """The figure of one rerun: ``layer``'s traces and on top the marks: ``excluded`` rows
-    (console.curation) crossed out, ``highlight`` rows (neighbours) as rings, the ``selected`` row as a star."""
+    (console.explore.curation) crossed out, ``highlight`` rows (neighbours) as rings, the ``selected`` row as a star."""
     import plotly.graph_objects as go
 
     kind = "scatter3d" if layer.three_d else "scattergl"

@@ -1,6 +1,6 @@
 """The graph's schema: the labels allow-list, uniqueness constraints, the full-text index, one vector index per
 type (found by label and property, whatever its name), and the ``EmbeddingSpace`` node recording which model
-embedded a type. :class:`SchemaAdmin` is what :class:`console.neo4j.store.Neo4jStore` can do to the schema; it
+embedded a type. :class:`SchemaAdmin` is what :class:`console.sinks.neo4j.store.Neo4jStore` can do to the schema; it
 runs every statement through the store's ``query``."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from console.errors import DimensionMismatch, Neo4jStoreError, NoEmbeddings, Unk
 TYPE_TO_LABEL = {"recipe": "Recipe", "ingredient": "Ingredient", "category": "Category"}
 LABEL_TO_TYPE = {label: type_ for type_, label in TYPE_TO_LABEL.items()}
 EMBEDDING_PROPERTY = "embedding"
-# what the writer sets beside the vector (console.neo4j.writer), removed with it (clear_vectors)
+# what the writer sets beside the vector (console.sinks.neo4j.writer), removed with it (clear_vectors)
 EMBEDDING_METADATA = ("embedding_model", "embedding_dimensions", "embedding_updated_at", "embedding_hash")
 FULLTEXT_INDEX = "item_fulltext"
 FULLTEXT_PROPERTIES = ("title", "text", "name")
@@ -168,7 +168,7 @@ class SchemaAdmin:
         )
         index = self.find_vector_index(type_)
         if not rows or index is None:
-            from console.embfiles import file_stem
+            from console.files.embfiles import file_stem
 
             raise NoEmbeddings(
                 f"No embeddings for type {type_!r} yet: generate them, then import with "

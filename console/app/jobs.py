@@ -27,7 +27,7 @@ from pathlib import Path
 
 from console.options import ConsoleOptions, to_cli_args
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 JOB_FILE = "job.json"
 STATUS_FILE = "status.json"
 LOG_FILE = "generate.log"

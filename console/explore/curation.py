@@ -7,9 +7,9 @@ in the same folder, flushed to disk, then renamed over the old one (``os.replace
 the previous file intact, never half of one. Changes from several sessions at once are serialised by a lock file
 (``.exclusions.lock``), so that none is lost. Undo all removes the file.
 
-Nothing is deleted from the run's vectors: downloads (:func:`export_file`) and pushes (``console.push``, with
+Nothing is deleted from the run's vectors: downloads (:func:`export_file`) and pushes (``console.sinks.push``, with
 ``exclude=``) leave the excluded items out as they read, and count them; a push also removes from Neo4j the vectors
-those items got from an earlier push (``console.neo4j.writer.clear_vectors``). Plain Python: no Streamlit or Django.
+those items got from an earlier push (``console.sinks.neo4j.writer.clear_vectors``). Plain Python: no Streamlit or Django.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from console.errors import InputError
-from console.records import item_field, iter_json_lines
+from console.files.records import item_field, iter_json_lines
 
 EXCLUSIONS_FILE = "exclusions.jsonl"
 LOCK_FILE = ".exclusions.lock"
@@ -171,7 +171,7 @@ def digest(ids: Iterable[str]) -> str:
 
 def selected_ids(points: Iterable[Mapping], row_ids: Sequence[str]) -> list[str]:
     """The item ids of points selected on a map (clicked, boxed or lassoed), in order, once each: a point carries
-    its item's row number as its ``customdata`` (``console.projection.scatter_figure``), ``row_ids`` gives the id
+    its item's row number as its ``customdata`` (``console.explore.projection.scatter_figure``), ``row_ids`` gives the id
     of each row; highlight points without customdata are skipped."""
     ids: dict[str, None] = {}
     for point in points:
@@ -186,7 +186,7 @@ def selected_ids(points: Iterable[Mapping], row_ids: Sequence[str]) -> list[str]
 class LeaveOut:
     """``items`` without those whose id is in ``ids``; iterable again and again (a file is read anew each time).
     After an iteration, ``left_out`` counts the items left out, ``matched`` holds their ids and ``by_type`` the same
-    ids by their item's type (what ``console.neo4j.writer.clear_vectors`` takes)."""
+    ids by their item's type (what ``console.sinks.neo4j.writer.clear_vectors`` takes)."""
 
     def __init__(self, items: Iterable[Any], ids: Iterable[str]):
         self.items = items
@@ -210,7 +210,7 @@ class LeaveOut:
 
 def file_ids(path: str | os.PathLike) -> list[str]:
     """The ids of an embedding file, in order (a Parquet file's id column only; other formats are read through)."""
-    from console.embfiles import read_embeddings
+    from console.files.embfiles import read_embeddings
 
     path = Path(path)
     if path.suffix.lower() == ".parquet":
@@ -222,7 +222,7 @@ def file_ids(path: str | os.PathLike) -> list[str]:
 
 def run_ids(run: str | os.PathLike) -> set[str]:
     """The ids of every embedding file of a run's folder (one file per type, the fastest format to read)."""
-    from console.embfiles import parse_embedding_name
+    from console.files.embfiles import parse_embedding_name
 
     chosen: dict[str, Path] = {}
     order = ("parquet", "npy", "jsonl", "json")
@@ -241,7 +241,7 @@ def export_file(workspace, source: str | os.PathLike, fmt: str) -> tuple[Path, i
     out. Without exclusions: ``workspace.export_file`` (the run's own file, or a conversion). With them: a copy
     without the excluded items in the run's ``exports/curated/<fmt>/`` (made again when the source or the exclusions
     change); the run's own files are not touched."""
-    from console.embfiles import EmbeddingWriter, output_path, parse_embedding_name, read_embeddings, read_meta
+    from console.files.embfiles import EmbeddingWriter, output_path, parse_embedding_name, read_embeddings, read_meta
 
     source = Path(source)
     excluded = read_exclusions(exclusions_path(source))

@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
-from console.neo4j.schema import (
+from console.sinks.neo4j.schema import (
     EMBEDDING_METADATA,
     EMBEDDING_PROPERTY,
     TYPE_TO_LABEL,
@@ -20,8 +20,8 @@ from console.neo4j.schema import (
     label_for,
     vector_index_name,
 )
-from console.neo4j.store import Neo4jStore
-from console.records import item_field
+from console.sinks.neo4j.store import Neo4jStore
+from console.files.records import item_field
 
 DEFAULT_BATCH_SIZE = 2000
 DEFAULT_WORKERS = 2          # sessions writing batches at once (import_embeddings --parallel; see VectorWriter)
@@ -44,7 +44,7 @@ class WriteReport:
     elapsed_s: float = 0.0
     unknown_count: int = 0
     rejected_count: int = 0  # every rejection; ``rejected`` may hold only the first ones (the backend sends 100)
-    excluded: int = 0  # items the operator excluded (console.curation), left out before writing
+    excluded: int = 0  # items the operator excluded (console.explore.curation), left out before writing
     cleared: int = 0   # excluded items whose vector (from an earlier push) was removed (dry run: would be)
 
     def __post_init__(self) -> None:

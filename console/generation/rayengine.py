@@ -1,6 +1,6 @@
 """The Ray engine (`generate --engine ray`): the vectors a run misses, embedded by Ray Data actors on many machines.
 
-Everything but the embedding stays the generator's own (`console.generate`): validation before any work, the
+Everything but the embedding stays the generator's own (`console.generation.generate`): validation before any work, the
 content digest of (settings, text) as the unit of "done", the checkpoint, the embedding files and their .meta.json.
 Ray only replaces the model's work, between the generator's stage 2 (reuse) and stage 3 (write):
 
@@ -38,7 +38,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from console.checkpoint import Checkpoint, content_digest, run_key
+from console.generation.checkpoint import Checkpoint, content_digest, run_key
 from console.errors import ConsoleError, ModelError, OptionError
 from console.options import GenerateOptions, parse_range
 
@@ -141,7 +141,7 @@ class EmbedWorker:
     `--batch-size` and `--max-tokens` batch it as the local engine does (carried from call to call after OOM)."""
 
     def __init__(self, model_args: dict, key: str, batch_size: int, storage_uri: str, max_tokens: int | None = None):
-        from console.engine import Embedder
+        from console.generation.engine import Embedder
 
         self.embedder = Embedder(**model_args)
         if run_key(self.embedder) != key:  # the model changed under the run: never mix its vectors
@@ -194,7 +194,7 @@ class EmbedWorker:
 
 def _describe(args: dict) -> dict:
     """The model's settings (run on a worker, like the actors)."""
-    from console.engine import Embedder
+    from console.generation.engine import Embedder
 
     embedder = Embedder(**args)
     return {**embedder.describe(), "document_prompt": embedder.document_prompt}

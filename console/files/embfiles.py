@@ -30,7 +30,7 @@ import numpy as np
 
 from console import __version__
 from console.errors import InputError
-from console.records import iter_json_file, iter_json_lines, read_text
+from console.files.records import iter_json_file, iter_json_lines, read_text
 
 FORMATS = ("json", "jsonl", "parquet", "npy")
 SUFFIX = {"json": ".json", "jsonl": ".jsonl", "parquet": ".parquet", "npy": ".npy"}

@@ -9,7 +9,7 @@ Prompts: documents are encoded with the model's document prompt ("document", "pa
 `model.prompts`) or with no prompt at all, never with the query instruction (`encode_document` says so by name, as
 sentence-transformers 5 does); `encode_query` uses the query prompt ("query", "search_query", ...). Matryoshka `dimensions`: vectors are cut to the first N values, then
 re-normalised (when `normalize`). CUDA out of memory: the batch is halved (down to 1) and retried; nothing is lost.
-`backend="onnx"|"openvino"|"auto"`, `quantize="int8"`: the transformer runs exported (console/backends.py).
+`backend="onnx"|"openvino"|"auto"`, `quantize="int8"`: the transformer runs exported (console/generation/backends.py).
 `max_tokens` / `overlap` (iter_batches, encode): token-budget batching and tokenisation ahead of the model.
 """
 from __future__ import annotations
@@ -122,7 +122,7 @@ class Embedder:
         import torch
         from sentence_transformers import SentenceTransformer
 
-        from console.backends import check_backend
+        from console.generation.backends import check_backend
 
         self.model_name = str(model)
         self.device, self.device_message = resolve_device(device)
@@ -130,7 +130,7 @@ class Embedder:
         check_backend(backend, quantize, self.device, self.dtype)  # before minutes of loading
         self.normalize = bool(normalize)
         if local_files_only is None:  # an unreachable hub: the cache or nothing, at once (not minutes of retries)
-            from console.models import hub_offline, hub_reachable
+            from console.generation.models import hub_offline, hub_reachable
 
             local_files_only = Path(self.model_name).exists() or hub_offline() or not hub_reachable()
         torch_dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[self.dtype]
@@ -170,7 +170,7 @@ class Embedder:
         """(backend, quantize, message): torch as loaded, or the transformer swapped for its exported model."""
         if backend == "torch":
             return "torch", "none", None
-        from console import backends
+        from console.generation import backends
 
         message = None
         if backend == "auto":

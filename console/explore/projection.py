@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from console.mapfigure import COLOR_FIELDS  # noqa: F401 - the page's "Colour by" choices
+from console.explore.mapfigure import COLOR_FIELDS  # noqa: F401 - the page's "Colour by" choices
 
 _CATEGORIES_IN_TEXT = re.compile(r"Categories:\s*([^.\n]+)")
 
@@ -55,13 +55,13 @@ def category_of(text: str, given=None) -> str:
 
 def load_embedding_set(paths, *, categories: dict[str, object] | None = None,
                        vectors_dir: str | os.PathLike | None = None) -> EmbeddingSet:
-    """Read one or more embedding files (any format ``console.embfiles`` reads) into one ``EmbeddingSet``.
+    """Read one or more embedding files (any format ``console.files.embfiles`` reads) into one ``EmbeddingSet``.
 
     ``categories`` maps an id to its categories (e.g. from the uploaded export records), used for colouring.
     ``vectors_dir``: where the vectors are kept as a float32 ``.npy`` (written once per file version, streamed)
     that the set memory-maps: the process then holds the ids and texts, not the matrix.
     """
-    from console.embfiles import read_embeddings
+    from console.files.embfiles import read_embeddings
 
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     cached = _vectors_file(paths, vectors_dir) if vectors_dir is not None else None
@@ -347,5 +347,5 @@ def nearest(vectors: np.ndarray, query: np.ndarray, k: int = 10, *, exclude: int
     top = top[np.argsort(-scores[top], kind="stable")]
     return [(int(i), float(scores[i])) for i in top]
 
-# -- the map: console.mapfigure (importable from here too) -----------------------------------------------------
-from console.mapfigure import HOVER_LIMIT, map_figure, map_layer, scatter_figure  # noqa: E402,F401
+# -- the map: console.explore.mapfigure (importable from here too) -----------------------------------------------------
+from console.explore.mapfigure import HOVER_LIMIT, map_figure, map_layer, scatter_figure  # noqa: E402,F401

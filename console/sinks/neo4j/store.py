@@ -1,7 +1,7 @@
 """``Neo4jStore``: one driver for one database. Every statement goes through :meth:`Neo4jStore.query` (or
 :meth:`Neo4jStore.read`, routed to read servers) or a managed transaction, and driver errors become the project's own (``Neo4jUnavailable``, ``Neo4jAuthError``,
 ``Neo4jConfigError`` in :mod:`console.errors`). Schema and index management come from
-:class:`console.neo4j.schema.SchemaAdmin`."""
+:class:`console.sinks.neo4j.schema.SchemaAdmin`."""
 from __future__ import annotations
 
 import logging
@@ -11,8 +11,8 @@ from typing import Callable
 from neo4j import RoutingControl
 
 from console.errors import Neo4jAuthError, Neo4jConfigError, Neo4jUnavailable
-from console.neo4j.schema import SchemaAdmin
-from console.neo4j.settings import Neo4jSettings
+from console.sinks.neo4j.schema import SchemaAdmin
+from console.sinks.neo4j.settings import Neo4jSettings
 
 # The driver logs connection trouble on the "neo4j" logger before it raises (e.g. "<CONNECTION> error: Failed to read
 # from defunct connection" and "Transaction failed and will be retried" when Neo4j dies mid-push). With no logging

@@ -171,7 +171,7 @@ class EmbeddingService:
 
     def __init__(self, encode: Callable[[list[str]], np.ndarray], *, served: str, dimensions: int,
                  api_key: str = "", max_batch: int = 64, wait_s: float = 0.0):
-        from console.engine import truncate_and_normalize
+        from console.generation.engine import truncate_and_normalize
 
         self.served, self.dimensions, self.api_key = served, int(dimensions), api_key
         self._truncate = truncate_and_normalize
@@ -277,8 +277,8 @@ def make_server(service: EmbeddingService, host: str = "127.0.0.1", port: int = 
 def embedder_service(model: str, *, device: str = "auto", dtype: str = "auto", served_name: str | None = None,
                      max_batch: int = 64, wait_ms: float = 0.0, max_length: int | None = None,
                      api_key: str | None = None, backend: str = "torch", quantize: str = "none") -> EmbeddingService:
-    """An :class:`EmbeddingService` over ``console.engine.Embedder`` (inputs encoded with no prompt)."""
-    from console.engine import Embedder
+    """An :class:`EmbeddingService` over ``console.generation.engine.Embedder`` (inputs encoded with no prompt)."""
+    from console.generation.engine import Embedder
 
     embedder = Embedder(model, device=device, dtype=dtype, max_length=max_length, backend=backend, quantize=quantize)
 

@@ -1,8 +1,8 @@
 """Push embeddings into Neo4j, straight over Bolt or through the backend's import endpoint.
 
 Both functions take the same items (``EmbeddedItem`` objects or dicts with ``id``, ``type``, ``embedding``; or the
-path of an embedding file, read with :mod:`console.embfiles` and its ``.meta.json``) and return the same
-:class:`~console.neo4j.writer.WriteReport` (written, unchanged, unknown_ids, rejected, dry_run), so a page or a
+path of an embedding file, read with :mod:`console.files.embfiles` and its ``.meta.json``) and return the same
+:class:`~console.sinks.neo4j.writer.WriteReport` (written, unchanged, unknown_ids, rejected, dry_run), so a page or a
 CLI is one call. ``progress(done, total)`` is called after every batch. Both are safe to run twice: a vector that
 is already on its node is counted as unchanged and not written again.
 """
@@ -17,12 +17,12 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from console.curation import LeaveOut
+from console.explore.curation import LeaveOut
 from console.errors import Neo4jStoreError
-from console.neo4j.schema import TYPE_TO_LABEL, IndexProgress
-from console.neo4j.settings import Neo4jSettings
-from console.neo4j.store import Neo4jStore
-from console.neo4j.writer import (
+from console.sinks.neo4j.schema import TYPE_TO_LABEL, IndexProgress
+from console.sinks.neo4j.settings import Neo4jSettings
+from console.sinks.neo4j.store import Neo4jStore
+from console.sinks.neo4j.writer import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_WORKERS,
     Progress,
@@ -30,7 +30,7 @@ from console.neo4j.writer import (
     WriteReport,
     clear_vectors,
 )
-from console.records import item_field
+from console.files.records import item_field
 
 
 class PushError(Neo4jStoreError):
@@ -156,7 +156,7 @@ class LoadedItems:
 def load_items(items: Any, model: str | None = None, query_prompt: str | None = None, *,
                exclude: Iterable[str] | None = None) -> LoadedItems:
     """Items, model, query prompt, count and a source name; a path is read lazily with its metadata. Items whose id
-    is in ``exclude`` (e.g. the run's exclusions, :mod:`console.curation`) are left out as they are read and
+    is in ``exclude`` (e.g. the run's exclusions, :mod:`console.explore.curation`) are left out as they are read and
     counted (``left_out``) on each read; the count is then unknown until :meth:`LoadedItems.count_all`."""
     loaded = _load_items(items, model, query_prompt)
     excluded = frozenset(exclude or ())
@@ -171,7 +171,7 @@ def _load_items(items: Any, model: str | None, query_prompt: str | None) -> Load
     if isinstance(items, LoadedItems):
         return items
     if isinstance(items, (str, Path)):
-        from console.embfiles import read_embeddings, read_meta
+        from console.files.embfiles import read_embeddings, read_meta
 
         path = Path(items)
         meta = read_meta(path) or {}
@@ -232,7 +232,7 @@ def write_loaded(store: Neo4jStore, loaded: LoadedItems, *, batch_size: int = DE
                  index_progress: IndexProgress | None = None, workers: int = DEFAULT_WORKERS) -> WriteReport:
     """Write loaded items over an open store (``push_to_neo4j`` and ``manage.py import_embeddings``); ``workers``
     sessions write batches at once. The items left out as excluded lose the vector they may hold from an earlier
-    push (:func:`~console.neo4j.writer.clear_vectors`; a dry run only counts them)."""
+    push (:func:`~console.sinks.neo4j.writer.clear_vectors`; a dry run only counts them)."""
     model = _need_model(loaded.model, loaded.source)
     writer = VectorWriter(store, model=model, query_prompt=loaded.query_prompt, source=loaded.source,
                           workers=workers)
