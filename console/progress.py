@@ -2,7 +2,7 @@
 
 Below both (`console.generation.engine` and `console.generation.generate` import it; it imports nothing of the console), so that
 neither has to import the other for it. The CLI renders the events with tqdm; the status file of the web console
-(`console.generation.generate.StatusFile`) holds the same fields.
+(`console.generation.status.StatusFile`) holds the same fields.
 """
 from __future__ import annotations
 
