@@ -277,7 +277,6 @@ def ours_until_searchable(store: Neo4jStore, parquet: Path, workers: int, last: 
     then the same check as the peers' (index ONLINE, the last vector found by a vector query): (seconds until the
     last batch is committed, seconds until searchable)."""
     from bench.peer_import import wait_searchable
-    from console.sinks.neo4j.schema import vector_index_name
     from console.sinks.push import load_items, write_loaded
 
     marks = {}
@@ -286,7 +285,7 @@ def ours_until_searchable(store: Neo4jStore, parquet: Path, workers: int, last: 
     report = write_loaded(store, loaded, workers=workers,
                           progress=lambda done, total: marks.__setitem__("written", time.perf_counter()))
     assert report.written == report.total, report.summary()
-    wait_searchable(store.driver, store.settings.database, vector_index_name("recipe"), last["id"],
+    wait_searchable(store.driver, store.settings.database, store.spec("recipe").vector_index, last["id"],
                     last["embedding"].tolist())
     return marks["written"] - started, time.perf_counter() - started
 

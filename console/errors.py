@@ -106,7 +106,7 @@ class DimensionMismatch(Neo4jStoreError):
 
 
 class UnknownType(Neo4jStoreError):
-    """A type outside the labels allow-list (console.sinks.neo4j.schema.TYPE_TO_LABEL)."""
+    """A type the graph schema (console.graphschema) does not describe."""
 
 
 class NoEmbeddings(Neo4jStoreError):

@@ -453,8 +453,8 @@ def test_the_vector_branch_says_when_it_stopped_at_its_limit(data, neo4j_driver,
     try:
         vector = neo4j_driver.execute_query("MATCH (r:Recipe {id: 'recipe-4472552'}) RETURN r.embedding AS e"
                                             ).records[0]["e"]
-        limited = vector_hits(store, "recipe", vector, 10, filters=SearchFilters(ingredient=name), max_candidates=60)
-        full = vector_hits(store, "recipe", vector, 10, filters=SearchFilters(ingredient=name))
+        limited = vector_hits(store, "recipe", vector, 10, filters=SearchFilters.from_mapping({"ingredient": name}, store.schema), max_candidates=60)
+        full = vector_hits(store, "recipe", vector, 10, filters=SearchFilters.from_mapping({"ingredient": name}, store.schema))
     finally:
         store.close()
     assert full.complete and len(full.results) == 10 and full.examined > 60
@@ -510,7 +510,7 @@ def test_the_schema_describes_the_search_modes_and_filters(backend):
 
 def test_search_page_offers_hybrid_and_the_filters(backend, neo4j_driver):
     page = get(f"{backend}/", q="sambal pedas", mode="hybrid", type="recipe", category="Ayam")
-    assert page.status_code == 200 and "hybrid results for “sambal pedas” in category Ayam" in page.text
+    assert page.status_code == 200 and "hybrid results for “sambal pedas” with category Ayam" in page.text
     assert 'value="hybrid" checked' in page.text and 'name="ingredient"' in page.text
     assert ">fused</abbr>" in page.text and "keyword #" in page.text
     ids = [part.split("/", 1)[0] for part in page.text.split('href="/items/')[1:]]

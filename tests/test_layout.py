@@ -125,14 +125,15 @@ MAY_IMPORT = {
     "console": set(),
     "errors": set(),
     "progress": set(),
-    "files": {"console", "errors"},
+    "graphschema": {"errors"},
+    "files": {"console", "errors", "graphschema"},
     "options": {"errors", "files"},
     "generation": {"console", "errors", "progress", "options", "files"},
     "explore": {"errors", "files"},
     "search": {"errors", "files", "explore"},
-    "sinks": {"errors", "progress", "files", "explore"},
+    "sinks": {"errors", "progress", "graphschema", "files", "explore"},
     "app": {"errors", "options", "files"},
-    "cli": {"console", "errors", "progress", "options", "files", "generation", "explore", "search", "sinks", "app"},
+    "cli": {"console", "errors", "progress", "graphschema", "options", "files", "generation", "explore", "search", "sinks", "app"},
 }
 
 

@@ -20,7 +20,7 @@ from console.errors import (
 )
 from console.sinks.neo4j import settings as neo4j_settings_module
 from console.sinks.neo4j import writer as neo4j_writer
-from console.sinks.neo4j.schema import label_for
+from console.graphschema import load_schema
 from console.sinks.neo4j.settings import Neo4jSettings
 from console.sinks.neo4j.store import Neo4jStore
 from console.sinks.neo4j.writer import VectorWriter
@@ -105,9 +105,9 @@ def test_a_wrong_password_gives_the_auth_message(neo4j_settings):
 
 def test_types_outside_the_allow_list_never_become_labels():
     with pytest.raises(UnknownType) as err:
-        label_for("Recipe) DETACH DELETE (n")
-    assert str(err.value) == (
-        "Unknown type 'Recipe) DETACH DELETE (n': expected one of recipe, ingredient, category"
+        load_schema().type("Recipe) DETACH DELETE (n")
+    assert str(err.value).startswith(
+        "Unknown type 'Recipe) DETACH DELETE (n': expected one of recipe, ingredient, category (the graph schema "
     )
 
 

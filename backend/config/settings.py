@@ -72,6 +72,8 @@ NEO4J = {
     "password": os.environ.get("NEO4J_PASSWORD", ""),
     "database": os.environ.get("NEO4J_DATABASE", "neo4j"),
 }
+# The graph's description (labels, properties, text, filters: console/demo_schema.toml is the demo's and the default)
+GRAPH_SCHEMA_FILE = os.environ.get("GRAPH_SCHEMA_FILE") or None
 EMBEDDINGS_IMPORT_TOKEN = os.environ.get("EMBEDDINGS_IMPORT_TOKEN", "")
 IMPORT_BATCH_SIZE = _positive_int("EMBEDDINGS_IMPORT_BATCH_SIZE", 2000)
 # One import request: at most this many bytes of body and items (413 beyond: send smaller batches). The console's

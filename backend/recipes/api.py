@@ -21,11 +21,11 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from console.sinks.neo4j.schema import TYPE_TO_LABEL
+from console.graphschema import to_dict
 from console.sinks.neo4j.writer import VectorWriter, clear_vectors
 from recipes.errors import STATUS_FOR, BadRequest
-from recipes.filters import FILTERS, SearchFilters
-from recipes.graph import get_store, item_neighbours, model_label
+from recipes.filters import SearchFilters, filter_example, filter_names, filter_types
+from recipes.graph import get_schema, get_store, item_neighbours, model_label
 from recipes.query_embedding import check_model_allowed
 from recipes.modes import (DEFAULT_MODE, MODES, check_mode, note_for, search, semantic_search,
                           similar_search)
@@ -81,12 +81,16 @@ def check_query_length(value: str, name: str = "q") -> None:
                          f"shorten it to at most {max_chars} characters and {max_terms} words")
 
 
-def _type_param(request, required: bool = True, default: str | None = "recipe") -> str | None:
-    type_ = request.query_params.get("type") or default
+FIRST_TYPE = "first"  # the schema's first type (the demo's: recipe)
+
+
+def _type_param(request, required: bool = True, default: str | None = FIRST_TYPE) -> str | None:
+    types = get_schema().types
+    type_ = request.query_params.get("type") or (next(iter(types)) if default == FIRST_TYPE else default)
     if type_ is None:
         return None
-    if type_ not in TYPE_TO_LABEL:
-        raise BadRequest(f"Unknown type {type_!r}: expected one of {', '.join(TYPE_TO_LABEL)}")
+    if type_ not in types:
+        raise BadRequest(f"Unknown type {type_!r}: expected one of {', '.join(types)}")
     return type_
 
 
@@ -156,18 +160,20 @@ def hits():
 
 Error = ErrorSerializer
 Q = OpenApiParameter("q", OpenApiTypes.STR, description="the search text", required=True)
-TYPE = OpenApiParameter("type", OpenApiTypes.STR, enum=list(TYPE_TO_LABEL), description="item type (recipe)")
+SCHEMA = get_schema()
+TYPE = OpenApiParameter("type", OpenApiTypes.STR, enum=list(SCHEMA.types), description="item type (the graph schema's)")
 K = OpenApiParameter("k", OpenApiTypes.INT, description="number of results, 1-100")
 MODE = OpenApiParameter("mode", OpenApiTypes.STR, enum=list(MODES), default=DEFAULT_MODE,
                         description="keyword (Lucene full-text), semantic (vector index) or hybrid (both, fused by "
                                     "reciprocal rank fusion, k=60, in one Neo4j round trip)")
-FILTER_PARAMS = [OpenApiParameter(name, OpenApiTypes.STR, description=f"only recipes with this {name} (its name, "
-                                  "matched whole, ignoring case; e.g. " + example + "); type must be recipe; an "
-                                  "unknown name is a 400")
-                 for name, example in zip(FILTERS, ("Ayam", "santan"))]
+FILTER_PARAMS = [OpenApiParameter(name, OpenApiTypes.STR, description=f"only items with this {name} (matched whole, "
+                                  f"ignoring case; e.g. {filter_example(SCHEMA, name)}); for type "
+                                  f"{' or '.join(filter_types(SCHEMA, name))}; an unknown value is a 400")
+                 for name in filter_names(SCHEMA)]
 EXPLAIN = OpenApiParameter("explain", OpenApiTypes.BOOL, description="1: each hit says why it is there "
                            "(keyword_rank, semantic_rank, and in hybrid the branch scores and fused_score)")
-FILTERS_OUT = inline_serializer("Filters", {name: serializers.CharField(allow_null=True) for name in FILTERS})
+FILTERS_OUT = inline_serializer("Filters", {name: serializers.CharField(allow_null=True)
+                                            for name in filter_names(SCHEMA)})
 COMPLETE = serializers.BooleanField(help_text="false when the vector search stopped at its candidate limit with fewer "
                                               "than k hits: more matching items may exist")
 NOTE = serializers.CharField(allow_null=True, help_text="why there are fewer than k hits (null when there are k)")
@@ -228,8 +234,8 @@ class Search(APIView):
         q = _query_param(request, "q")
         mode = check_mode(request.query_params.get("mode"))
         type_ = _type_param(request)
-        filters = SearchFilters.from_mapping(request.query_params)
-        filters.check_type(type_)
+        filters = SearchFilters.from_mapping(request.query_params, get_schema())
+        filters.check_type(get_schema(), type_)
         return Response(search(q, mode, type_, _k_param(request, 10), filters, _explain_param(request)))
 
 
@@ -241,8 +247,17 @@ class ItemDetail(APIView):
         item = get_item(store, item_id)
         if item.get("embedding_model"):
             item["embedding_model"] = model_label(item["embedding_model"])
-        item.update(item_neighbours(store, item_id))
+        item.update(item_neighbours(store, item_id, item["type"]))
         return Response(item)
+
+
+class GraphSchemaView(APIView):
+    """The backend's graph description (read-only, no secrets): a console compares it with its own before a push."""
+
+    @extend_schema(summary="The graph schema this backend reads (types, labels, properties, indexes, filters)",
+                   responses={200: OpenApiTypes.OBJECT})
+    def get(self, request):
+        return Response(to_dict(get_schema()))
 
 
 class SimilarItems(APIView):
@@ -258,7 +273,7 @@ class SimilarItems(APIView):
                        "results": hits()}), 400: Error, 404: Error, 409: Error, 429: Error, 503: Error})
     def get(self, request, item_id: str):
         k = _k_param(request, 5)
-        filters = SearchFilters.from_mapping(request.query_params)
+        filters = SearchFilters.from_mapping(request.query_params, get_schema())
         item, similar = similar_search(get_store(), item_id, k, filters)
         return Response({"id": item["id"], "type": item["type"], "title": item["title"],
                          "filters": filters.as_dict(), "complete": similar.complete,
@@ -407,9 +422,9 @@ def exclude_option(value) -> dict[str, set[str]]:
         item_id = entry.get("id") if isinstance(entry, dict) else None
         type_ = entry.get("type") if isinstance(entry, dict) else None
         if not isinstance(item_id, str) or not item_id.strip() or not isinstance(type_, str) \
-                or type_ not in TYPE_TO_LABEL:
+                or type_ not in get_schema().types:
             raise BadRequest(f"'exclude' item {at} needs an \"id\" (a non-empty string) and a \"type\" (one of "
-                             f"{', '.join(TYPE_TO_LABEL)})")
+                             f"{', '.join(get_schema().types)})")
         by_type.setdefault(type_, set()).add(item_id)
     return by_type
 

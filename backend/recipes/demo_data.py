@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from recipes.export import build_text
+from console.graphschema import DEMO_SCHEMA, load_schema, render_text
 
 CATEGORY_NAMES = {"ayam": "Ayam", "ikan": "Ikan", "sapi": "Sapi", "tahu": "Tahu", "telur": "Telur", "tempe": "Tempe"}
 
@@ -120,8 +120,10 @@ class DemoRecipe:
         return {
             "id": self.id, "title": self.title, "description": self.description, "steps": self.steps,
             "loves": self.loves, "url": self.url, "ingredients": self.ingredients, "categories": self.categories,
-            "text": build_text(self.title, self.description, [i["name"] for i in self.ingredients],
-                               [c["name"] for c in self.categories]),
+            "text": render_text(load_schema(DEMO_SCHEMA).types["recipe"].text, {
+                "title": self.title, "description": self.description,
+                "ingredients": [i["name"] for i in self.ingredients],
+                "categories": [c["name"] for c in self.categories]}),
         }
 
 

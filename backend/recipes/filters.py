@@ -1,79 +1,107 @@
-"""Search filters: recipes in a category and/or with an ingredient, by name (``category=Ayam``,
-``ingredient=santan``).
+"""Search filters, as the graph schema describes them (``[types.<type>.filters]``): items linked to a node whose
+property equals the value, e.g. in the demo ``category=Ayam`` (recipes in the category Ayam) and
+``ingredient=santan``.
 
-Names match whole and ignoring case (``ayam`` = ``Ayam``; ``santan`` does not match "Santan kental"). Filters apply
-to recipes only: another type with a filter is a 400. A name no category/ingredient has is a 400 naming the
-parameter; the search statement itself says whether each name exists (``*_known`` columns of :data:`KNOWN`), so
-checking costs no extra round trip. The Cypher is parameterised (``$category``, ``$ingredient``: lower-cased
-names or null) and its labels and relationship types are fixed here, from the schema's allow-list.
+Values match whole and ignoring case (``ayam`` = ``Ayam``; ``santan`` does not match "Santan kental"). A filter
+applies to the types that define it: another type with that filter is a 400. A value no node has is a 400 naming
+the parameter; the search statement itself says whether each value exists (``<name>_known`` columns of
+:meth:`SearchFilters.known`), so checking costs no extra round trip. The Cypher is parameterised (``$f_<name>``:
+lower-cased values) and its labels, relationship types and properties come from the validated schema
+(:mod:`console.sinks.neo4j.cypher`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from console.sinks.neo4j.schema import TYPE_TO_LABEL
+from console.graphschema import FilterSpec, GraphSchema
+from console.sinks.neo4j.cypher import filter_matches, filter_param, filters_known
 from recipes.errors import BadRequest
 
-FILTER_TYPE = "recipe"
-# filter parameter -> (relationship from a recipe, label of the node it names)
-FILTERS = {"category": ("IN_CATEGORY", TYPE_TO_LABEL["category"]),
-           "ingredient": ("HAS_INGREDIENT", TYPE_TO_LABEL["ingredient"])}
 MAX_FILTER_CHARS = 100
 
-# Cypher: `node` passes the filters (a null parameter is no filter).
-MATCHES = " AND ".join(
-    f"(${name} IS NULL OR EXISTS {{ (node)-[:{rel}]->(f:{label}) WHERE toLower(f.name) = ${name} }})"
-    for name, (rel, label) in FILTERS.items())
-# Cypher: whether each filter's name exists (true without that filter), as RETURN columns `<name>_known`.
-KNOWN = ", ".join(
-    f"(${name} IS NULL OR EXISTS {{ MATCH (f:{label}) WHERE toLower(f.name) = ${name} }}) AS {name}_known"
-    for name, (_, label) in FILTERS.items())
+
+def filter_names(schema: GraphSchema) -> list[str]:
+    """Every filter's name (a query parameter), in the schema's order."""
+    return list(dict.fromkeys(name for spec in schema.types.values() for name in spec.filters))
+
+
+def filter_types(schema: GraphSchema, name: str) -> list[str]:
+    return [type_ for type_, spec in schema.types.items() if name in spec.filters]
+
+
+def filter_example(schema: GraphSchema, name: str) -> str:
+    return next((s.filters[name].example for s in schema.types.values() if name in s.filters), "") or "..."
 
 
 @dataclass(frozen=True)
 class SearchFilters:
-    category: str | None = None
-    ingredient: str | None = None
+    """The filters set for one search: ``(name, value)`` pairs and, once a type is known, their descriptions."""
+    values: tuple[tuple[str, str], ...] = ()
+    names: tuple[str, ...] = ()            # every filter the schema has (for as_dict)
+    specs: tuple[FilterSpec, ...] = ()     # those set, as the searched type describes them
 
     @classmethod
-    def from_mapping(cls, params) -> "SearchFilters":
+    def from_mapping(cls, params, schema: GraphSchema) -> "SearchFilters":
         """The filters from query parameters (a blank value is no filter); a too long value is a 400."""
-        values = {}
-        for name in FILTERS:
+        names = filter_names(schema)
+        values = []
+        for name in names:
             value = (params.get(name) or "").strip()
             if len(value) > MAX_FILTER_CHARS:
                 raise BadRequest(f"The filter '{name}' is too long ({len(value):,} characters): a {name} name has "
                                  f"at most {MAX_FILTER_CHARS}")
-            values[name] = value or None
-        return cls(**values)
+            if value:
+                values.append((name, value))
+        return cls(tuple(values), tuple(names))
 
     @property
     def active(self) -> bool:
-        return any(self.as_dict().values())
+        return bool(self.values)
 
     def as_dict(self) -> dict:
-        return {name: getattr(self, name) for name in FILTERS}
+        set_ = dict(self.values)
+        return {name: set_.get(name) for name in self.names}
+
+    def for_type(self, schema: GraphSchema, type_: str | None) -> "SearchFilters":
+        """These filters as ``type_`` describes them (None: all types, each filter as the first type that has it),
+        checked (:meth:`check_type`)."""
+        self.check_type(schema, type_)
+        specs = []
+        for name, _ in self.values:
+            owner = type_ or filter_types(schema, name)[0]
+            specs.append(schema.types[owner].filters[name])
+        return SearchFilters(self.values, self.names, tuple(specs))
+
+    def matches(self, var: str = "node") -> str:
+        """Cypher: ``var`` passes the filters."""
+        return filter_matches(self.specs, var)
+
+    def known(self) -> str:
+        """Cypher RETURN columns: whether each filter's value exists."""
+        return filters_known(self.specs)
 
     def params(self) -> dict:
-        """The Cypher parameters of :data:`MATCHES` and :data:`KNOWN`: lower-cased names, null when unset."""
-        return {name: value.lower() if value else None for name, value in self.as_dict().items()}
+        """The Cypher parameters of :meth:`matches` and :meth:`known`: lower-cased values."""
+        return {filter_param(name): value.lower() for name, value in self.values}
 
-    def check_type(self, type_: str | None) -> None:
-        """A 400 when a filter is set for a type other than recipes (None: all types, then only recipes match)."""
-        if self.active and type_ not in (None, FILTER_TYPE):
-            names = " and ".join(f"'{n}'" for n, v in self.as_dict().items() if v)
-            raise BadRequest(f"The filter {names} applies to recipes only: use type=recipe, not type={type_}")
+    def check_type(self, schema: GraphSchema, type_: str | None) -> None:
+        """A 400 when a filter is set for a type that does not define it (None: all types)."""
+        for name, _ in self.values:
+            owners = filter_types(schema, name)
+            if type_ is not None and type_ not in owners:
+                plural = " and ".join(schema.types[t].file for t in owners)
+                raise BadRequest(f"The filter '{name}' applies to {plural} only: use type={owners[0]}, "
+                                 f"not type={type_}")
 
-    def check_known(self, row: dict) -> None:
+    def check_known(self, row: dict, schema: GraphSchema) -> None:
         """A 400 naming the parameter and the value when the search said (``<name>_known``) that no node has it."""
-        for name, value in self.as_dict().items():
-            if value and not row.get(f"{name}_known", True):
+        for name, value in self.values:
+            if not row.get(f"{name}_known", True):
                 raise BadRequest(f"Unknown {name} {value!r} in parameter '{name}': no {name} has that name "
-                                 f"(names match whole, ignoring case; e.g. {name}={EXAMPLES[name]})")
+                                 f"(names match whole, ignoring case; e.g. {name}={filter_example(schema, name)})")
 
     def describe(self) -> str:
-        return ", ".join(f"{n}={v}" for n, v in self.as_dict().items() if v)
+        return ", ".join(f"{n}={v}" for n, v in self.values)
 
 
-EXAMPLES = {"category": "Ayam", "ingredient": "santan"}
 NO_FILTERS = SearchFilters()

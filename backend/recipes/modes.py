@@ -49,7 +49,7 @@ def query_vector(space: dict, q: str, type_: str):
 
 def semantic_hits(store, q: str, type_: str, k: int, filters: SearchFilters = NO_FILTERS) -> tuple[Hits, str]:
     """The vector hits and the query model, on the type's current space (:func:`on_current_space`)."""
-    filters.check_type(type_)
+    filters.check_type(store.schema, type_)
     hits, space = on_current_space(store, type_, lambda space: vector_hits(
         store, type_, query_vector(space, q, type_), k, space=space, filters=filters), settings.SPACE_MAX_AGE_S)
     return hits, space["model"]
@@ -88,7 +88,7 @@ def fuse(keyword: list[dict], semantic: list[dict], k: int) -> list[dict]:
 
 def hybrid_hits(store, q: str, type_: str, k: int, filters: SearchFilters = NO_FILTERS) -> tuple[Hits, str]:
     """The fused hits and the query model, on the type's current space (:func:`on_current_space`)."""
-    filters.check_type(type_)
+    filters.check_type(store.schema, type_)
 
     def branches(space: dict) -> Hits:
         keyword, semantic = hybrid_branches(store, q, type_, query_vector(space, q, type_), branch_depth(k),

@@ -25,35 +25,48 @@ import time
 import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable, TypeVar
 
 import numpy as np
 
 from console.errors import DimensionMismatch, ItemNotFound, NoEmbeddings
-from console.sinks.neo4j.schema import EMBEDDING_PROPERTY, EMBEDDING_SPACE_LABEL, LABEL_TO_TYPE, TYPE_TO_LABEL, label_for
+from console.graphschema import FilterSpec, GraphSchema
+from console.sinks.neo4j.cypher import filter_matches, filters_known, id_expression, quote, title_expression
+from console.sinks.neo4j.schema import EMBEDDING_SPACE_LABEL
 from console.sinks.neo4j.store import Neo4jStore
 from recipes.errors import QueryRejected
-from recipes.filters import KNOWN, MATCHES, NO_FILTERS, SearchFilters
+from recipes.filters import NO_FILTERS, SearchFilters
 
 VECTOR_MAX_CANDIDATES = 10_000   # the most index candidates a filtered vector search looks at
+Specs = tuple[FilterSpec, ...]
 
-# The vector branch: `$fetch` index candidates, the best `$k` of those passing the filters (and not `$exclude`),
-# and how many candidates the index gave (fewer than asked: it has no more).
-VECTOR_BRANCH = (
-    "CALL db.index.vector.queryNodes($index, $fetch, $vector) YIELD node, score "
-    "WITH collect({node: node, score: score}) AS found "
-    "CALL (found) { UNWIND found AS candidate WITH candidate.node AS node, candidate.score AS score "
-    f"WHERE node.id <> $exclude AND {MATCHES} "
-    "WITH node, score ORDER BY score DESC LIMIT $k "
-    "RETURN collect({id: node.id, title: coalesce(node.title, node.name), score: score}) AS semantic } "
-    "RETURN size(found) AS fetched, semantic")
-# The full-text branch: the best `$depth` matches of the labels `$labels` passing the filters.
-FULLTEXT_BRANCH = (
-    "CALL db.index.fulltext.queryNodes($fulltext, $q) YIELD node, score "
-    "WITH node, score, [l IN labels(node) WHERE l IN $labels][0] AS label "
-    f"WHERE label IS NOT NULL AND {MATCHES} "
-    "WITH node, score, label ORDER BY score DESC, node.id LIMIT $depth "
-    "RETURN collect({id: node.id, label: label, title: coalesce(node.title, node.name), score: score}) AS keyword")
+
+def vector_branch(schema: GraphSchema, type_: str, specs: Specs) -> str:
+    """The vector branch: `$fetch` index candidates, the best `$k` of those passing the filters (and not
+    `$exclude`), and how many candidates the index gave (fewer than asked: it has no more)."""
+    node_id, title = id_expression(schema, "node", (type_,)), title_expression(schema, "node", (type_,))
+    return (
+        "CALL db.index.vector.queryNodes($index, $fetch, $vector) YIELD node, score "
+        "WITH collect({node: node, score: score}) AS found "
+        "CALL (found) { UNWIND found AS candidate WITH candidate.node AS node, candidate.score AS score "
+        f"WHERE {node_id} <> $exclude AND {filter_matches(specs)} "
+        "WITH node, score ORDER BY score DESC LIMIT $k "
+        f"RETURN collect({{id: {node_id}, title: {title}, score: score}}) AS semantic }} "
+        "RETURN size(found) AS fetched, semantic")
+
+
+def fulltext_branch(schema: GraphSchema, types: tuple[str, ...], specs: Specs) -> str:
+    """The full-text branch: the best `$depth` matches of the labels `$labels` passing the filters."""
+    node_id, title = id_expression(schema, "node", types), title_expression(schema, "node", types)
+    return (
+        "CALL db.index.fulltext.queryNodes($fulltext, $q) YIELD node, score "
+        "WITH node, score, [l IN labels(node) WHERE l IN $labels][0] AS label "
+        f"WHERE label IS NOT NULL AND {filter_matches(specs)} "
+        f"WITH node, score, label ORDER BY score DESC, {node_id} LIMIT $depth "
+        f"RETURN collect({{id: {node_id}, label: label, title: {title}, score: score}}) AS keyword")
+
+
 # The type's EmbeddingSpace node `s` as a stamp (null when there is none): what a cached space is checked against
 # (recipes.query_embedding), read in the search statement itself, so that checking costs no round trip.
 SPACE_STAMP = "s {.model, .dimensions, .query_prompt, .index_name, updated_at: toString(s.updated_at)}"
@@ -61,12 +74,26 @@ SPACE_STAMP = "s {.model, .dimensions, .query_prompt, .index_name, updated_at: t
 # still has the query vector's `$dimensions`, so that a vector of a stale space never reaches the index.
 SPACE_CHECK = (f"OPTIONAL MATCH (s:{EMBEDDING_SPACE_LABEL} {{type: $type}}) "
                f"WITH {SPACE_STAMP} AS stamp, coalesce(s.dimensions = $dimensions, false) AS current")
-CHECKED_VECTOR_BRANCH = f"CALL (current) {{ WITH current WHERE current {VECTOR_BRANCH} }}"
-# Semantic: the stamp and the vector branch, one round trip.
-VECTOR = f"{SPACE_CHECK} {CHECKED_VECTOR_BRANCH} RETURN stamp, fetched, semantic, {KNOWN}"
-# Hybrid: the stamp and both branches in one statement, one round trip.
-HYBRID = (f"{SPACE_CHECK} CALL () {{ {FULLTEXT_BRANCH} }} {CHECKED_VECTOR_BRANCH} "
-          f"RETURN stamp, keyword, fetched, semantic, {KNOWN}")
+
+
+@lru_cache(maxsize=256)
+def vector_statement(schema: GraphSchema, type_: str, specs: Specs) -> str:
+    """Semantic: the stamp and the vector branch, one round trip."""
+    return (f"{SPACE_CHECK} CALL (current) {{ WITH current WHERE current {vector_branch(schema, type_, specs)} }} "
+            f"RETURN stamp, fetched, semantic, {filters_known(specs)}")
+
+
+@lru_cache(maxsize=256)
+def hybrid_statement(schema: GraphSchema, type_: str, specs: Specs) -> str:
+    """Hybrid: the stamp and both branches in one statement, one round trip."""
+    return (f"{SPACE_CHECK} CALL () {{ {fulltext_branch(schema, (type_,), specs)} }} "
+            f"CALL (current) {{ WITH current WHERE current {vector_branch(schema, type_, specs)} }} "
+            f"RETURN stamp, keyword, fetched, semantic, {filters_known(specs)}")
+
+
+@lru_cache(maxsize=256)
+def keyword_statement(schema: GraphSchema, types: tuple[str, ...], specs: Specs) -> str:
+    return f"CALL () {{ {fulltext_branch(schema, types, specs)} }} RETURN keyword, {filters_known(specs)}"
 
 
 # The full-text index's name per store, and when it was looked up (the lookup, SHOW INDEXES, is a round trip).
@@ -90,21 +117,34 @@ class Hits:
 
 
 def get_item(store: Neo4jStore, item_id: str, with_embedding: bool = False) -> dict:
-    """The item's fields, its ``type`` and ``degree``; with ``with_embedding`` its vector too (``embedding``)."""
-    labels = " UNION ".join(f"MATCH (n:{label} {{id: $id}}) RETURN n" for label in TYPE_TO_LABEL.values())
-    rows = store.read(
-        f"CALL () {{ {labels} }} "
-        "RETURN n.id AS id, [l IN labels(n) WHERE l IN $labels][0] AS label, "
-        "coalesce(n.title, n.name) AS title, n.description AS description, n.text AS text, "
-        "n.url AS url, n.embedding_model AS embedding_model, n.embedding IS NOT NULL AS has_embedding, "
-        f"COUNT {{ (n)--() }} AS degree{f', n.{EMBEDDING_PROPERTY} AS embedding' if with_embedding else ''}",
-        id=item_id, labels=list(TYPE_TO_LABEL.values()),
-    )
+    """The item's fields (its title, the properties the schema shows: ``shown`` names them), its ``type`` and
+    ``degree``; with ``with_embedding`` its vector too (``embedding``). One round trip over every type."""
+    rows = store.read(item_statement(store.schema, with_embedding), id=item_id)
     if not rows:
         raise ItemNotFound(f"No item with id {item_id!r}")
     row = rows[0]
-    row["type"] = LABEL_TO_TYPE[row.pop("label")]
+    spec = store.schema.types[row["type"]]
+    fields = row.pop("fields")
+    row.update({k: fields.get(k) for k in spec.show})
+    row["shown"] = list(spec.show)
+    if not with_embedding:
+        row.pop("embedding")
     return row
+
+
+@lru_cache(maxsize=16)
+def item_statement(schema: GraphSchema, with_embedding: bool) -> str:
+    branches = []
+    for type_, spec in schema.types.items():
+        shown = ", ".join(f"{quote(p)}: n.{quote(p)}" for p in spec.show)
+        vector = f"n.{quote(spec.vector_property)}"
+        branches.append(
+            f"MATCH (n:{quote(spec.label)} {{{quote(spec.id)}: $id}}) "
+            f"RETURN n, '{type_}' AS type, n.{quote(spec.id)} AS id, n.{quote(spec.title)} AS title, "
+            f"{{{shown}}} AS fields, {vector} IS NOT NULL AS has_embedding, "
+            f"{vector if with_embedding else 'null'} AS embedding")
+    return (f"CALL () {{ {' UNION '.join(branches)} }} RETURN id, type, title, fields, has_embedding, embedding, "
+            "n.embedding_model AS embedding_model, COUNT { (n)--() } AS degree LIMIT 1")
 
 
 def cosine_from_index_score(score: float) -> float:
@@ -145,14 +185,14 @@ def vector_hits(store: Neo4jStore, type_: str, vector, k: int = 10, exclude_id: 
     ``max_candidates``: the most it asks the index for. When the space node no longer has the space's dimensions
     the index is not asked (no hits) and the answer's ``stamp`` says what the node is now."""
     space = space if space is not None else store.embedding_space(type_)
-    if filters.active:
-        filters.check_type(type_)
+    filters = filters.for_type(store.schema, type_)
     vec = _query_vector(type_, vector, space)
     fetch = min(fetch or first_fetch(k, exclude_id), max(max_candidates, k))
+    statement = vector_statement(store.schema, type_, filters.specs)
     while True:
-        row = store.read(VECTOR, type=type_, dimensions=space["dimensions"], index=space["index_name"], fetch=fetch,
+        row = store.read(statement, type=type_, dimensions=space["dimensions"], index=space["index_name"], fetch=fetch,
                           vector=vec, exclude=exclude_id or "", k=k, **filters.params())[0]
-        filters.check_known(row)
+        filters.check_known(row, store.schema)
         hits, exhausted = row["semantic"], row["fetched"] < fetch
         if len(hits) >= k or exhausted or fetch >= max_candidates:
             return Hits(_vector_rows(hits, type_), len(hits) >= k or exhausted, row["fetched"], row["stamp"])
@@ -173,7 +213,7 @@ def similar_items(store: Neo4jStore, item_id: str, k: int = 5, filters: SearchFi
     cached space, :func:`recipes.modes.similar_search`); by default the space is read here (``search(None)``). The
     item's own vector of another size than the space is a :class:`DimensionMismatch`."""
     item = get_item(store, item_id, with_embedding=True)
-    filters.check_type(item["type"])
+    filters.check_type(store.schema, item["type"])
     embedding = item.pop("embedding")
     if embedding is None:
         raise NoEmbeddings(
@@ -234,22 +274,26 @@ def _fulltext_errors():
                             "shorten the query 'q'") from None
 
 
-def _keyword_rows(rows: list[dict]) -> list[dict]:
+def _keyword_rows(rows: list[dict], schema: GraphSchema) -> list[dict]:
+    types = schema.label_to_type()
     for row in rows:
-        row["type"] = LABEL_TO_TYPE[row.pop("label")]
+        row["type"] = types[row.pop("label")]
     return rows
 
 
 def keyword_search(store: Neo4jStore, text: str, type_: str | None = None, k: int = 10,
                    filters: SearchFilters = NO_FILTERS) -> list[dict]:
-    """Full-text search over titles, texts and names passing ``filters``; ``score`` is Lucene's relevance score."""
-    filters.check_type(type_)
-    labels = [label_for(type_)] if type_ else list(TYPE_TO_LABEL.values())
+    """Full-text search over the schema's full-text properties passing ``filters``; ``score`` is Lucene's relevance
+    score."""
+    schema = store.schema
+    filters = filters.for_type(schema, type_)
+    types = (schema.type(type_).name,) if type_ else tuple(schema.types)
+    statement = keyword_statement(schema, types, filters.specs)
     row = with_fulltext(store, lambda index: store.read(
-        f"CALL () {{ {FULLTEXT_BRANCH} }} RETURN keyword, {KNOWN}", fulltext=index, q=lucene_query(text),
-        labels=labels, depth=k, **filters.params())[0])
-    filters.check_known(row)
-    return _keyword_rows(row["keyword"])
+        statement, fulltext=index, q=lucene_query(text), labels=[schema.types[t].label for t in types], depth=k,
+        **filters.params())[0])
+    filters.check_known(row, schema)
+    return _keyword_rows(row["keyword"], schema)
 
 
 def hybrid_branches(store: Neo4jStore, text: str, type_: str, vector, depth: int, *, space: dict,
@@ -258,21 +302,23 @@ def hybrid_branches(store: Neo4jStore, text: str, type_: str, vector, depth: int
     vector hits of ``type_``, each passing ``filters``, with the space's stamp as :func:`vector_hits` has it. Only
     when a selective filter leaves the vector branch short of ``depth`` hits does it ask again, with more candidates
     (:func:`vector_hits`)."""
-    filters.check_type(type_)
+    schema = store.schema
+    filters = filters.for_type(schema, type_)
     vec = _query_vector(type_, vector, space)
     fetch = first_fetch(depth)
+    statement = hybrid_statement(schema, type_, filters.specs)
     row = with_fulltext(store, lambda index: store.read(
-        HYBRID, fulltext=index, q=lucene_query(text), labels=[label_for(type_)], depth=depth, type=type_,
+        statement, fulltext=index, q=lucene_query(text), labels=[schema.type(type_).label], depth=depth, type=type_,
         dimensions=space["dimensions"], index=space["index_name"], fetch=fetch, vector=vec, exclude="", k=depth,
         **filters.params())[0])
-    filters.check_known(row)
+    filters.check_known(row, schema)
     semantic, exhausted = row["semantic"], row["fetched"] < fetch
     if len(semantic) >= depth or exhausted:
         vector = Hits(_vector_rows(semantic, type_), True, row["fetched"], row["stamp"])
     else:
         vector = vector_hits(store, type_, vec, depth, space=space, filters=filters,
                              fetch=min(4 * fetch, VECTOR_MAX_CANDIDATES))
-    return _keyword_rows(row["keyword"]), vector
+    return _keyword_rows(row["keyword"], schema), vector
 
 
 _LUCENE_SPECIAL = set('+-&|!(){}[]^"~*?:\\/')

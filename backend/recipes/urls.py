@@ -10,5 +10,6 @@ urlpatterns = [
     path("api/keyword-search/", api.KeywordSearch.as_view(), name="keyword-search"),
     path("api/items/<str:item_id>/", api.ItemDetail.as_view(), name="item-detail"),
     path("api/items/<str:item_id>/similar/", api.SimilarItems.as_view(), name="similar-items"),
+    path("api/graph-schema/", api.GraphSchemaView.as_view(), name="graph-schema"),
     path("api/embeddings/import/", api.ImportEmbeddings.as_view(), name="import-embeddings"),
 ]

@@ -14,11 +14,10 @@ from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 
 from console.errors import ItemNotFound, Neo4jStoreError
-from console.sinks.neo4j.schema import TYPE_TO_LABEL
 from recipes.api import Throttle, check_query_length, throttled_message
 from recipes.errors import message_of, status_for
-from recipes.filters import FILTERS, SearchFilters
-from recipes.graph import get_store, item_neighbours
+from recipes.filters import SearchFilters, filter_example, filter_names
+from recipes.graph import get_schema, get_store, item_neighbours
 from recipes.modes import MODES, search, similar_search
 from recipes.search import get_item
 
@@ -32,8 +31,8 @@ def throttled(request, scope: str):
         return None
     wait = throttle.wait()
     response = render(request, "recipes/search.html", {"error": throttled_message(scope, wait), "modes": MODES,
-                                                       "types": list(TYPE_TO_LABEL), "mode": PAGE_MODE,
-                                                       "type": "recipe"}, status=429)
+                                                       "types": list(get_schema().types), "mode": PAGE_MODE,
+                                                       "type": next(iter(get_schema().types))}, status=429)
     if wait is not None:
         response["Retry-After"] = str(int(wait + 0.999))
     return response
@@ -42,9 +41,13 @@ def throttled(request, scope: str):
 def search_page(request):
     q = (request.GET.get("q") or "").strip()
     mode = request.GET.get("mode") if request.GET.get("mode") in MODES else PAGE_MODE
-    type_ = request.GET.get("type") if request.GET.get("type") in TYPE_TO_LABEL else "recipe"
-    context = {"q": q, "mode": mode, "type": type_, "types": list(TYPE_TO_LABEL), "modes": MODES,
-               "filters": {name: (request.GET.get(name) or "").strip() for name in FILTERS},
+    schema = get_schema()
+    types = list(schema.types)
+    type_ = request.GET.get("type") if request.GET.get("type") in types else types[0]
+    context = {"q": q, "mode": mode, "type": type_, "types": types, "modes": MODES,
+               "type_names": ", ".join(spec.file for spec in schema.types.values()),
+               "filters": [{"name": name, "value": (request.GET.get(name) or "").strip(),
+                            "example": filter_example(schema, name)} for name in filter_names(schema)],
                "results": [], "error": None, "model": None, "note": None}
     status = 200
     if q:
@@ -53,7 +56,7 @@ def search_page(request):
             return refused
         try:
             check_query_length(q)
-            filters = SearchFilters.from_mapping(request.GET)
+            filters = SearchFilters.from_mapping(request.GET, get_schema())
             answer = search(q, mode, type_, 20, filters, explain=mode == "hybrid")
             context.update(results=answer["results"], model=answer["model"], note=answer["note"])
         except (Neo4jStoreError, APIException) as exc:
@@ -71,13 +74,16 @@ def item_page(request, item_id: str):
     except ItemNotFound:
         raise Http404(f"No item with id {item_id!r}") from None
     except Neo4jStoreError as exc:
-        return render(request, "recipes/search.html", {"error": str(exc), "types": list(TYPE_TO_LABEL),
-                                                       "modes": MODES, "mode": PAGE_MODE, "type": "recipe"},
+        return render(request, "recipes/search.html", {"error": str(exc), "types": list(get_schema().types),
+                                                       "modes": MODES, "mode": PAGE_MODE,
+                                                       "type": next(iter(get_schema().types))},
                       status=status_for(exc) or 500)
-    item.update(item_neighbours(store, item_id))
+    item.update(item_neighbours(store, item_id, item["type"]))
     similar, similar_error = [], None
     try:
         similar = similar_search(store, item_id, 8)[1].results
     except Neo4jStoreError as exc:
         similar_error = str(exc)
-    return render(request, "recipes/detail.html", {"item": item, "similar": similar, "similar_error": similar_error})
+    fields = [{"name": name, "value": item.get(name)} for name in item.get("shown", [])]
+    return render(request, "recipes/detail.html", {"item": item, "fields": fields, "similar": similar,
+                                                   "similar_error": similar_error})

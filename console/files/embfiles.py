@@ -7,8 +7,9 @@ Formats (one set per type, in the output folder; ``<stem>`` from :func:`file_ste
 - ``<stem>.npy`` (float32 matrix) + ``<stem>.ids.json`` (list of {id, type, text, title})
 - ``<stem>.meta.json``: model, dimensions, normalized, dtype, count, type, created_at, tool, ...
 
-Names: the guide's three types have the guide's plural names (``embeddings_recipes``, ``embeddings_ingredients``,
-``embeddings_categories``); any other type keeps its own name (``embeddings_<type>``, e.g. ``embeddings_tag``).
+Names: a type of the graph schema takes its ``file`` name (the demo's three types have the guide's plural names:
+``embeddings_recipes``, ``embeddings_ingredients``, ``embeddings_categories``); any other type keeps its own name
+(``embeddings_<type>``, e.g. ``embeddings_tag``).
 Earlier runs wrote ``embeddings_<type>`` for every type (``embeddings_recipe.json``): every reader
 finds a type's file under either name, the new one first (:func:`find_embedding_file`, :func:`parse_embedding_name`).
 
@@ -21,6 +22,7 @@ import json
 import os
 import re
 import shutil
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,6 +32,7 @@ import numpy as np
 
 from console import __version__
 from console.errors import InputError
+from console.graphschema import SCHEMA_ENV, load_schema
 from console.files.records import iter_json_file, iter_json_lines, read_text
 
 FORMATS = ("json", "jsonl", "parquet", "npy")
@@ -49,15 +52,27 @@ class EmbeddedItem:
 
 # -- names ---------------------------------------------------------------------------------------------------------
 PREFIX = "embeddings_"
-GUIDE_NAMES = {"recipe": "recipes", "ingredient": "ingredients", "category": "categories"}  # the guide's file names
-_TYPE_OF_GUIDE_NAME = {name: type_ for type_, name in GUIDE_NAMES.items()}
 _EMBEDDING_NAME = re.compile(r"^embeddings_(?P<name>[a-z0-9_-]+)\.(?P<fmt>json|jsonl|parquet|npy)$")
 
 
+_FILE_NAMES: list = [0.0, None, {}]   # [read at, schema file, names]: a validation asks once per record
+
+
+def file_names() -> dict[str, str]:
+    """type -> file name, from the graph schema (the demo's: recipe -> recipes, the guide's names); read again
+    at most once a second, or when GRAPH_SCHEMA_FILE names another file."""
+    read_at, source, names = _FILE_NAMES
+    wanted = os.environ.get(SCHEMA_ENV)
+    if time.monotonic() - read_at > 1.0 or source != wanted:
+        _FILE_NAMES[:] = [time.monotonic(), wanted, load_schema().file_names()]
+    return _FILE_NAMES[2]
+
+
 def file_stem(type_: str) -> str:
-    """The one place that names a type's files: ``embeddings_recipes`` for recipe, ``embeddings_ingredients``,
-    ``embeddings_categories`` (the guide's names), and ``embeddings_<type>`` unchanged for any other type."""
-    return PREFIX + GUIDE_NAMES.get(type_, type_)
+    """The one place that names a type's files: ``embeddings_<file>`` with the graph schema's file name of the type
+    (the demo's ``embeddings_recipes``, ``embeddings_ingredients``, ``embeddings_categories``: the guide's names),
+    and ``embeddings_<type>`` unchanged for a type the schema lacks."""
+    return PREFIX + file_names().get(type_, type_)
 
 
 def _stems(type_: str) -> list[str]:
@@ -71,7 +86,7 @@ def type_from_stem(stem: str) -> str | None:
     if not stem.startswith(PREFIX) or len(stem) == len(PREFIX):
         return None
     name = stem[len(PREFIX):]
-    return _TYPE_OF_GUIDE_NAME.get(name, name)
+    return {file: type_ for type_, file in file_names().items()}.get(name, name)
 
 
 def parse_embedding_name(name: str) -> tuple[str, str, bool] | None:

@@ -19,7 +19,7 @@ from typing import Iterable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
-from console.files.embfiles import GUIDE_NAMES
+from console.files.embfiles import file_names
 from console.errors import InputError
 from console.files.records import PROBLEM_KEY, Record, iter_records
 
@@ -127,7 +127,7 @@ def _check_type(record: Record) -> Problem | None:
         shown = json.dumps(record.type, ensure_ascii=False) if isinstance(record.type, str) else _json_kind(record.type)
         return Problem(RejectKind.BAD_TYPE, f'"type" must be a lowercase word such as "recipe", not {shown}',
                        'use recipe, ingredient, category or another lowercase word')
-    singular = next((t for t, plural in GUIDE_NAMES.items() if plural == record.type), None)
+    singular = next((t for t, plural in file_names().items() if plural == record.type and plural != t), None)
     if singular:  # its files would be named like the singular type's (embeddings_recipes.*)
         return Problem(RejectKind.BAD_TYPE, f'"type" is "{record.type}", the plural of "{singular}"',
                        f'use "{singular}"')

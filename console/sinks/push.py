@@ -19,7 +19,8 @@ import numpy as np
 
 from console.explore.curation import LeaveOut
 from console.errors import Neo4jStoreError
-from console.sinks.neo4j.schema import TYPE_TO_LABEL, IndexProgress
+from console.graphschema import GraphSchema, SchemaError, compare, load_schema, schema_from_dict
+from console.sinks.neo4j.schema import IndexProgress
 from console.sinks.neo4j.settings import Neo4jSettings
 from console.sinks.neo4j.store import Neo4jStore
 from console.sinks.neo4j.writer import (
@@ -73,6 +74,7 @@ def credential_for(url: str, typed: str, configured_url: str, stored: str, setti
 
 
 IMPORT_PATH = "/api/embeddings/import/"
+SCHEMA_PATH = "/api/graph-schema/"
 
 
 def import_endpoint(url: str) -> str:
@@ -145,12 +147,23 @@ class LoadedItems:
         """Excluded items left out by the last read (``exclude=`` of :func:`load_items`)."""
         return self.items.left_out if isinstance(self.items, LeaveOut) else 0
 
-    @property
-    def left_out_by_type(self) -> dict[str, set[str]]:
-        """The ids of the items the last read left out, by type (those of a known type, to clear in Neo4j)."""
+    def left_out_by_type(self, known: Iterable[str]) -> dict[str, set[str]]:
+        """The ids of the items the last read left out, by type (those of a ``known`` type, to clear in Neo4j)."""
         if not isinstance(self.items, LeaveOut):
             return {}
-        return {type_: ids for type_, ids in self.items.by_type.items() if type_ in TYPE_TO_LABEL}
+        known = set(known)
+        return {type_: ids for type_, ids in self.items.by_type.items() if type_ in known}
+
+    def types(self) -> set[str] | None:
+        """The item types: the file's (its ``.meta.json``), or those of items in memory; None when unknown."""
+        if self.path is not None:
+            from console.files.embfiles import read_meta
+
+            type_ = (read_meta(self.path) or {}).get("type")
+            return {type_} if type_ else None
+        if isinstance(self.items, (list, tuple)):
+            return {item_field(i, "type") for i in self.items}
+        return None
 
 
 def load_items(items: Any, model: str | None = None, query_prompt: str | None = None, *,
@@ -212,8 +225,9 @@ def _need_model(model: str | None, source: str) -> str:
 def push_to_neo4j(items: Any, settings: Neo4jSettings | Mapping | None = None, *, model: str | None = None,
                   query_prompt: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE, dry_run: bool = False,
                   progress: Progress | None = None, index_progress: IndexProgress | None = None,
-                  exclude: Iterable[str] | None = None) -> WriteReport:
-    """Write the vectors onto their nodes over Bolt (:class:`VectorWriter`); ``dry_run`` only counts.
+                  exclude: Iterable[str] | None = None, schema: GraphSchema | None = None) -> WriteReport:
+    """Write the vectors onto their nodes over Bolt (:class:`VectorWriter`) as ``schema`` (the graph description;
+    default: the console's own, :func:`~console.graphschema.load_schema`) says; ``dry_run`` only counts.
     ``index_progress(name, state, percent)`` follows a missing vector index while it is created before the first
     batch (e.g. "building recipe_embedding: 40%" when the nodes already hold vectors). Items whose id is in
     ``exclude`` are not written, and the vectors an earlier push gave them are removed from their nodes; the report
@@ -222,7 +236,7 @@ def push_to_neo4j(items: Any, settings: Neo4jSettings | Mapping | None = None, *
     _need_model(loaded.model, loaded.source)
     if exclude and loaded.count is None:
         loaded.count_all()  # the count without the excluded items, for the progress (a broken line raises here)
-    with Neo4jStore(_settings(settings)) as store:
+    with Neo4jStore(_settings(settings), schema=schema) as store:
         return write_loaded(store, loaded, batch_size=batch_size, dry_run=dry_run, progress=progress,
                             index_progress=index_progress)
 
@@ -239,7 +253,8 @@ def write_loaded(store: Neo4jStore, loaded: LoadedItems, *, batch_size: int = DE
     report = writer.write(loaded.items, batch_size=batch_size, dry_run=dry_run, progress=progress,
                           total=loaded.count, index_progress=index_progress)
     report.excluded = loaded.left_out
-    report.cleared = clear_vectors(store, loaded.left_out_by_type, dry_run=dry_run, batch_size=batch_size)
+    report.cleared = clear_vectors(store, loaded.left_out_by_type(store.schema.types), dry_run=dry_run,
+                                   batch_size=batch_size)
     return report
 
 
@@ -279,8 +294,10 @@ def _import_answer(response, url: str) -> dict:
 def push_to_backend(items: Any, url: str, token: str, *, model: str | None = None,
                     query_prompt: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE, dry_run: bool = False,
                     progress: Progress | None = None, timeout: float = 300,
-                    exclude: Iterable[str] | None = None) -> WriteReport:
-    """POST the vectors in batches to the backend's ``/api/embeddings/import/`` (``Authorization: Token ...``);
+                    exclude: Iterable[str] | None = None, schema: GraphSchema | None = None) -> WriteReport:
+    """POST the vectors in batches to the backend's ``/api/embeddings/import/`` (``Authorization: Token ...``),
+    after checking that the backend's graph schema (``/api/graph-schema/``) agrees with ``schema`` (the console's own by
+    default) on the types pushed: where they differ, :class:`PushError` names both before anything is sent;
     items whose id is in ``exclude`` are not sent: their ids and types go in the requests' ``exclude`` lists (at most
     ``batch_size`` a request, with the batches, then alone), so that the backend removes the vectors an earlier push
     gave them. The report counts both (``excluded``, ``cleared``)."""
@@ -291,9 +308,10 @@ def push_to_backend(items: Any, url: str, token: str, *, model: str | None = Non
     total = loaded.count_all() if exclude and loaded.count is None else loaded.count
     report = WriteReport(dry_run=dry_run)
     headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
+    theirs = check_backend_schema(url, schema or load_schema(), loaded.types(), timeout=timeout)
     done = 0
     pending: list[dict] = []
-    left_out = [{"id": i, "type": t} for t, ids in loaded.left_out_by_type.items() for i in sorted(ids)]
+    left_out = [{"id": i, "type": t} for t, ids in loaded.left_out_by_type(theirs.types).items() for i in sorted(ids)]
     exclude_chunks = deque(left_out[at:at + batch_size] for at in range(0, len(left_out), batch_size))
 
     def send(batch: list[dict]) -> None:
@@ -341,3 +359,35 @@ def push_to_backend(items: Any, url: str, token: str, *, model: str | None = Non
     report.total = done
     report.excluded = loaded.left_out
     return report
+
+
+def check_backend_schema(url: str, mine: GraphSchema, types: set[str] | None, *, timeout: float = 30) -> GraphSchema:
+    """The backend's graph schema (``GET /api/graph-schema/`` beside the import endpoint ``url``), after checking that it
+    agrees with ``mine`` on ``types`` (all of mine when None): :class:`PushError` naming both schemas otherwise. A
+    backend that answers no schema (an older one) is taken to have ``mine``."""
+    import requests
+
+    schema_url = url[: -len(IMPORT_PATH)] + SCHEMA_PATH if url.endswith(IMPORT_PATH) else url.rstrip("/") + SCHEMA_PATH
+    try:
+        response = requests.get(schema_url, timeout=timeout, allow_redirects=False)
+    except requests.ConnectionError:
+        raise PushError(f"Cannot reach the backend at {url}: is it running (./start.sh --demo, or gunicorn "
+                        "-c backend/gunicorn.conf.py)? Check the URL") from None
+    except requests.Timeout:
+        raise PushError(f"The backend at {schema_url} did not answer within {timeout:.0f} s") from None
+    try:
+        answer = response.json() if response.status_code == 200 else None
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict) or "types" not in answer:
+        return mine  # a backend without the endpoint (older, or not ours): the import request will say what it is
+    try:
+        theirs = schema_from_dict(answer, source=f"the backend's schema ({schema_url})")
+    except SchemaError as exc:
+        raise PushError(f"The backend at {schema_url} answered a graph schema this console cannot read: {exc}") from None
+    problems = compare(mine, theirs, sorted(types or mine.types), mine_name=f"the console's schema ({mine.source})",
+                       theirs_name=f"the backend's ({schema_url})")
+    if problems:
+        raise PushError("The graph schemas disagree, nothing was sent: " + "; ".join(problems) +
+                        " — use the same schema file for both (GRAPH_SCHEMA_FILE)")
+    return theirs

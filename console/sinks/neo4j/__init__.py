@@ -14,5 +14,6 @@ Why the official driver and not neomodel/django_neomodel: what this package does
 (``SHOW VECTOR INDEXES``, ``CREATE VECTOR INDEX`` with dimensions taken from the data) and batched writes with
 ``UNWIND`` + ``db.create.setNodeVectorProperty``. None of that maps onto an object mapper, and the console (which
 must not import Django) and the backend share this one package. Cypher here is always parameterised; labels and
-property names come only from :data:`console.sinks.neo4j.schema.TYPE_TO_LABEL` and constants, never from input.
+property names come only from the validated graph schema (:mod:`console.graphschema`, quoted by
+:mod:`console.sinks.neo4j.cypher`) and constants, never from input.
 """

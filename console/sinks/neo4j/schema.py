@@ -7,38 +7,27 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from console.errors import DimensionMismatch, Neo4jStoreError, NoEmbeddings, UnknownType
+from console.errors import DimensionMismatch, Neo4jStoreError, NoEmbeddings
+from console.graphschema import GraphSchema, TypeSpec
+from console.sinks.neo4j.cypher import quote
 
-TYPE_TO_LABEL = {"recipe": "Recipe", "ingredient": "Ingredient", "category": "Category"}
-LABEL_TO_TYPE = {label: type_ for type_, label in TYPE_TO_LABEL.items()}
-EMBEDDING_PROPERTY = "embedding"
 # what the writer sets beside the vector (console.sinks.neo4j.writer), removed with it (clear_vectors)
 EMBEDDING_METADATA = ("embedding_model", "embedding_dimensions", "embedding_updated_at", "embedding_hash")
-FULLTEXT_INDEX = "item_fulltext"
-FULLTEXT_PROPERTIES = ("title", "text", "name")
 EMBEDDING_SPACE_LABEL = "EmbeddingSpace"
 
 IndexProgress = Callable[[str, str, float], None]   # (index name, state, population percent) while an index builds
 
 
-def label_for(type_: str) -> str:
-    try:
-        return TYPE_TO_LABEL[type_]
-    except (KeyError, TypeError):
-        raise UnknownType(
-            f"Unknown type {type_!r}: expected one of {', '.join(TYPE_TO_LABEL)}"
-        ) from None
-
-
-def vector_index_name(type_: str) -> str:
-    label_for(type_)
-    return f"{type_}_embedding"
-
-
 class SchemaAdmin:
-    """Schema and index management over ``self.query(cypher, **params)`` (mixed into ``Neo4jStore``)."""
+    """Schema and index management over ``self.query(cypher, **params)`` (mixed into ``Neo4jStore``), for the types
+    of ``self.schema`` (the graph description, :mod:`console.graphschema`)."""
 
     query: Callable[..., list[dict]]   # Neo4jStore.query
+    schema: GraphSchema
+
+    def spec(self, type_: str) -> TypeSpec:
+        """The type's description; :class:`~console.errors.UnknownType` for a type the schema lacks."""
+        return self.schema.type(type_)
 
     def indexes(self) -> list[dict]:
         return self.query(
@@ -47,20 +36,20 @@ class SchemaAdmin:
         )
 
     def find_fulltext_index(self) -> dict | None:
-        wanted = set(TYPE_TO_LABEL.values())
+        wanted = set(self.schema.labels())
         for index in self.indexes():
             if index["type"] == "FULLTEXT" and set(index["labelsOrTypes"] or []) >= wanted:
                 return index
         return None
 
     def find_vector_index(self, type_: str) -> dict | None:
-        """The vector index on ``(:Label).embedding``, found by label and property (whatever its name)."""
-        label = label_for(type_)
+        """The vector index on the type's label and vector property, found by both (whatever its name)."""
+        spec = self.spec(type_)
         for index in self.indexes():
             if (
                 index["type"] == "VECTOR"
-                and index["labelsOrTypes"] == [label]
-                and index["properties"] == [EMBEDDING_PROPERTY]
+                and index["labelsOrTypes"] == [spec.label]
+                and index["properties"] == [spec.vector_property]
             ):
                 config = (index.get("options") or {}).get("indexConfig") or {}
                 index["dimensions"] = config.get("vector.dimensions")
@@ -69,35 +58,39 @@ class SchemaAdmin:
         return None
 
     def ensure_schema(self) -> list[str]:
-        """Uniqueness constraints on ``id`` per label and the full-text index; idempotent. Returns what it created."""
+        """Uniqueness constraints on each type's id property and the full-text index; idempotent. Returns what it
+        created."""
         created = []
         existing = self.query(
             "SHOW CONSTRAINTS YIELD name, type, labelsOrTypes, properties "
             "WHERE type IN ['UNIQUENESS', 'NODE_KEY'] RETURN labelsOrTypes, properties"
         )
         have = {(tuple(c["labelsOrTypes"]), tuple(c["properties"])) for c in existing}
-        for label in [*TYPE_TO_LABEL.values(), EMBEDDING_SPACE_LABEL]:
-            key = "type" if label == EMBEDDING_SPACE_LABEL else "id"
+        keys = [(s.label, s.id) for s in self.schema.types.values()] + [(EMBEDDING_SPACE_LABEL, "type")]
+        for label, key in keys:
             if ((label,), (key,)) in have:
                 continue
             name = f"{label.lower()}_{key}_unique"
-            self.query(f"CREATE CONSTRAINT {name} IF NOT EXISTS FOR (n:{label}) REQUIRE n.{key} IS UNIQUE")
+            self.query(f"CREATE CONSTRAINT {quote(name)} IF NOT EXISTS FOR (n:{quote(label)}) "
+                       f"REQUIRE n.{quote(key)} IS UNIQUE")
             created.append(name)
         if self.find_fulltext_index() is None:
-            labels = "|".join(TYPE_TO_LABEL.values())
-            props = ", ".join(f"n.{p}" for p in FULLTEXT_PROPERTIES)
-            self.query(f"CREATE FULLTEXT INDEX {FULLTEXT_INDEX} IF NOT EXISTS FOR (n:{labels}) ON EACH [{props}]")
-            created.append(FULLTEXT_INDEX)
+            name = self.schema.fulltext_index
+            labels = "|".join(quote(label) for label in self.schema.labels())
+            props = ", ".join(f"n.{quote(p)}" for p in self.schema.fulltext_properties())
+            self.query(f"CREATE FULLTEXT INDEX {quote(name)} IF NOT EXISTS FOR (n:{labels}) ON EACH [{props}]")
+            created.append(name)
         return created
 
     def create_vector_index(self, type_: str, dimensions: int, *, wait_s: float = 600,
                             progress: IndexProgress | None = None) -> str:
-        """Create ``<type>_embedding`` (cosine, ``dimensions`` from the data) and wait until it is online,
-        reporting its population to ``progress(name, state, percent)`` as it goes."""
-        label = label_for(type_)
-        name = vector_index_name(type_)
+        """Create the type's vector index (its ``vector_index`` name, cosine, ``dimensions`` from the data) and wait
+        until it is online, reporting its population to ``progress(name, state, percent)`` as it goes."""
+        spec = self.spec(type_)
+        name = spec.vector_index
         self.query(
-            f"CREATE VECTOR INDEX {name} IF NOT EXISTS FOR (n:{label}) ON (n.{EMBEDDING_PROPERTY}) "
+            f"CREATE VECTOR INDEX {quote(name)} IF NOT EXISTS FOR (n:{quote(spec.label)}) "
+            f"ON (n.{quote(spec.vector_property)}) "
             "OPTIONS {indexConfig: {`vector.dimensions`: $dims, `vector.similarity_function`: 'cosine'}}",
             dims=int(dimensions),
         )
@@ -131,15 +124,15 @@ class SchemaAdmin:
             time.sleep(poll_s)
 
     def drop_vector_index(self, type_: str) -> None:
-        """Drop ``<type>_embedding`` if it exists (the name comes from the allow-list, never from input)."""
-        self.query(f"DROP INDEX {vector_index_name(type_)} IF EXISTS")
+        """Drop the type's vector index if it exists (the name comes from the schema, never from input)."""
+        self.query(f"DROP INDEX {quote(self.spec(type_).vector_index)} IF EXISTS")
 
     def check_dimensions(self, type_: str, dimensions: int, source: str = "the input") -> dict | None:
         """Raise :class:`DimensionMismatch` when an existing vector index has other dimensions; return the index."""
         index = self.find_vector_index(type_)
         if index is not None and index.get("dimensions") not in (None, dimensions):
             raise DimensionMismatch(
-                f"The vector index {index['name']!r} on :{label_for(type_)}({EMBEDDING_PROPERTY}) has "
+                f"The vector index {index['name']!r} on :{self.spec(type_).label}({self.spec(type_).vector_property}) has "
                 f"{index['dimensions']} dimensions but {source} has {dimensions}-dimensional {type_} vectors. "
                 f"Use a model with {index['dimensions']} dimensions, or drop the index "
                 f"(DROP INDEX {index['name']}) to re-embed every {type_} with the new model."
@@ -153,13 +146,13 @@ class SchemaAdmin:
             f"MERGE (s:{EMBEDDING_SPACE_LABEL} {{type: $type}}) "
             "SET s.label = $label, s.model = $model, s.dimensions = $dims, s.query_prompt = $query_prompt, "
             "s.index_name = $index, s.updated_at = datetime()",
-            type=type_, label=label_for(type_), model=model, dims=int(dimensions),
+            type=type_, label=self.spec(type_).label, model=model, dims=int(dimensions),
             query_prompt=query_prompt, index=index_name,
         )
 
     def embedding_space(self, type_: str) -> dict:
         """Model, dimensions and index of a type's embeddings; :class:`NoEmbeddings` when there are none yet."""
-        label_for(type_)
+        self.spec(type_)
         rows = self.query(
             f"MATCH (s:{EMBEDDING_SPACE_LABEL} {{type: $type}}) "
             "RETURN s.model AS model, s.dimensions AS dimensions, s.query_prompt AS query_prompt, "

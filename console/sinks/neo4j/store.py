@@ -11,6 +11,7 @@ from typing import Callable
 from neo4j import RoutingControl
 
 from console.errors import Neo4jAuthError, Neo4jConfigError, Neo4jUnavailable
+from console.graphschema import GraphSchema, load_schema
 from console.sinks.neo4j.schema import SchemaAdmin
 from console.sinks.neo4j.settings import Neo4jSettings
 
@@ -41,12 +42,15 @@ def _translate(exc: Exception, settings: Neo4jSettings) -> Exception:
 
 
 class Neo4jStore(SchemaAdmin):
-    """One driver for one database; every query goes through :meth:`query` or a managed transaction."""
+    """One driver for one database; every query goes through :meth:`query` or a managed transaction. ``schema``:
+    the graph's description (default: :func:`console.graphschema.load_schema`, i.e. ``$GRAPH_SCHEMA_FILE`` or the
+    demo's)."""
 
-    def __init__(self, settings: Neo4jSettings, *, verify: bool = True):
+    def __init__(self, settings: Neo4jSettings, *, verify: bool = True, schema: GraphSchema | None = None):
         import neo4j
 
         self.settings = settings
+        self.schema = schema if schema is not None else load_schema()
         try:
             self.driver = neo4j.GraphDatabase.driver(
                 settings.uri,

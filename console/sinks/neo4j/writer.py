@@ -12,14 +12,8 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
-from console.sinks.neo4j.schema import (
-    EMBEDDING_METADATA,
-    EMBEDDING_PROPERTY,
-    TYPE_TO_LABEL,
-    IndexProgress,
-    label_for,
-    vector_index_name,
-)
+from console.sinks.neo4j.cypher import quote
+from console.sinks.neo4j.schema import EMBEDDING_METADATA, IndexProgress
 from console.sinks.neo4j.store import Neo4jStore
 from console.files.records import item_field
 
@@ -228,7 +222,7 @@ class VectorWriter:
                     continue
                 self.store.record_embedding_space(
                     type_, model=self.model, dimensions=n_dims, query_prompt=self.query_prompt,
-                    index_name=index_names.get(type_) or vector_index_name(type_),
+                    index_name=index_names.get(type_) or self.store.spec(type_).vector_index,
                 )
         report.elapsed_s = time.perf_counter() - started
         return report
@@ -252,10 +246,10 @@ class VectorWriter:
             report.rejected.append({"id": item_id, "reason": "missing 'id' (a non-empty string)"})
             return None
         type_ = item_field(item, "type")
-        if type_ not in TYPE_TO_LABEL:
+        if type_ not in self.store.schema.types:
             report.rejected.append({
                 "id": item_id,
-                "reason": f"unknown type {type_!r}: expected one of {', '.join(TYPE_TO_LABEL)}",
+                "reason": f"unknown type {type_!r}: expected one of {', '.join(self.store.schema.types)}",
             })
             return None
         vec, problem = _as_vector(item_field(item, "embedding"))
@@ -294,12 +288,13 @@ class VectorWriter:
         return parts
 
     def _write_batch(self, type_: str, rows: list[dict], dry_run: bool, report: WriteReport) -> None:
-        label = TYPE_TO_LABEL[type_]
-        lookup = f"UNWIND $ids AS id OPTIONAL MATCH (n:{label} {{id: id}}) RETURN id, n IS NOT NULL AS found, " \
+        spec = self.store.spec(type_)
+        node = f"(n:{quote(spec.label)} {{{quote(spec.id)}: id}})"
+        lookup = f"UNWIND $ids AS id OPTIONAL MATCH {node} RETURN id, n IS NOT NULL AS found, " \
                  "n.embedding_hash AS hash"
         write = (
-            f"UNWIND $rows AS row MATCH (n:{label} {{id: row.id}}) "
-            f"CALL db.create.setNodeVectorProperty(n, '{EMBEDDING_PROPERTY}', row.embedding) "
+            f"UNWIND $rows AS row WITH row, row.id AS id MATCH {node} "
+            "CALL db.create.setNodeVectorProperty(n, $property, row.embedding) "
             "SET n.embedding_model = $model, n.embedding_dimensions = $dims, "
             "n.embedding_updated_at = datetime(), n.embedding_hash = row.hash "
             "RETURN count(n) AS written"
@@ -323,7 +318,8 @@ class VectorWriter:
             written = 0
             if todo and not dry_run:
                 payload = [{"id": r["id"], "embedding": r["vector"].tolist(), "hash": r["hash"]} for r in todo]
-                written = tx.run(write, rows=payload, model=self.model, dims=len(todo[0]["vector"])).single()[0]
+                written = tx.run(write, rows=payload, model=self.model, dims=len(todo[0]["vector"]),
+                                 property=spec.vector_property).single()[0]
             elif dry_run:
                 written = len(todo)
             return unknown, written, unchanged
@@ -383,16 +379,17 @@ def clear_vectors(store: Neo4jStore, ids_by_type: Mapping[str, Iterable[str]], *
                   batch_size: int = DEFAULT_BATCH_SIZE) -> int:
     """Remove the vector and the metadata the writer sets (:data:`EMBEDDING_METADATA`) from the nodes of these ids
     that carry a vector: items excluded after an earlier push, so that search no longer finds them. ``ids_by_type``
-    maps a type (the labels' allow-list; another raises ``UnknownType`` before anything is removed) to ids; ids of
+    maps a type (of the store's schema; another raises ``UnknownType`` before anything is removed) to ids; ids of
     no node or of a node without a vector are passed over. Batches of ``batch_size`` ids, each one statement.
     Returns how many nodes lost their vector; a dry run removes nothing and returns how many would. A node cleared
     has no ``embedding_hash``, so the next write of its id (the exclusion undone) writes its vector again."""
     cleared = 0
-    labels = {type_: label_for(type_) for type_ in ids_by_type}  # every type checked before anything is removed
+    specs = {type_: store.spec(type_) for type_ in ids_by_type}  # every type checked before anything is removed
     for type_, ids in ids_by_type.items():
-        label = labels[type_]
-        find = f"UNWIND $ids AS id MATCH (n:{label} {{id: id}}) WHERE n.{EMBEDDING_PROPERTY} IS NOT NULL "
-        remove = ", ".join(f"n.{name}" for name in (EMBEDDING_PROPERTY, *EMBEDDING_METADATA))
+        spec = specs[type_]
+        vector = f"n.{quote(spec.vector_property)}"
+        find = f"UNWIND $ids AS id MATCH (n:{quote(spec.label)} {{{quote(spec.id)}: id}}) WHERE {vector} IS NOT NULL "
+        remove = ", ".join([vector, *(f"n.{name}" for name in EMBEDDING_METADATA)])
         cypher = find + ("" if dry_run else f"REMOVE {remove} ") + "RETURN count(n) AS n"
         run = store.read if dry_run else store.query
         for batch in _batched(sorted(set(ids)), batch_size):

@@ -8,7 +8,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from console.errors import ConsoleError
 from console.search.evaluate import STAT_TESTS, check_k, evaluate_runs, parse_modes
-from console.sinks.neo4j.schema import TYPE_TO_LABEL, label_for
+from console.sinks.neo4j.cypher import quote
+from recipes.graph import get_schema
 from console.search.querysets import read_query_set
 
 from ._common import open_store
@@ -52,7 +53,7 @@ class Command(BaseCommand):
         parser.add_argument("--modes", default=",".join(LIVE_SEARCHES),
                             help=f"comma-separated, from: {', '.join(LIVE_SEARCHES)} (default all)")
         parser.add_argument("--k", type=int, default=10, help="results per query, 1-100 (10)")
-        parser.add_argument("--type", dest="type_", default="recipe", help=f"item type: {', '.join(TYPE_TO_LABEL)}")
+        parser.add_argument("--type", dest="type_", default="recipe", help=f"item type: {', '.join(get_schema().types)}")
         parser.add_argument("--stat-test", default="student", help=f"paired test: {', '.join(STAT_TESTS)}")
         parser.add_argument("--output", type=Path, default=None, help="write the results as JSON to this file")
 
@@ -61,8 +62,8 @@ class Command(BaseCommand):
         try:
             chosen = parse_modes(modes, list(LIVE_SEARCHES))
             check_k(k)
-            if type_ not in TYPE_TO_LABEL:
-                raise CommandError(f"--type: unknown type {type_!r}: choose from {', '.join(TYPE_TO_LABEL)}")
+            if type_ not in get_schema().types:
+                raise CommandError(f"--type: unknown type {type_!r}: choose from {', '.join(get_schema().types)}")
             if stat_test not in STAT_TESTS:
                 raise CommandError(f"--stat-test must be one of {', '.join(STAT_TESTS)}, not {stat_test!r}")
             query_set = read_query_set(queries, qrels)
@@ -91,5 +92,8 @@ class Command(BaseCommand):
 
 
 def _existing_ids(store, type_: str, ids: set[str]) -> set[str]:
-    rows = store.query(f"UNWIND $ids AS id MATCH (n:{label_for(type_)} {{id: id}}) RETURN n.id AS id", ids=sorted(ids))
+    spec = store.spec(type_)
+    key = f"n.{quote(spec.id)}"
+    rows = store.query(f"UNWIND $ids AS id MATCH (n:{quote(spec.label)}) WHERE {key} = id RETURN {key} AS id",
+                       ids=sorted(ids))
     return {row["id"] for row in rows}

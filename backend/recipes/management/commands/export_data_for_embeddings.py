@@ -7,25 +7,25 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from console.errors import Neo4jStoreError
-from recipes.export import FORMATS, count, iter_records, output_file, write_records
+from recipes.export import FORMATS, count, csv_columns, iter_records, output_file, write_records
+from recipes.graph import get_schema
 
 from ._common import open_store
 
-TYPES = ("recipe", "ingredient", "category")
-
 
 class Command(BaseCommand):
-    help = ("Export recipes, ingredients and categories for the embedding console: recipes.json, ingredients.json, "
-            "categories.json with id, type, text (\"Title. Description. Ingredients: a, b. Categories: x, y.\") "
-            "and metadata. Streams page by page: constant memory for large graphs.")
+    help = ("Export the graph schema's types for the embedding console (the demo's: recipes.json, ingredients.json, "
+            "categories.json) with id, type, text (built as the schema says, e.g. \"Title. Description. "
+            "Ingredients: a, b. Categories: x, y.\") and metadata. Streams page by page: constant memory for large "
+            "graphs.")
 
     def add_arguments(self, parser):
         parser.add_argument("--limit", type=int, default=None, help="at most N items per type")
         parser.add_argument("--format", choices=FORMATS, default="json", help="json (default), jsonl or csv")
         parser.add_argument("--output-dir", type=Path, default=Path("embedding_data"),
                             help="folder for the files (default: embedding_data)")
-        parser.add_argument("--type", choices=TYPES, action="append", dest="types",
-                            help="export only this type (repeatable; default: all three)")
+        parser.add_argument("--type", choices=list(get_schema().types), action="append", dest="types",
+                            help="export only this type (repeatable; default: every type of the graph schema)")
         parser.add_argument("--page-size", type=int, default=1000, help="items read per query (1000)")
 
     def handle(self, *args, limit=None, format="json", output_dir=Path("embedding_data"), types=None,
@@ -33,14 +33,15 @@ class Command(BaseCommand):
         if limit is not None and limit < 1:
             raise CommandError("--limit must be at least 1")
         store = open_store()
-        for type_ in types or TYPES:
-            path = output_file(output_dir, type_, format)
+        for type_ in types or list(store.schema.types):
+            spec = store.schema.type(type_)
+            path = output_file(output_dir, spec, format)
             try:
                 total = count(store, type_)
                 total = min(total, limit) if limit else total
                 with tqdm(total=total, unit=type_, desc=path.name, disable=options.get("verbosity", 1) == 0) as bar:
                     n = write_records(iter_records(store, type_, limit=limit, page_size=page_size), path, format,
-                                      progress=lambda done: bar.update(done - bar.n))
+                                      progress=lambda done: bar.update(done - bar.n), columns=csv_columns(spec))
             except Neo4jStoreError as exc:
                 raise CommandError(str(exc)) from None
             self.stdout.write(f"Wrote {n} {type_} records to {path}")
