@@ -12,9 +12,9 @@ Then the real backend (gunicorn with backend/gunicorn.conf.py, DJANGO_DEBUG=0) a
 of demo recipes, lower-cased), one client, one request at a time.
 
 The API returns no timing fields, so the parts are timed in-process on the same queries:
-- ``embed``: ``Embedder.encode_query([q])`` with the same model (what ``recipes.query_embedding.local_vector`` does);
+- ``embed``: ``Embedder.encode_query([q])`` with the same model (what ``embedding_search.query_embedding.local_vector`` does);
   ``embed_remote``: one ``POST /v1/embeddings`` to the same server the remote backend uses;
-- ``neo4j``: what ``recipes.api.semantic_search`` asks Neo4j per request (``query_embedding.on_current_space``: the
+- ``neo4j``: what ``embedding_search.api.semantic_search`` asks Neo4j per request (``query_embedding.on_current_space``: the
   cached space, checked by the vector search statement itself, one round trip), and
   ``vector_query`` alone (the bare ``db.index.vector.queryNodes`` call) as the plain baseline.
 HTTP minus (embed + neo4j) is Django/DRF and loopback overhead.
@@ -200,8 +200,8 @@ def in_process(env: dict, texts: list[str], k: int, server: str | None = None, b
     from console.generation.engine import Embedder
     from console.sinks.neo4j.settings import Neo4jSettings
     from console.sinks.neo4j.store import Neo4jStore
-    from recipes.query_embedding import on_current_space
-    from recipes.search import vector_hits
+    from embedding_search.query_embedding import on_current_space
+    from embedding_search.search import vector_hits
 
     with Neo4jStore(Neo4jSettings.from_env(env)) as store:
         space = store.embedding_space("recipe")

@@ -84,7 +84,7 @@ class OptionError(ConsoleError):
     """An option value that cannot work (e.g. --batch-size 0)."""
 
 
-# -- Neo4j (console/sinks/neo4j/): the backend maps each type to an HTTP status (backend/recipes/errors.py) -----------------
+# -- Neo4j (console/sinks/neo4j/): the backend maps each type to an HTTP status (backend/embedding_search/errors.py) -----------------
 class Neo4jStoreError(ConsoleError):
     """A Neo4j problem; the message says what went wrong and what to do."""
 

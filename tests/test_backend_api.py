@@ -445,8 +445,8 @@ def test_the_vector_branch_says_when_it_stopped_at_its_limit(data, neo4j_driver,
     fewer than k hits, complete False."""
     from console.sinks.neo4j.settings import Neo4jSettings
     from console.sinks.neo4j.store import Neo4jStore
-    from recipes.filters import SearchFilters
-    from recipes.search import vector_hits
+    from embedding_search.filters import SearchFilters
+    from embedding_search.search import vector_hits
 
     name, ids = recipes_with_ingredient(neo4j_driver, 12, 30)
     store = Neo4jStore(Neo4jSettings.from_mapping(neo4j_settings))

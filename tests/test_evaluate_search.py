@@ -87,7 +87,7 @@ def check_hybrid_is_the_shared_rrf(command: dict, query_set, neo4j_settings, enc
     live keyword and semantic searches, each branch_depth(10) deep: the backend and the console fuse alike. (The
     console's own keyword ranker is BM25 over the texts, not Lucene, so its hybrid figures differ from the live
     ones; the fusion is what is shared.)"""
-    from recipes.search import keyword_search, vector_search
+    from embedding_search.search import keyword_search, vector_search
 
     from console.search.evaluate import evaluate_runs, fused_run
     from console.search.fusion import branch_depth

@@ -15,50 +15,10 @@ from console.graphschema import (DEMO_SCHEMA, SchemaError, compare, load_schema,
 from console.sinks.neo4j.settings import Neo4jSettings
 from console.sinks.neo4j.store import Neo4jStore
 from console.sinks.neo4j.writer import VectorWriter
-from conftest import read_demo_recipes
+from other_graph import OTHER_GRAPH, build_other_graph
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "backend"))
-
-# A graph shaped unlike the demo: other labels, properties, relationship, id property, and a type the demo lacks.
-OTHER_GRAPH = '''
-fulltext_index = "dish_text"
-
-[types.dish]
-label = "Dish"
-id = "code"
-title = "nama"
-show = ["ringkasan"]
-best = "suka"
-fulltext = ["nama", "ringkasan"]
-vector_property = "vec"
-vector_index = "dish_vectors"
-text = ["{nama}", "{ringkasan}", "Bahan: {bahan}", "Langkah: {langkah}"]
-
-[types.dish.lists]
-bahan = { path = "-[:MEMAKAI]->(:Bahan)", property = "label_bahan" }
-langkah = { path = "<-[:LANGKAH_DARI]-(:Step)", property = "isi", order = "urutan", limit = 2 }
-
-[types.dish.record]
-bahan = "{bahan}"
-
-[types.dish.filters]
-bahan = { path = "-[:MEMAKAI]->(:Bahan)", property = "label_bahan", example = "tempe" }
-
-[types.bahan]
-label = "Bahan"
-id = "code"
-title = "label_bahan"
-fulltext = ["label_bahan"]
-text = ["{label_bahan}"]
-
-[types.step]
-label = "Step"
-id = "code"
-title = "isi"
-text = ["{isi}"]
-'''
-
 
 def write(tmp_path, text: str) -> Path:
     path = tmp_path / "schema.toml"
@@ -163,29 +123,14 @@ def test_the_scan_finds_a_demo_name():
 @pytest.fixture
 def other_graph(neo4j_clean, neo4j_settings, tmp_path):
     schema = load_schema(write(tmp_path, OTHER_GRAPH))
-    rows = []
-    for n, row in enumerate(read_demo_recipes("tempe", limit=30)):
-        ingredients = [i.strip() for i in row["Ingredients"].split("--")][:3]
-        steps = [s.strip() for s in row["Steps"].split("--") if s.strip()][:3]
-        rows.append({"code": f"D{n:03d}", "nama": row["Title"], "suka": n, "ringkasan": steps[0] if steps else "",
-                     "bahan": ["tempe" if n % 2 else "tahu", *ingredients[:1]], "steps": steps})
     with Neo4jStore(Neo4jSettings.from_mapping(neo4j_settings), schema=schema) as store:
-        store.ensure_schema()
-        store.query(
-            "UNWIND $rows AS row CREATE (d:Dish {code: row.code, nama: row.nama, suka: row.suka, "
-            "ringkasan: row.ringkasan}) "
-            "WITH d, row CALL (d, row) { UNWIND row.bahan AS b MERGE (x:Bahan {code: 'B-' + b}) "
-            "ON CREATE SET x.label_bahan = b MERGE (d)-[:MEMAKAI]->(x) } "
-            "WITH d, row CALL (d, row) { UNWIND range(0, size(row.steps) - 1) AS i "
-            "CREATE (:Step {code: d.code + '-' + i, isi: row.steps[i], urutan: i})-[:LANGKAH_DARI]->(d) }",
-            rows=rows)
-        yield store, rows
+        yield store, build_other_graph(store)
 
 
 def test_export_import_and_search_run_on_a_graph_of_another_shape(other_graph):
-    from recipes.export import iter_records
-    from recipes.filters import SearchFilters
-    from recipes.search import get_item, keyword_search, vector_search
+    from embedding_search.export import iter_records
+    from embedding_search.filters import SearchFilters
+    from embedding_search.search import get_item, keyword_search, vector_search
 
     store, rows = other_graph
     dishes = list(iter_records(store, "dish", page_size=7))

@@ -26,7 +26,7 @@ from console.sinks.neo4j.store import Neo4jStore
 from console.sinks.neo4j.writer import VectorWriter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "backend"))
-from recipes import modes, query_embedding, search  # noqa: E402
+from embedding_search import modes, query_embedding, search  # noqa: E402
 
 DIMS = 16
 
@@ -364,7 +364,7 @@ def test_a_warm_search_is_one_statement_and_a_reimport_is_used_by_the_next_searc
 
 def test_similar_items_on_the_cached_space_take_two_statements_and_follow_a_reimport_of_another_size(
         store, recipes, counting):
-    """The backend's similar items (recipes.modes.similar_search): the item with its vector in one statement, the
+    """The backend's similar items (embedding_search.modes.similar_search): the item with its vector in one statement, the
     search in one more once the space is cached; after a re-import of another size the item's new vector is searched
     on the new space, not refused against the cached one."""
     ids = [r["id"] for r in recipes]
@@ -387,7 +387,7 @@ def test_a_cached_space_older_than_its_limit_is_read_again_first(store, recipes,
 
 
 def test_a_space_that_changes_during_every_try_is_a_503_not_a_stale_answer(store, recipes, counting):
-    from recipes.errors import SpaceChanging
+    from embedding_search.errors import SpaceChanging
 
     VectorWriter(store, model="m").write(vectors([r["id"] for r in recipes]))
     spaces = []

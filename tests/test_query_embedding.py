@@ -183,7 +183,7 @@ def test_the_query_prompt_is_applied_once_and_the_same_way_in_both_paths(tiny_qw
     assert local_model.query_prompt  # the tiny Qwen3 has an instruction prompt
     local = local_model.encode_query(["nasi goreng kampung"])[0]
     code = ("import django, json, sys; django.setup(); import numpy as np; "
-            "from recipes.query_embedding import remote_vector; "
+            "from embedding_search.query_embedding import remote_vector; "
             "space = json.loads(sys.argv[1]); print(json.dumps(remote_vector(space, 'nasi goreng kampung').tolist()))")
     with run_embedding_server(str(tiny_qwen3_path), log_path=tmp_path / "serve.log") as url:
         import json
@@ -283,7 +283,7 @@ COUNT_STATEMENTS = """
 import json, django
 django.setup()
 from console.sinks.neo4j.store import Neo4jStore
-from recipes import graph, modes
+from embedding_search import graph, modes
 
 class Counting(Neo4jStore):  # the real store, counting the statements it sends
     statements = 0
@@ -353,8 +353,8 @@ def answer(status: int, body) -> requests.Response:
     (500, {"error": "boom"}, "answered 500: its log says why"),
 ])
 def test_a_service_answer_that_does_not_fit_the_space_is_a_503_saying_which(status, body, message):
-    from recipes.errors import QueryEmbedderUnavailable
-    from recipes.query_embedding import check_answer
+    from embedding_search.errors import QueryEmbedderUnavailable
+    from embedding_search.query_embedding import check_answer
 
     with pytest.raises(QueryEmbedderUnavailable) as error:
         check_answer(answer(status, body), "/models/org/minilm", "recipe", 384)
@@ -363,7 +363,7 @@ def test_a_service_answer_that_does_not_fit_the_space_is_a_503_saying_which(stat
 
 def test_a_longer_matryoshka_answer_is_cut_and_normalised_as_the_generator_does():
     from console.generation.engine import truncate_and_normalize
-    from recipes.query_embedding import check_answer
+    from embedding_search.query_embedding import check_answer
 
     full = np.arange(1, 9, dtype=np.float32)
     vector = check_answer(answer(200, {"model": "org/minilm", "data": [{"embedding": full.tolist()}]}),

@@ -35,17 +35,6 @@ def _positive_int(name: str, default: int, minimum: int = 1) -> int:
     return value
 
 
-def _positive_float(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip() or str(default)
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a number of seconds, not {raw!r}") from None
-    if not value > 0:
-        raise ImproperlyConfigured(f"{name} must be more than 0, not {value}")
-    return value
-
-
 DEBUG = _flag("DJANGO_DEBUG")
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
 # True when no DJANGO_SECRET_KEY was given: config/wsgi.py then refuses to serve (unless DEBUG).
@@ -66,62 +55,8 @@ if HTTPS:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
 
-NEO4J = {
-    "uri": os.environ.get("NEO4J_URI", "bolt://127.0.0.1:7687"),
-    "user": os.environ.get("NEO4J_USER", "neo4j"),
-    "password": os.environ.get("NEO4J_PASSWORD", ""),
-    "database": os.environ.get("NEO4J_DATABASE", "neo4j"),
-}
-# The graph's description (labels, properties, text, filters: console/demo_schema.toml is the demo's and the default)
-GRAPH_SCHEMA_FILE = os.environ.get("GRAPH_SCHEMA_FILE") or None
-EMBEDDINGS_IMPORT_TOKEN = os.environ.get("EMBEDDINGS_IMPORT_TOKEN", "")
-IMPORT_BATCH_SIZE = _positive_int("EMBEDDINGS_IMPORT_BATCH_SIZE", 2000)
-# One import request: at most this many bytes of body and items (413 beyond: send smaller batches). The console's
-# push sends 2,000 items per request: ~45 MB of JSON for 1024-d vectors.
-IMPORT_MAX_BODY_BYTES = _positive_int("EMBEDDINGS_IMPORT_MAX_BYTES", 64 * 1024 * 1024)
-IMPORT_MAX_ITEMS = _positive_int("EMBEDDINGS_IMPORT_MAX_ITEMS", 5000)
-IMPORT_REJECTED_SHOWN = 100   # rejected items listed in an import's answer; all are counted by reason
-# Search text: longer queries get a 400 (Lucene refuses more than 1,024 clauses; a model reads ~256-512 tokens).
-SEARCH_MAX_QUERY_CHARS = _positive_int("SEARCH_MAX_QUERY_CHARS", 500)
-SEARCH_MAX_QUERY_TERMS = _positive_int("SEARCH_MAX_QUERY_TERMS", 64)
-# Query models: loaded from local files only (a folder, or the Hugging Face cache), never downloaded by a search:
-# the backend runs offline whatever its environment says. BACKEND_QUERY_MODELS (comma-separated names or folders):
-# when set, the only models the import endpoint records and search loads.
-os.environ["HF_HUB_OFFLINE"] = "1"
-QUERY_MODELS = [m.strip() for m in os.environ.get("BACKEND_QUERY_MODELS", "").split(",") if m.strip()]
-# Who embeds a search query (recipes.query_embedding): "local", this process, with the model's files on this machine;
-# or "remote", an OpenAI-compatible embeddings service (`embedding-console serve` on the GPU machine, HF TEI, vLLM,
-# Infinity) at BACKEND_EMBEDDINGS_URL, with BACKEND_EMBEDDINGS_API_KEY (sent as a Bearer token) if it needs one.
-QUERY_EMBEDDER = os.environ.get("BACKEND_QUERY_EMBEDDER", "local").strip().lower() or "local"
-if QUERY_EMBEDDER not in ("local", "remote"):
-    raise ImproperlyConfigured(f"BACKEND_QUERY_EMBEDDER must be 'local' or 'remote', not {QUERY_EMBEDDER!r}")
-EMBEDDINGS_URL = os.environ.get("BACKEND_EMBEDDINGS_URL", "").strip().rstrip("/").removesuffix("/v1")
-if QUERY_EMBEDDER == "remote" and not EMBEDDINGS_URL.startswith(("http://", "https://")):
-    raise ImproperlyConfigured("BACKEND_QUERY_EMBEDDER=remote needs BACKEND_EMBEDDINGS_URL, the service's base URL "
-                               f"(e.g. http://gpu-host:8080), not {EMBEDDINGS_URL!r}")
-EMBEDDINGS_API_KEY = os.environ.get("BACKEND_EMBEDDINGS_API_KEY", "")
-EMBEDDINGS_TIMEOUT = _positive_float("BACKEND_EMBEDDINGS_TIMEOUT", 5.0)  # seconds per query (connect and answer)
-# How long a worker serves a type's cached EmbeddingSpace before reading it again with its vector index (SHOW INDEXES:
-# an index dropped and made again under another name); a re-import is seen at once anyway, by the search statement's
-# stamp (recipes.query_embedding).
-SPACE_MAX_AGE_S = _positive_float("BACKEND_SPACE_MAX_AGE_S", 30.0)
-# Recent query vectors kept per worker process (keyed by model, dimensions, prompt and text); 0 turns it off.
-QUERY_CACHE_SIZE = _positive_int("BACKEND_QUERY_CACHE_SIZE", 1024, minimum=0)
-
-
-def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
-    value = os.environ.get(name, "").strip() or default
-    if value not in choices:
-        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, not {value!r}")
-    return value
-
-
-# The query embedder's inference backend and quantisation (the generator's --backend/--quantize; README, CPU
-# backends): torch/none by default; BACKEND_QUERY_BACKEND=auto takes the fastest measured at the required fidelity.
-from console.options import BACKENDS, QUANTIZATIONS  # noqa: E402
-
-QUERY_BACKEND = _choice("BACKEND_QUERY_BACKEND", "torch", BACKENDS)
-QUERY_QUANTIZE = _choice("BACKEND_QUERY_QUANTIZE", "none", QUANTIZATIONS)
+# The embedding_search app's own settings (Neo4j, graph schema, import, search, query embedding, throttles) are
+# read by embedding_search.conf: from here when set, else from their environment variables (backend/README.md).
 # The demo recipes shipped in the repository (data/indonesian-recipes), unless DEMO_DATA_DIR is set.
 DEMO_DATA_DIR = Path(os.environ.get("DEMO_DATA_DIR", PROJECT_ROOT / "data" / "indonesian-recipes"))
 
@@ -130,7 +65,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI and ReDoc served from our own static files, no CDN
-    "recipes",
+    "embedding_search",  # the reusable app: search, similar items, export/import commands, the pages
+    "recipes",  # the demo's own: load_demo_data
 ]
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -163,11 +99,6 @@ LANGUAGE_CODE = "en"
 
 
 
-def _rate(name: str, default: str) -> str | None:
-    value = os.environ.get(name, default).strip()
-    return None if value.lower() in ("", "off", "none", "0") else value
-
-
 # The throttles' counters: a folder shared by the server's worker processes (gunicorn.conf.py makes one per server
 # in BACKEND_CACHE_DIR); without it, each process counts on its own (LocMemCache).
 _CACHE_DIR = os.environ.get("BACKEND_CACHE_DIR", "")
@@ -178,21 +109,12 @@ CACHES = {"default": (
     if _CACHE_DIR else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 )}
 
+# The app's API views carry their own DRF settings (embedding_search.api.AppView); the project's are only these:
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": [],
-    "DEFAULT_PERMISSION_CLASSES": [],
-    "UNAUTHENTICATED_USER": None,
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["recipes.parsers.BoundedJSONParser"],
-    "EXCEPTION_HANDLER": "recipes.api.exception_handler",
+    "UNAUTHENTICATED_USER": None,  # no django.contrib.auth in this project
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    # Requests per client address ("N/s", "N/min", "N/hour"; "off" for none). Clients are told apart by the
-    # address that connected, or by X-Forwarded-For when BACKEND_NUM_PROXIES says how many proxies are in front.
-    "DEFAULT_THROTTLE_RATES": {
-        "search": _rate("BACKEND_THROTTLE_SEARCH", "300/min"),    # semantic and keyword search, the search page
-        "similar": _rate("BACKEND_THROTTLE_SIMILAR", "300/min"),  # similar items, the item page
-        "import": _rate("BACKEND_THROTTLE_IMPORT", "600/min"),    # the import endpoint (one push batch a request)
-    },
+    # Clients (throttles count per address) are told apart by the address that connected, or by X-Forwarded-For
+    # when BACKEND_NUM_PROXIES says how many proxies are in front.
     "NUM_PROXIES": int(os.environ.get("BACKEND_NUM_PROXIES", "0")),
 }
 SPECTACULAR_SETTINGS = {

@@ -2,11 +2,8 @@ from django.apps import AppConfig
 
 
 class RecipesConfig(AppConfig):
+    """The demo's own app: `manage.py load_demo_data` (the Indonesian recipes into Neo4j). Search, the pages and
+    the export/import commands come from the reusable embedding_search app, installed beside it."""
+
     name = "recipes"
-    verbose_name = "Recipe graph (Neo4j)"
-
-    def ready(self) -> None:
-        """The graph schema is validated once at start: a bad file stops the server with the file and the key."""
-        from recipes.graph import get_schema
-
-        get_schema()
+    verbose_name = "Demo recipe graph"

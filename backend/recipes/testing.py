@@ -81,9 +81,9 @@ def _serving(proc: subprocess.Popen, name: str, url: str, ready, *, wait_s: floa
             log.close()
 
 
-def _answers(url: str) -> bool:
+def _answers(url: str, path: str = "/api/schema/") -> bool:
     try:
-        _NO_REDIRECTS.open(url + "/api/schema/", timeout=2).read()
+        _NO_REDIRECTS.open(url + path, timeout=2).read()
     except urllib.error.HTTPError:  # it answers (e.g. with DJANGO_HTTPS=1, a redirect to https)
         return True
     except OSError:
@@ -113,6 +113,18 @@ def run_backend(env: dict, *, log_path: Path | None = None, wait_s: float = 60):
     )
     url = f"http://127.0.0.1:{port}"
     with _serving(proc, "gunicorn", url, lambda: _answers(url), wait_s=wait_s, stop_s=35, log=log,
+                  log_path=log_path) as served:
+        yield served
+
+
+@contextmanager
+def run_server(command: list[str], env: dict, url: str, probe: str, *, log_path: Path | None = None,
+               wait_s: float = 60):
+    """Start any web server ``command`` (e.g. gunicorn serving another Django project) with exactly ``env``; yield
+    ``url`` once ``url + probe`` answers; stop it (SIGTERM, graceful) at the end."""
+    log = open(log_path, "w") if log_path else subprocess.DEVNULL
+    proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    with _serving(proc, command[0], url, lambda: _answers(url, probe), wait_s=wait_s, stop_s=35, log=log,
                   log_path=log_path) as served:
         yield served
 

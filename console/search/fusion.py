@@ -1,5 +1,5 @@
 """Reciprocal rank fusion (RRF): the one definition of hybrid ranking, shared by the backend's hybrid search
-(``recipes.modes``) and the console's Evaluate view (``console.search.evaluate``), so both fuse the same way.
+(``embedding_search.modes``) and the console's Evaluate view (``console.search.evaluate``), so both fuse the same way.
 
 Each branch (keyword, semantic) contributes ``1 / (RRF_K + rank)`` for every item it ranks (rank 1 = its best);
 an item's fused score is the sum over the branches that found it (Cormack, Clarke & Buettcher 2009, k = 60).

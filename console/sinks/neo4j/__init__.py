@@ -8,7 +8,7 @@
 - :mod:`console.sinks.neo4j.writer`: ``VectorWriter`` (batched, idempotent vector writes) and its ``WriteReport``;
   ``clear_vectors`` (the vectors of excluded items removed again).
 
-The search reads (vector, similar items, keyword, one item) belong to the backend: ``backend/recipes/search.py``.
+The search reads (vector, similar items, keyword, one item) belong to the backend: ``backend/embedding_search/search.py``.
 
 Why the official driver and not neomodel/django_neomodel: what this package does is vector-index management
 (``SHOW VECTOR INDEXES``, ``CREATE VECTOR INDEX`` with dimensions taken from the data) and batched writes with

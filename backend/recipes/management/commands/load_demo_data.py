@@ -11,7 +11,7 @@ from tqdm import tqdm
 from console.errors import Neo4jStoreError
 from recipes.demo_data import load, read_recipes
 
-from ._common import open_store
+from embedding_search.management.commands._common import open_store
 
 
 class Command(BaseCommand):

@@ -9,27 +9,27 @@ from django.core.management.base import BaseCommand, CommandError
 from console.errors import ConsoleError
 from console.search.evaluate import STAT_TESTS, check_k, evaluate_runs, parse_modes
 from console.sinks.neo4j.cypher import quote
-from recipes.graph import get_schema
+from embedding_search.graph import get_schema
 from console.search.querysets import read_query_set
 
 from ._common import open_store
 
 
 def _keyword(store, text: str, type_: str, k: int) -> list[dict]:
-    from recipes.search import keyword_search
+    from embedding_search.search import keyword_search
 
     return keyword_search(store, text, type_, k)
 
 
 def _semantic(store, text: str, type_: str, k: int) -> list[dict]:
-    from recipes.modes import semantic_search
+    from embedding_search.modes import semantic_search
 
     return semantic_search(text, type_, k)["results"]
 
 
 def _hybrid(store, text: str, type_: str, k: int) -> list[dict]:
     from console.search.fusion import Fused, run_scores
-    from recipes.modes import hybrid_hits
+    from embedding_search.modes import hybrid_hits
 
     hits = hybrid_hits(store, text, type_, k)[0].results
     scores = run_scores([Fused(hit["id"], hit["score"]) for hit in hits])  # ties in the fused order, as served

@@ -8,11 +8,11 @@ machine, HF TEI, vLLM, Infinity) at ``BACKEND_EMBEDDINGS_URL``.
   prompt, the local path uses the model's own query prompt and the remote path sends the text alone.
 - The service must serve the space's model (its answer's ``model``, compared by the last two path parts) and give at
   least the space's dimensions (longer vectors are cut and normalised, Matryoshka, as the generator does); anything
-  else is a :class:`~recipes.errors.QueryEmbedderUnavailable` (503) saying which and what to do.
+  else is a :class:`~embedding_search.errors.QueryEmbedderUnavailable` (503) saying which and what to do.
 - The type's space is cached per process and checked in the search's own statement, not before it
   (:func:`on_current_space`): the cached space is served at once, the query embedded with it, and the search
   statement also returns the space node's stamp (model, dimensions, prompt, index name, ``updated_at``,
-  :data:`recipes.search.SPACE_STAMP`). A stamp other than the cached one (a re-import of another model, size, prompt
+  :data:`embedding_search.search.SPACE_STAMP`). A stamp other than the cached one (a re-import of another model, size, prompt
   or index, by any process) drops the cache, and the space is read again, the query embedded again and the search run
   again: no answer is computed with a stale model, and a warm search is one Neo4j round trip. A cached space older
   than ``BACKEND_SPACE_MAX_AGE_S`` (30 s) is read again first (the index lookup, ``SHOW INDEXES``: an index dropped
@@ -31,14 +31,14 @@ from pathlib import Path
 from typing import Callable, TypeVar
 
 import numpy as np
-from django.conf import settings
 from rest_framework.exceptions import APIException
 
 from console.sinks.neo4j.schema import EMBEDDING_SPACE_LABEL
 from console.sinks.neo4j.store import Neo4jStore
-from recipes.errors import ModelUnavailable, QueryEmbedderUnavailable, SpaceChanging
-from recipes.graph import model_label
-from recipes.search import SPACE_STAMP
+from embedding_search.conf import settings
+from embedding_search.errors import ModelUnavailable, QueryEmbedderUnavailable, SpaceChanging
+from embedding_search.graph import model_label
+from embedding_search.search import SPACE_STAMP
 
 log = logging.getLogger(__name__)
 SPACE_ATTEMPTS = 3      # searches on spaces read in turn before a type whose space keeps changing is a 503
@@ -82,7 +82,7 @@ def on_current_space(store: Neo4jStore, type_: str, search: Callable[[dict], Che
                      max_age_s: float) -> tuple[Checked, dict]:
     """``search(space)`` (an answer with the ``stamp`` its statement read) and the space it ran on: the cached space
     (read at most ``max_age_s`` ago) when the answer's stamp is its own, else the space read again and the search run
-    again on it (at most :data:`SPACE_ATTEMPTS` searches; then :class:`~recipes.errors.SpaceChanging`, 503)."""
+    again on it (at most :data:`SPACE_ATTEMPTS` searches; then :class:`~embedding_search.errors.SpaceChanging`, 503)."""
     space = cached_space(type_, max_age_s)
     for _ in range(SPACE_ATTEMPTS):
         space = space or embedding_space(store, type_)

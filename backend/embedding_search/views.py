@@ -2,7 +2,7 @@
 detail with its similar items.
 
 They share the API's checks and throttles: the search text's length (400), the rates per client address (429, the
-"search" and "similar" scopes), and statuses chosen by exception type (:func:`recipes.errors.status_for`).
+"search" and "similar" scopes), and statuses chosen by exception type (:func:`embedding_search.errors.status_for`).
 """
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 
 from console.errors import ItemNotFound, Neo4jStoreError
-from recipes.api import Throttle, check_query_length, throttled_message
-from recipes.errors import message_of, status_for
-from recipes.filters import SearchFilters, filter_example, filter_names
-from recipes.graph import get_schema, get_store, item_neighbours
-from recipes.modes import MODES, search, similar_search
-from recipes.search import get_item
+from embedding_search.api import Throttle, check_query_length, throttled_message
+from embedding_search.errors import message_of, status_for
+from embedding_search.filters import SearchFilters, filter_example, filter_names
+from embedding_search.graph import get_schema, get_store, item_neighbours
+from embedding_search.modes import MODES, search, similar_search
+from embedding_search.search import get_item
 
 PAGE_MODE = "keyword"  # the page's mode when none is chosen: works before any vector is imported
 
@@ -30,7 +30,7 @@ def throttled(request, scope: str):
     if throttle.allow_request(Request(request), SimpleNamespace(throttle_scope=scope)):
         return None
     wait = throttle.wait()
-    response = render(request, "recipes/search.html", {"error": throttled_message(scope, wait), "modes": MODES,
+    response = render(request, "embedding_search/search.html", {"error": throttled_message(scope, wait), "modes": MODES,
                                                        "types": list(get_schema().types), "mode": PAGE_MODE,
                                                        "type": next(iter(get_schema().types))}, status=429)
     if wait is not None:
@@ -61,7 +61,7 @@ def search_page(request):
             context.update(results=answer["results"], model=answer["model"], note=answer["note"])
         except (Neo4jStoreError, APIException) as exc:
             context["error"], status = message_of(exc), status_for(exc) or 500
-    return render(request, "recipes/search.html", context, status=status)
+    return render(request, "embedding_search/search.html", context, status=status)
 
 
 def item_page(request, item_id: str):
@@ -74,7 +74,7 @@ def item_page(request, item_id: str):
     except ItemNotFound:
         raise Http404(f"No item with id {item_id!r}") from None
     except Neo4jStoreError as exc:
-        return render(request, "recipes/search.html", {"error": str(exc), "types": list(get_schema().types),
+        return render(request, "embedding_search/search.html", {"error": str(exc), "types": list(get_schema().types),
                                                        "modes": MODES, "mode": PAGE_MODE,
                                                        "type": next(iter(get_schema().types))},
                       status=status_for(exc) or 500)
@@ -85,5 +85,5 @@ def item_page(request, item_id: str):
     except Neo4jStoreError as exc:
         similar_error = str(exc)
     fields = [{"name": name, "value": item.get(name)} for name in item.get("shown", [])]
-    return render(request, "recipes/detail.html", {"item": item, "fields": fields, "similar": similar,
+    return render(request, "embedding_search/detail.html", {"item": item, "fields": fields, "similar": similar,
                                                    "similar_error": similar_error})

@@ -7,8 +7,8 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from console.errors import Neo4jStoreError
-from recipes.export import FORMATS, count, csv_columns, iter_records, output_file, write_records
-from recipes.graph import get_schema
+from embedding_search.export import FORMATS, count, csv_columns, iter_records, output_file, write_records
+from embedding_search.graph import get_schema
 
 from ._common import open_store
 

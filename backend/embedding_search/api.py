@@ -3,7 +3,7 @@
 Errors are JSON ``{"error": "<what went wrong and what to do>"}`` with a 4xx status for a bad request (400), a bad
 token (401/403), an unknown item (404), a type without embeddings / a dimension mismatch (409), a body or batch too
 large (413) or too many requests from one address (429), and 503 when Neo4j (or the query model) is not available.
-Statuses follow the exception's type (:mod:`recipes.errors`).
+Statuses follow the exception's type (:mod:`embedding_search.errors`).
 """
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ import hmac
 import re
 from collections import Counter
 
-from django.conf import settings
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, Throttled
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
@@ -23,14 +24,15 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from console.graphschema import to_dict
 from console.sinks.neo4j.writer import VectorWriter, clear_vectors
-from recipes.errors import STATUS_FOR, BadRequest
-from recipes.filters import SearchFilters, filter_example, filter_names, filter_types
-from recipes.graph import get_schema, get_store, item_neighbours, model_label
-from recipes.query_embedding import check_model_allowed
-from recipes.modes import (DEFAULT_MODE, MODES, check_mode, note_for, search, semantic_search,
+from embedding_search.conf import settings
+from embedding_search.errors import STATUS_FOR, BadRequest
+from embedding_search.filters import SearchFilters, filter_example, filter_names, filter_types
+from embedding_search.graph import get_schema, get_store, item_neighbours, model_label
+from embedding_search.query_embedding import check_model_allowed
+from embedding_search.modes import (DEFAULT_MODE, MODES, check_mode, note_for, search, semantic_search,
                           similar_search)
-from recipes.search import get_item, keyword_search
-from recipes.parsers import BodyTooLarge
+from embedding_search.search import get_item, keyword_search
+from embedding_search.parsers import BodyTooLarge, BoundedJSONParser
 
 THROTTLE_SETTING = {"search": "BACKEND_THROTTLE_SEARCH", "similar": "BACKEND_THROTTLE_SIMILAR",
                     "import": "BACKEND_THROTTLE_IMPORT"}
@@ -52,15 +54,33 @@ def exception_handler(exc, context):
 
 
 def throttled_message(scope: str, wait: float | None) -> str:
-    rate = settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"].get(scope)
+    rate = settings.THROTTLE_RATES.get(scope)
     again = f"; try again in {int(wait + 0.999)} s" if wait is not None else ""
     return (f"Too many requests from your address: at most {rate} for {scope} ({THROTTLE_SETTING.get(scope)} on "
             f"the backend){again}")
 
 
 class Throttle(ScopedRateThrottle):
-    """Requests per client address and scope (settings REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]), counted in the
-    cache shared by the server's workers."""
+    """Requests per client address and scope (the app's THROTTLE_RATES, embedding_search.conf), counted in the
+    cache shared by the server's workers (Django's default cache)."""
+
+    def get_rate(self):
+        return settings.THROTTLE_RATES.get(self.scope)
+
+
+class AppView(APIView):
+    """The app's API views carry their own DRF settings, so that they behave the same in any host project whatever
+    its REST_FRAMEWORK says: JSON in (bounded) and out, no session or user authentication (the import endpoint
+    checks its own token), the app's errors and throttles, and drf-spectacular's OpenAPI schema."""
+
+    renderer_classes = [JSONRenderer]
+    parser_classes = [BoundedJSONParser]
+    authentication_classes: list = []
+    permission_classes: list = []
+    schema = AutoSchema()
+
+    def get_exception_handler(self):
+        return exception_handler
 
 
 def _query_param(request, name: str) -> str:
@@ -179,7 +199,7 @@ COMPLETE = serializers.BooleanField(help_text="false when the vector search stop
 NOTE = serializers.CharField(allow_null=True, help_text="why there are fewer than k hits (null when there are k)")
 
 
-class SemanticSearch(APIView):
+class SemanticSearch(AppView):
     throttle_classes, throttle_scope = [Throttle], "search"
 
     @extend_schema(
@@ -198,7 +218,7 @@ class SemanticSearch(APIView):
         return Response(semantic_search(q, type_, _k_param(request, 10)))
 
 
-class KeywordSearch(APIView):
+class KeywordSearch(AppView):
     throttle_classes, throttle_scope = [Throttle], "search"
 
     @extend_schema(summary="Full-text search over titles, texts and names", parameters=[Q, TYPE, K],
@@ -212,7 +232,7 @@ class KeywordSearch(APIView):
         return Response({"query": q, "type": type_, "results": keyword_search(get_store(), q, type_, k)})
 
 
-class Search(APIView):
+class Search(AppView):
     throttle_classes, throttle_scope = [Throttle], "search"
 
     @extend_schema(
@@ -239,7 +259,7 @@ class Search(APIView):
         return Response(search(q, mode, type_, _k_param(request, 10), filters, _explain_param(request)))
 
 
-class ItemDetail(APIView):
+class ItemDetail(AppView):
     @extend_schema(summary="One item with its ingredients, categories or recipes",
                    responses={200: OpenApiTypes.OBJECT, 404: Error, 503: Error})
     def get(self, request, item_id: str):
@@ -251,7 +271,7 @@ class ItemDetail(APIView):
         return Response(item)
 
 
-class GraphSchemaView(APIView):
+class GraphSchemaView(AppView):
     """The backend's graph description (read-only, no secrets): a console compares it with its own before a push."""
 
     @extend_schema(summary="The graph schema this backend reads (types, labels, properties, indexes, filters)",
@@ -260,7 +280,7 @@ class GraphSchemaView(APIView):
         return Response(to_dict(get_schema()))
 
 
-class SimilarItems(APIView):
+class SimilarItems(AppView):
     throttle_classes, throttle_scope = [Throttle], "similar"
 
     @extend_schema(summary="Items nearest to this one in its type's vector index (`score`: cosine similarity)",
@@ -315,11 +335,11 @@ ExcludedItem = inline_serializer("ExcludedItem", {"id": serializers.CharField(),
                                  help_text="items the operator excluded: their vectors, if any, are removed")
 
 
-class ImportEmbeddings(APIView):
+class ImportEmbeddings(AppView):
     throttle_classes, throttle_scope = [Throttle], "import"
 
     @property
-    def max_body_bytes(self) -> int:  # read by recipes.parsers.BoundedJSONParser
+    def max_body_bytes(self) -> int:  # read by embedding_search.parsers.BoundedJSONParser
         return settings.IMPORT_MAX_BODY_BYTES
 
     @extend_schema(

@@ -1,7 +1,7 @@
 """The three search modes behind ``/api/search/``, the search page and ``manage.py evaluate_search``: keyword
 (Lucene full-text), semantic (the type's vector index, the query embedded with the recorded model) and hybrid
 (both, fused by reciprocal rank fusion: :func:`console.search.fusion.rrf`, k = 60, the function the console's Evaluate view
-uses too). Each takes the same filters (:mod:`recipes.filters`).
+uses too). Each takes the same filters (:mod:`embedding_search.filters`).
 
 A hybrid hit's ``score`` is its fused score, ``1/(60 + keyword rank) + 1/(60 + semantic rank)`` over the branches
 that found it; each branch offers its best :func:`console.search.fusion.branch_depth` (k) candidates. With ``explain`` every
@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import logging
 
-from django.conf import settings
 
 from console.errors import DimensionMismatch
 from console.search.fusion import RRF_K, branch_depth, rrf
-from recipes.errors import BadRequest, ModelUnavailable
-from recipes.filters import NO_FILTERS, SearchFilters
-from recipes.graph import get_store, model_label
-from recipes.query_embedding import embed_query, on_current_space
-from recipes.search import Hits, hybrid_branches, keyword_search, similar_items, vector_hits
+from embedding_search.conf import settings
+from embedding_search.errors import BadRequest, ModelUnavailable
+from embedding_search.filters import NO_FILTERS, SearchFilters
+from embedding_search.graph import get_store, model_label
+from embedding_search.query_embedding import embed_query, on_current_space
+from embedding_search.search import Hits, hybrid_branches, keyword_search, similar_items, vector_hits
 
 log = logging.getLogger(__name__)
 MODES = ("keyword", "semantic", "hybrid")
@@ -57,7 +57,7 @@ def semantic_hits(store, q: str, type_: str, k: int, filters: SearchFilters = NO
 
 def similar_search(store, item_id: str, k: int, filters: SearchFilters = NO_FILTERS,
                    max_age_s: float | None = None) -> tuple[dict, Hits]:
-    """:func:`recipes.search.similar_items` on the type's cached space (:func:`on_current_space`; ``max_age_s``:
+    """:func:`embedding_search.search.similar_items` on the type's cached space (:func:`on_current_space`; ``max_age_s``:
     ``BACKEND_SPACE_MAX_AGE_S`` by default): when warm, one statement for the item and its vector, one for the search.
     An item whose vector does not fit the cached space (re-embedded at another size since) makes the space read now;
     a vector that does not fit that either is the :class:`~console.errors.DimensionMismatch` it always was."""

@@ -1,21 +1,21 @@
 """The search reads over the graph: one item, the nearest items by vector, the similar items of one item, the
 full-text (keyword) search, and both branches of hybrid search in one statement. Used by the API, the HTML pages,
 ``manage.py evaluate_search`` and ``bench/search.py``; the modes (keyword | semantic | hybrid, fusion) are
-:mod:`recipes.modes`.
+:mod:`embedding_search.modes`.
 
 Scores: a vector hit's ``score`` is the **cosine similarity** (-1..1) of the query vector and the item's vector,
 the same measure the console's Explore page shows (``console.explore.projection.nearest``). Neo4j's vector index reports
 (1 + cosine) / 2 for its cosine indexes; :func:`cosine_from_index_score` converts it back, in this one place. A
 keyword hit's ``score`` is Lucene's relevance score (unbounded, comparable only within one search).
 
-Filters (:mod:`recipes.filters`): Neo4j 5.26's ``db.index.vector.queryNodes`` cannot filter before it ranks, so the
+Filters (:mod:`embedding_search.filters`): Neo4j 5.26's ``db.index.vector.queryNodes`` cannot filter before it ranks, so the
 vector branch over-fetches: it asks the index for more candidates than k, keeps those passing the filters, and
 asks again for four times as many until k pass, the index has no more, or :data:`VECTOR_MAX_CANDIDATES` were
 looked at (then the answer is marked incomplete). The full-text branch returns every match, so it filters exactly.
 
 The space: the vector and hybrid statements also return the type's EmbeddingSpace node as a stamp (:data:`SPACE_STAMP`,
 in :attr:`Hits.stamp`) and ask the vector index only while that node has the query vector's dimensions, so that a
-caller searching with a cached space (:func:`recipes.query_embedding.on_current_space`) learns in the same round
+caller searching with a cached space (:func:`embedding_search.query_embedding.on_current_space`) learns in the same round
 trip whether the space changed since.
 """
 from __future__ import annotations
@@ -35,8 +35,8 @@ from console.graphschema import FilterSpec, GraphSchema
 from console.sinks.neo4j.cypher import filter_matches, filters_known, id_expression, quote, title_expression
 from console.sinks.neo4j.schema import EMBEDDING_SPACE_LABEL
 from console.sinks.neo4j.store import Neo4jStore
-from recipes.errors import QueryRejected
-from recipes.filters import NO_FILTERS, SearchFilters
+from embedding_search.errors import QueryRejected
+from embedding_search.filters import NO_FILTERS, SearchFilters
 
 VECTOR_MAX_CANDIDATES = 10_000   # the most index candidates a filtered vector search looks at
 Specs = tuple[FilterSpec, ...]
@@ -68,7 +68,7 @@ def fulltext_branch(schema: GraphSchema, types: tuple[str, ...], specs: Specs) -
 
 
 # The type's EmbeddingSpace node `s` as a stamp (null when there is none): what a cached space is checked against
-# (recipes.query_embedding), read in the search statement itself, so that checking costs no round trip.
+# (embedding_search.query_embedding), read in the search statement itself, so that checking costs no round trip.
 SPACE_STAMP = "s {.model, .dimensions, .query_prompt, .index_name, updated_at: toString(s.updated_at)}"
 # The space node of `$type`, its `stamp`, and whether the vector branch may run (`current`): only when the node
 # still has the query vector's `$dimensions`, so that a vector of a stale space never reaches the index.
@@ -210,7 +210,7 @@ def similar_items(store: Neo4jStore, item_id: str, k: int = 5, filters: SearchFi
                   on_space: Callable[[str, Callable[[dict | None], Hits]], Hits] | None = None) -> tuple[dict, Hits]:
     """The item and its k nearest items of the same type passing ``filters`` (cosine scores, the item itself left
     out). ``on_space(type, search)`` runs ``search(space)`` on the type's space as the caller keeps it (the backend's
-    cached space, :func:`recipes.modes.similar_search`); by default the space is read here (``search(None)``). The
+    cached space, :func:`embedding_search.modes.similar_search`); by default the space is read here (``search(None)``). The
     item's own vector of another size than the space is a :class:`DimensionMismatch`."""
     item = get_item(store, item_id, with_embedding=True)
     filters.check_type(store.schema, item["type"])
@@ -259,7 +259,7 @@ def with_fulltext(store: Neo4jStore, run: Callable[[str], Ran]) -> Ran:
 @contextmanager
 def _fulltext_errors():
     """A search text the full-text index refuses (Lucene's limit of 1,024 clauses: Neo4j's ProcedureCallFailed
-    client error from the index procedure) is a :class:`~recipes.errors.QueryRejected`; an index name the server
+    client error from the index procedure) is a :class:`~embedding_search.errors.QueryRejected`; an index name the server
     does not know is :class:`_FulltextIndexGone`."""
     from neo4j.exceptions import ClientError
 

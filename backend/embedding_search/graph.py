@@ -3,19 +3,19 @@
 
 All Neo4j access goes through :mod:`console.sinks.neo4j` (the official driver, not an ORM: vector indexes,
 ``UNWIND`` batch writes and index queries are what the app needs, and the console shares the same code); the
-search reads are :mod:`recipes.search`; a query's vector is :mod:`recipes.query_embedding`.
+search reads are :mod:`embedding_search.search`; a query's vector is :mod:`embedding_search.query_embedding`.
 """
 from __future__ import annotations
 
 import threading
 from pathlib import PurePath
 
-from django.conf import settings
 
 from console.graphschema import GraphSchema, Hop, load_schema
 from console.sinks.neo4j.cypher import hops, quote
 from console.sinks.neo4j.settings import Neo4jSettings
 from console.sinks.neo4j.store import Neo4jStore
+from embedding_search.conf import settings
 
 _lock = threading.Lock()
 _store: Neo4jStore | None = None

@@ -7,7 +7,7 @@ from console.errors import Neo4jStoreError
 
 
 def open_store():
-    from recipes.graph import get_store
+    from embedding_search.graph import get_store
 
     try:
         return get_store()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from console.graphschema import FilterSpec, GraphSchema
 from console.sinks.neo4j.cypher import filter_matches, filter_param, filters_known
-from recipes.errors import BadRequest
+from embedding_search.errors import BadRequest
 
 MAX_FILTER_CHARS = 100
 

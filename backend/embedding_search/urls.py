@@ -1,6 +1,8 @@
 from django.urls import path
 
-from recipes import api, views
+from embedding_search import api, views
+
+app_name = "embedding_search"  # {% url 'embedding_search:item' id %}; include it under any prefix
 
 urlpatterns = [
     path("", views.search_page, name="search"),
