@@ -27,6 +27,7 @@ PAGES = [
     st.Page(str(ROOT / "pages" / "explore.py"), title="Explore", icon=":material/scatter_plot:"),
     st.Page(str(ROOT / "pages" / "evaluate.py"), title="Evaluate", icon=":material/fact_check:"),
     st.Page(str(ROOT / "pages" / "export_push.py"), title="Export & push", icon=":material/cloud_upload:"),
+    st.Page(str(ROOT / "pages" / "graph.py"), title="Graph", icon=":material/account_tree:"),
 ]
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import streamlit as st
 from console.app import access
 from console.app.jobs import Job, list_jobs
 from console.app.workspace import EmbeddingFile, InputSummary, Workspace, human_size, inspect_inputs
+from console.graphschema import load_schema
 
 STATE_ICONS = {"running": ":material/autorenew:", "starting": ":material/hourglass_top:", "done": ":material/check_circle:",
                "failed": ":material/error:", "stopped": ":material/pause_circle:", "interrupted": ":material/warning:"}
@@ -50,6 +52,18 @@ def secret(name: str, default=None):
         return st.secrets.get(name, default)
     except Exception:  # noqa: BLE001 - no secrets file at all
         return default
+
+
+def configured_neo4j():
+    """The Neo4j the console is configured for: NEO4J_* (NEO4J_PASSWORD or NEO4J_PASSWORD_FILE), else the
+    ``[neo4j]`` table of .streamlit/secrets.toml."""
+    from console.sinks.neo4j.settings import Neo4jSettings
+
+    configured = secret("neo4j", None) or {}
+    values = {k: os.environ.get(f"NEO4J_{k.upper()}") or configured.get(k) for k in ("uri", "user", "database")}
+    password = stored_secret("NEO4J_PASSWORD") or configured.get("password") or ""
+    return Neo4jSettings(uri=values["uri"] or Neo4jSettings.uri, user=values["user"] or "neo4j", password=password,
+                         database=values["database"] or "neo4j")
 
 
 def expected_password() -> str | None:
@@ -180,13 +194,16 @@ def embedder(model: str, dimensions: int | None = None, device: str = "auto"):
 
 
 @st.cache_data(show_spinner="Reading and validating the files…", max_entries=8)
-def _inspect(stamp: tuple) -> InputSummary:
+def _inspect(stamp: tuple, schema_types: tuple) -> InputSummary:
     return inspect_inputs([path for path, _, _ in stamp])
 
 
 def inspect(paths) -> InputSummary:
-    """The input summary, cached until a file changes (name, size or modification time)."""
-    return _inspect(tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in paths))
+    """The input summary, cached until a file changes (name, size or modification time) or the graph schema's
+    types do."""
+    schema = load_schema()
+    return _inspect(tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in paths),
+                    (schema.source, *schema.types))
 
 
 def report_table(report) -> pd.DataFrame:

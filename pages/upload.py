@@ -98,5 +98,13 @@ if paths:
     else:
         st.success(f"All {summary.valid} records are valid ({per_type}). Next: the Generate page.")
 
+    if summary.outside_schema:
+        unknown = ", ".join(f"{n} {t}" for t, n in summary.outside_schema.items())
+        st.warning(
+            f"Not in the graph schema ({summary.schema_source}): {unknown}. These records can be embedded and "
+            "downloaded, but a push or an import leaves them out. Add a [types.<name>] table for each to the "
+            "schema file (GRAPH_SCHEMA_FILE), or correct the records' \"type\"."
+        )
+
     st.subheader("Preview")
     st.dataframe(pd.DataFrame(summary.preview), hide_index=True, width="stretch")

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Provision, start, stop and inspect a local Neo4j Community 5.26 (LTS) server for the project.
+# Provision, start, stop and inspect a local Neo4j Community server for the project: 5.26 (LTS) by default, or a
+# calendar release (NEO4J_VERSION=2026.08.1; needs Java 21 or later, found by need_java).
 #
 #   scripts/neo4j.sh start     fetch jars (cached), set the password, start, wait for Bolt
 #   scripts/neo4j.sh stop      SIGTERM and wait
 #   scripts/neo4j.sh status    exit 0 when Bolt answers
 #   scripts/neo4j.sh env       print the export lines for NEO4J_URI/USER/PASSWORD/DATABASE
 #   scripts/neo4j.sh reset     stop and delete the data folder (the jar cache stays)
+#   scripts/neo4j.sh java      print the java that NEO4J_VERSION would run on (exit 1 when there is none)
 #
 # Nothing of Neo4j is committed: the jars come from Maven Central into $NEO4J_CACHE
 # (default ~/.cache/embedding-console/neo4j-<version>); data, logs and the generated password
@@ -28,12 +30,35 @@ PIDFILE="$HOME_DIR/run/neo4j.pid"
 
 log() { echo "neo4j.sh: $*" >&2; }
 
+# The Java a release needs: 17 for 5.x, 21 or later for the calendar releases (2025.01 on). JAVA is the java to run:
+# $JAVA_HOME's when it is new enough, else the first JDK under /usr/lib/jvm that is, else the one on PATH.
+java_major() { "$1" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p'; }
+
 need_java() {
-  if ! command -v java >/dev/null 2>&1; then
+  local want=17 candidate
+  case "$VERSION" in 5.*|4.*) want=17 ;; *) want=21 ;; esac
+  JAVA=""
+  for candidate in ${JAVA_HOME:+"$JAVA_HOME/bin/java"} $(command -v java 2>/dev/null) /usr/lib/jvm/*/bin/java; do
+    [ -x "$candidate" ] || continue
+    if [ "$(java_major "$candidate")" -ge "$want" ] 2>/dev/null; then JAVA="$candidate"; break; fi
+  done
+  if [ -n "$JAVA" ]; then return; fi
+  if [ "$want" = 17 ] && [ "$(id -u)" = 0 ]; then
     log "Java not found; installing Debian's openjdk-17-jre-headless"
-    if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless >/dev/null
-    else log "run as root or install Java 17 (openjdk-17-jre-headless) yourself"; exit 1; fi
+    apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless >/dev/null
+    JAVA="$(command -v java)"; return
   fi
+  log "Neo4j $VERSION needs Java $want or later, and none was found (JAVA_HOME, PATH, /usr/lib/jvm): install one"
+  log "(e.g. Temurin 21 or 25 from adoptium.net) and set JAVA_HOME to it"
+  exit 1
+}
+
+# The server's entry point: CommunityEntryPoint up to 5.x; Neo4jCommunity in the calendar releases (2025.01 on).
+main_class() {
+  case "$VERSION" in
+    5.*|4.*) echo org.neo4j.server.CommunityEntryPoint ;;
+    *) echo org.neo4j.server.Neo4jCommunity ;;
+  esac
 }
 
 fetch_jars() {
@@ -84,7 +109,7 @@ ensure_password() {
   elif [ -f "$CREDS" ]; then PASSWORD="$(sed -n 's/^export NEO4J_PASSWORD=//p' "$CREDS" | tr -d "'")"
   else PASSWORD="$(head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 20)"; fi
   if [ ! -d "$HOME_DIR/data/dbms" ]; then
-    NEO4J_HOME="$HOME_DIR" NEO4J_CONF="$HOME_DIR/conf" java -cp "$CACHE/lib/*" org.neo4j.cli.AdminTool \
+    NEO4J_HOME="$HOME_DIR" NEO4J_CONF="$HOME_DIR/conf" "$JAVA" -cp "$CACHE/lib/*" org.neo4j.cli.AdminTool \
       dbms set-initial-password "$PASSWORD" >/dev/null
   fi
   umask 077
@@ -104,8 +129,8 @@ start() {
   fi
   need_java; fetch_jars; write_conf; ensure_password
   log "starting Neo4j $VERSION on bolt://127.0.0.1:$PORT (home $HOME_DIR)"
-  NEO4J_HOME="$HOME_DIR" NEO4J_CONF="$HOME_DIR/conf" nohup java -Xms"$HEAP" -Xmx"$HEAP" -XX:+UseG1GC ${NEO4J_JVM_OPTS:-} \
-    -cp "$CACHE/lib/*" org.neo4j.server.CommunityEntryPoint \
+  NEO4J_HOME="$HOME_DIR" NEO4J_CONF="$HOME_DIR/conf" nohup "$JAVA" -Xms"$HEAP" -Xmx"$HEAP" -XX:+UseG1GC ${NEO4J_JVM_OPTS:-} \
+    -cp "$CACHE/lib/*" "$(main_class)" \
     --home-dir="$HOME_DIR" --config-dir="$HOME_DIR/conf" >"$HOME_DIR/logs/console.log" 2>&1 &
   echo $! > "$PIDFILE"
   for _ in $(seq 1 $((START_TIMEOUT * 2))); do
@@ -130,5 +155,6 @@ case "${1:-}" in
   status) if running_pid >/dev/null && bolt_up; then echo "running on bolt://127.0.0.1:$PORT"; else echo "not running"; exit 1; fi ;;
   env) [ -f "$CREDS" ] && cat "$CREDS" || { log "no credentials yet: run '$0 start'"; exit 1; } ;;
   reset) stop; rm -rf "$HOME_DIR" ;;
-  *) echo "usage: $0 start|stop|status|env|reset" >&2; exit 2 ;;
+  java) need_java; echo "$JAVA" ;;
+  *) echo "usage: $0 start|stop|status|env|reset|java" >&2; exit 2 ;;
 esac

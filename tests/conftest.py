@@ -97,6 +97,8 @@ def neo4j_settings():
             lock.close()
             continue
         home = ROOT / (".neo4j-test" if port == 7688 else f".neo4j-test-{port}")
+        if os.environ.get("NEO4J_VERSION"):  # another release (test.sh's second round): a data folder of its own
+            home = home.with_name(f"{home.name}-{os.environ['NEO4J_VERSION']}")
         env = dict(os.environ, NEO4J_HOME=str(home), NEO4J_BOLT_PORT=str(port))
         env.pop("NEO4J_PASSWORD", None)
         was_running = subprocess.run([script, "status"], env=env, capture_output=True).returncode == 0

@@ -50,6 +50,28 @@ def test_an_uploaded_export_is_counted_by_type_previewed_and_validated(workdir):
     assert (workdir / "uploads" / "recipes.json").read_bytes() == json.dumps(records).encode()
 
 
+def test_a_type_the_graph_schema_lacks_is_reported_at_upload(workdir, tmp_path, monkeypatch):
+    """Records of a type the console's graph schema does not describe are valid (they can be embedded), and the
+    page says, before any model work, that a push would leave them out and how to add the type."""
+    schema = tmp_path / "graph.toml"
+    schema.write_text('[types.recipe]\nlabel = "Recipe"\n', encoding="utf-8")
+    monkeypatch.setenv("GRAPH_SCHEMA_FILE", str(schema))
+    records = _recipes(3) + [{"id": f"tag-{n}", "type": "tag", "text": f"Tag {n}"} for n in range(2)]
+    at = _upload(_open(), ("mixed.json", json.dumps(records).encode(), "application/json"))
+    assert not at.exception
+    assert [s.value for s in at.success] == ["All 5 records are valid (3 recipe, 2 tag). Next: the Generate page."]
+    assert [w.value for w in at.warning] == [
+        f"Not in the graph schema ({schema}): 2 tag. These records can be embedded and downloaded, but a push or an "
+        "import leaves them out. Add a [types.<name>] table for each to the schema file (GRAPH_SCHEMA_FILE), or "
+        'correct the records\' "type".']
+
+
+def test_records_of_the_schema_s_types_get_no_schema_warning(workdir):
+    at = _upload(_open(), ("recipes.json", json.dumps(_recipes(3)).encode(), "application/json"))
+    assert not at.exception
+    assert [w.value for w in at.warning] == []
+
+
 def test_duplicates_empty_text_and_bad_rows_are_reported_before_anything_runs(workdir):
     good = _recipes(5)
     lines = [json.dumps(r) for r in good] + [

@@ -132,7 +132,7 @@ MAY_IMPORT = {
     "explore": {"errors", "files"},
     "search": {"errors", "files", "explore"},
     "sinks": {"errors", "progress", "graphschema", "files", "explore"},
-    "app": {"errors", "options", "files"},
+    "app": {"errors", "options", "graphschema", "files"},
     "cli": {"console", "errors", "progress", "graphschema", "options", "files", "generation", "explore", "search", "sinks", "app"},
 }
 

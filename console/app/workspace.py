@@ -244,6 +244,8 @@ class InputSummary:
     problems: dict = field(default_factory=lambda: {"duplicates": 0, "empty text": 0, "bad rows": 0, "unreadable files": 0})
     valid: int = 0
     counts: dict = field(default_factory=dict)  # valid records per type
+    outside_schema: dict = field(default_factory=dict)  # valid records per type the graph schema lacks
+    schema_source: str = ""  # the graph schema's file (the console's own: GRAPH_SCHEMA_FILE or the demo's)
 
     @property
     def invalid(self) -> int:
@@ -273,7 +275,8 @@ def inspect_inputs(paths: Iterable[str | os.PathLike], *, preview_rows: int = 50
 
     from console.errors import InputError
     from console.files.records import iter_records
-    from console.files.validate import RejectKind, check_record, validate_files
+    from console.files.validate import RejectKind, check_record, outside_schema, validate_files
+    from console.graphschema import load_schema
 
     summary = InputSummary()
     per_file: dict[str, dict] = {}
@@ -316,6 +319,8 @@ def inspect_inputs(paths: Iterable[str | os.PathLike], *, preview_rows: int = 50
             summary.rejects.append(reject.message)
     summary.valid = len(report.good)
     summary.counts = report.counts
+    schema = load_schema()
+    summary.outside_schema, summary.schema_source = outside_schema(report.counts, schema), schema.source
     for record in islice(report.good, preview_rows):
         text = " ".join(record.text.split())
         summary.preview.append({"file": record.source, "line": record.line, "id": record.id, "type": record.type,

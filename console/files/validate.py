@@ -145,6 +145,16 @@ def _check_text(record: Record) -> Problem | None:
     return None
 
 
+def outside_schema(counts: dict[str, int], schema=None) -> dict[str, int]:
+    """The types among ``counts`` (records per type) that the graph schema does not describe (``schema``, else the
+    console's own, ``load_schema()``): they can be embedded and downloaded, but a push or an import leaves them out
+    as unknown types. Reported at upload, before any model work."""
+    from console.graphschema import load_schema
+
+    known = (schema or load_schema()).types
+    return {type_: n for type_, n in counts.items() if type_ not in known}
+
+
 def duplicate_problem(record: Record, first: Record) -> Problem:
     return Problem(RejectKind.DUPLICATE_ID, f'duplicate id "{record.id}" (first in {first.source}, line {first.line})',
                    "give each record its own id")

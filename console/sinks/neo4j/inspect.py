@@ -87,3 +87,13 @@ def _type_block(info: LabelInfo) -> list[str]:
         for rel, other, _ in info.out[:3]:
             lines.append(f'# {_type_name(other)}s = {{ path = "-[:{rel}]->(:{other})", property = "name" }}')
     return lines
+
+
+def read_graph(settings) -> tuple[GraphInfo, str]:
+    """Inspect the graph at ``settings`` (a ``Neo4jSettings``) and write its starting schema: the console's
+    Graph page and ``manage.py inspect_graph`` give the same file."""
+    from console.sinks.neo4j.store import Neo4jStore
+
+    with Neo4jStore(settings) as store:
+        info = inspect(store)
+    return info, schema_toml(info)
