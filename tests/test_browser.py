@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -51,13 +52,13 @@ def export_file(tmp_path):
     return path, records
 
 
-@pytest.fixture
-def console_url(tmp_path, neo4j_settings):
+@contextmanager
+def _console(tmp_path, neo4j_settings, **extra_env):
     """`streamlit run app.py` on a free port, with its own work folder and the test Neo4j's settings."""
     port = _free_port()
     env = dict(os.environ, CONSOLE_WORKDIR=str(tmp_path / "work"), HF_HUB_OFFLINE="1",
                NEO4J_URI=neo4j_settings["uri"], NEO4J_USER=neo4j_settings["user"],
-               NEO4J_PASSWORD=neo4j_settings["password"], NEO4J_DATABASE=neo4j_settings["database"])
+               NEO4J_PASSWORD=neo4j_settings["password"], NEO4J_DATABASE=neo4j_settings["database"], **extra_env)
     env.pop("CONSOLE_PASSWORD", None)
     log = open(tmp_path / "streamlit.log", "wb")
     proc = subprocess.Popen(
@@ -82,6 +83,12 @@ def console_url(tmp_path, neo4j_settings):
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
+
+
+@pytest.fixture
+def console_url(tmp_path, neo4j_settings):
+    with _console(tmp_path, neo4j_settings) as url:
+        yield url
 
 
 @pytest.fixture
@@ -263,3 +270,43 @@ def test_upload_generate_explore_and_push_in_a_real_browser(console_url, page, e
     embedded = {r["id"] for r in graph.execute_query(
         "MATCH (n:Recipe) WHERE n.id IN $ids AND n.embedding IS NOT NULL RETURN n.id AS id", ids=ids).records}
     assert embedded == set(ids) - {e["id"] for e in excluded}  # pushed before, excluded: search no longer finds them
+
+
+@pytest.mark.timeout(480)
+def test_a_graph_of_another_shape_is_embedded_and_pushed_from_the_browser(page, neo4j_clean, neo4j_settings, tmp_path,
+                                                                          minilm_path):
+    """The console started with another graph's schema file (labels Dish/Bahan/Step, id `code`, vectors in `vec`):
+    the export of its dishes is uploaded, embedded and pushed with no code change; the vectors land in `vec` under
+    the index `dish_vectors`."""
+    from console.graphschema import load_schema
+    from console.sinks.neo4j.settings import Neo4jSettings
+    from console.sinks.neo4j.store import Neo4jStore
+    from embedding_search.export import iter_records
+    from other_graph import OTHER_GRAPH, build_other_graph
+
+    schema_file = tmp_path / "graph.toml"
+    schema_file.write_text(OTHER_GRAPH, encoding="utf-8")
+    with Neo4jStore(Neo4jSettings.from_mapping(neo4j_settings), schema=load_schema(schema_file)) as store:
+        rows = build_other_graph(store)
+        dishes = list(iter_records(store, "dish"))
+    export = tmp_path / "dish.json"
+    export.write_text(json.dumps(dishes, ensure_ascii=False), encoding="utf-8")
+    with _console(tmp_path, neo4j_settings, GRAPH_SCHEMA_FILE=str(schema_file)) as url:
+        page.goto(url)
+        page.get_by_text("Upload export files").wait_for()
+        page.locator("input[type=file]").set_input_files(str(export))
+        page.get_by_text(f"All {len(rows)} records are valid ({len(rows)} dish). Next: the Generate page.").wait_for()
+        _go(page, "Generate")
+        _pick_model(page, "all-MiniLM-L6-v2 (shipped small model)")
+        page.get_by_role("button", name="Start").click()
+        page.get_by_text(f"Done: {len(rows)} items embedded.").wait_for(timeout=180_000)
+        _go(page, "Export & push")
+        page.get_by_role("button", name="Push", exact=True).click()
+        page.get_by_text(f"{len(rows)} vectors: {len(rows)} written, 0 unchanged, 0 unknown ids, 0 rejected."
+                         ).wait_for(timeout=120_000)
+    stored = neo4j_clean.execute_query("MATCH (d:Dish) WHERE d.vec IS NOT NULL RETURN count(d) AS n").records
+    assert stored[0]["n"] == len(rows)
+    index = neo4j_clean.execute_query(
+        "SHOW VECTOR INDEXES YIELD name, labelsOrTypes, properties, options WHERE name = 'dish_vectors' "
+        "RETURN labelsOrTypes AS labels, properties, options.indexConfig.`vector.dimensions` AS dims").records
+    assert [(r["labels"], r["properties"], r["dims"]) for r in index] == [(["Dish"], ["vec"], 384)]

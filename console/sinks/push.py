@@ -30,6 +30,7 @@ from console.sinks.neo4j.writer import (
     VectorWriter,
     WriteReport,
     clear_vectors,
+    item_text_hash,
 )
 from console.files.records import item_field
 
@@ -262,7 +263,11 @@ def _item_payload(item: Any) -> dict:
     embedding = item_field(item, "embedding")
     if isinstance(embedding, np.ndarray):
         embedding = embedding.astype(np.float32).tolist()
-    return {"id": item_field(item, "id"), "type": item_field(item, "type"), "embedding": embedding}
+    payload = {"id": item_field(item, "id"), "type": item_field(item, "type"), "embedding": embedding}
+    text_hash = item_text_hash(item)  # so that a sync later knows which text the vector was made from
+    if text_hash:
+        payload["text_hash"] = text_hash
+    return payload
 
 
 def _finite(value: Any) -> Any:

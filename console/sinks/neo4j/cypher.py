@@ -55,16 +55,18 @@ def count_expression(var: str, path: tuple[Hop, ...]) -> str:
 
 
 @lru_cache(maxsize=64)
-def export_page(schema: GraphSchema, type_: str) -> str:
+def export_page(schema: GraphSchema, type_: str, *, where: str = "", extra: str = "") -> str:
     """One keyset page of a type's nodes (``$after``: the last id of the previous page, null first; ``$page``):
-    their properties, lists and counts by name, in id order."""
+    their properties, lists and counts by name, in id order. ``where``: a further condition on ``n``; ``extra``:
+    further RETURN columns (both written by the caller from validated names)."""
     spec = schema.type(type_)
     columns = [f"n.{quote(p)} AS {quote(p)}" for p in spec.properties()]
     columns += [f"{list_expression(schema, 'n', ls)} AS {quote(name)}" for name, ls in spec.lists.items()]
     columns += [f"{count_expression('n', path)} AS {quote(name)}" for name, path in spec.counts.items()]
     key = f"n.{quote(spec.id)}"
-    return (f"MATCH (n:{quote(spec.label)}) WHERE $after IS NULL OR {key} > $after "
-            f"WITH n ORDER BY {key} LIMIT $page RETURN {', '.join(columns)}")
+    condition = f"($after IS NULL OR {key} > $after)" + (f" AND {where}" if where else "")
+    return (f"MATCH (n:{quote(spec.label)}) WHERE {condition} "
+            f"WITH n ORDER BY {key} LIMIT $page RETURN {', '.join(columns + ([extra] if extra else []))}")
 
 
 def count_nodes(spec: TypeSpec) -> str:

@@ -12,7 +12,8 @@ from console.graphschema import GraphSchema, TypeSpec
 from console.sinks.neo4j.cypher import quote
 
 # what the writer sets beside the vector (console.sinks.neo4j.writer), removed with it (clear_vectors)
-EMBEDDING_METADATA = ("embedding_model", "embedding_dimensions", "embedding_updated_at", "embedding_hash")
+EMBEDDING_METADATA = ("embedding_model", "embedding_dimensions", "embedding_updated_at", "embedding_hash",
+                      "embedding_text_hash", "embedding_sync_marked")
 EMBEDDING_SPACE_LABEL = "EmbeddingSpace"
 
 IndexProgress = Callable[[str, str, float], None]   # (index name, state, population percent) while an index builds

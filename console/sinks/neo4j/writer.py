@@ -93,6 +93,23 @@ class WriteReport:
         return text
 
 
+def text_hash(text: str) -> str:
+    """``embedding_text_hash``: blake2b-128 of the UTF-8 text a vector was made from (console.sinks.neo4j.sync
+    compares it with the text the graph schema builds now)."""
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def item_text_hash(item: Any) -> str | None:
+    """The text hash of an item: of its ``text``, or the ``text_hash`` it carries (a push through the backend sends
+    the hash, not the text); None when it has neither."""
+    text, given = item_field(item, "text"), item_field(item, "text_hash")
+    if isinstance(text, str):
+        return text_hash(text)
+    if isinstance(given, str) and len(given) == 32 and all(c in "0123456789abcdef" for c in given):
+        return given
+    return None
+
+
 def embedding_hash(model: str, vector: np.ndarray) -> str:
     """Hash of the model name and the float32 bytes of a vector: equal hash = nothing to write."""
     digest = hashlib.blake2b(digest_size=16)
@@ -277,7 +294,8 @@ class VectorWriter:
         if not seen.add(f"{type_}\0{item_id}"):
             report.rejected.append({"id": item_id, "reason": "duplicate id in the input (the first one is kept)"})
             return None
-        return {"type": type_, "id": item_id, "vector": vec, "hash": embedding_hash(self.model, vec)}
+        return {"type": type_, "id": item_id, "vector": vec, "hash": embedding_hash(self.model, vec),
+                "text_hash": item_text_hash(item)}
 
     def _write_batches(self, rows_by_type: dict[str, list[dict]], dry_run: bool) -> list[tuple[str, WriteReport]]:
         parts = []
@@ -291,23 +309,25 @@ class VectorWriter:
         spec = self.store.spec(type_)
         node = f"(n:{quote(spec.label)} {{{quote(spec.id)}: id}})"
         lookup = f"UNWIND $ids AS id OPTIONAL MATCH {node} RETURN id, n IS NOT NULL AS found, " \
-                 "n.embedding_hash AS hash"
+                 "n.embedding_hash AS hash, n.embedding_text_hash AS text_hash, n.embedding_sync_marked AS marked"
         write = (
             f"UNWIND $rows AS row WITH row, row.id AS id MATCH {node} "
             "CALL db.create.setNodeVectorProperty(n, $property, row.embedding) "
             "SET n.embedding_model = $model, n.embedding_dimensions = $dims, "
-            "n.embedding_updated_at = datetime(), n.embedding_hash = row.hash "
+            "n.embedding_updated_at = datetime(), n.embedding_hash = row.hash, "
+            "n.embedding_text_hash = row.text_hash, n.embedding_sync_marked = null "
             "RETURN count(n) AS written"
         )
 
         def plan(tx) -> tuple[list[str], list[dict], int]:
-            state = {r["id"]: (r["found"], r["hash"]) for r in tx.run(lookup, ids=[r["id"] for r in rows])}
+            state = {r["id"]: (r["found"], r["hash"], r["text_hash"], r["marked"])
+                     for r in tx.run(lookup, ids=[r["id"] for r in rows])}
             unknown, todo, unchanged = [], [], 0
             for row in rows:
-                found, old_hash = state[row["id"]]
+                found, old_hash, old_text_hash, marked = state[row["id"]]
                 if not found:
                     unknown.append(row["id"])
-                elif old_hash == row["hash"]:
+                elif old_hash == row["hash"] and not marked and row["text_hash"] in (None, old_text_hash):
                     unchanged += 1
                 else:
                     todo.append(row)
@@ -317,7 +337,8 @@ class VectorWriter:
             unknown, todo, unchanged = plan(tx)
             written = 0
             if todo and not dry_run:
-                payload = [{"id": r["id"], "embedding": r["vector"].tolist(), "hash": r["hash"]} for r in todo]
+                payload = [{"id": r["id"], "embedding": r["vector"].tolist(), "hash": r["hash"],
+                            "text_hash": r["text_hash"]} for r in todo]
                 written = tx.run(write, rows=payload, model=self.model, dims=len(todo[0]["vector"]),
                                  property=spec.vector_property).single()[0]
             elif dry_run:
