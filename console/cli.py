@@ -20,7 +20,7 @@ from pathlib import Path
 from console import __version__
 from console.options import BACKENDS, DTYPES, QUANTIZATIONS, add_arguments, add_exclude_arguments, from_args
 
-COMMANDS = ("generate", "validate", "exclude", "serve")
+COMMANDS = ("generate", "validate", "exclude", "serve", "sync")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="embedding-console",
                                      description="Embed exported recipes/ingredients/categories for Neo4j.")
     parser.add_argument("--version", action="version", version=f"embedding-console {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{generate,validate,exclude,serve}")
+    sub = parser.add_subparsers(dest="command", metavar="{generate,validate,exclude,serve,sync}")
 
     gen = sub.add_parser("generate", help="validate, embed (resumable) and write embedding files",
                          description="Validate the exported records, embed them in checkpointed batches (a re-run "
@@ -49,7 +49,24 @@ def build_parser() -> argparse.ArgumentParser:
                                      "gave them); the run's vectors are kept. Without --id: list them.")
     add_exclude_arguments(exc)
     add_serve_arguments(sub)
+    add_sync_arguments(sub)
     return parser
+
+
+def add_sync_arguments(sub) -> None:
+    syn = sub.add_parser("sync", help="embed the out-of-date nodes straight from Neo4j to Neo4j, on this machine",
+                         description="Find the nodes whose vector is missing, made by another model, older than "
+                                     "their text, or marked changed (NEO4J_* and GRAPH_SCHEMA_FILE say where and "
+                                     "what), and embed them with each type's recorded model on this machine's GPU "
+                                     "or CPU; killed and run again it redoes no finished batch. The backend's "
+                                     "`manage.py sync_embeddings` does the same through its query embedder.")
+    syn.add_argument("--type", action="append", dest="types", metavar="T",
+                     help="a type of the graph schema (repeatable; default: every type with vectors)")
+    syn.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (auto)")
+    syn.add_argument("--batch-size", type=int, default=64, help="nodes embedded and written at once (64)")
+    syn.add_argument("--limit", type=int, default=None, metavar="N", help="at most N nodes per type")
+    syn.add_argument("--dry-run", action="store_true", help="count what is out of date, embed nothing")
+    syn.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def add_serve_arguments(sub) -> None:
@@ -202,6 +219,42 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def sync_here(store, type_: str, *, device: str = "auto", batch_size: int = 64, limit: int | None = None,
+              dry_run: bool = False, progress=None, should_stop=lambda: False):
+    """One type's out-of-date nodes embedded on this machine with its recorded model (console.sinks.neo4j.sync);
+    the CLI's `sync` and the web console's Graph page run this."""
+    from console.errors import NoEmbeddings
+    from console.generation.engine import Embedder
+    from console.sinks.neo4j.sync import recorded_model, sync_type
+
+    space = recorded_model(store, type_)
+    if space is None:
+        raise NoEmbeddings(f"{type_} has no recorded model yet: generate and push (or import) its vectors once")
+    encode = lambda texts: None  # noqa: E731
+    if not dry_run:
+        embedder = Embedder(space["model"], device=device, dimensions=space["dimensions"])
+        encode = lambda texts: embedder.encode_document(list(texts), batch_size=batch_size)  # noqa: E731
+    return sync_type(store, type_, encode, model=space["model"], query_prompt=space.get("query_prompt"),
+                     limit=limit, batch_size=batch_size, dry_run=dry_run, progress=progress, should_stop=should_stop)
+
+
+def cmd_sync(args) -> int:
+    from tqdm import tqdm
+
+    from console.sinks.neo4j.store import Neo4jStore
+    from console.sinks.neo4j.sync import freshness, recorded_model
+
+    with Neo4jStore.from_env() as store:
+        for type_ in args.types or [t for t in store.schema.types if recorded_model(store, t) is not None]:
+            counts = store.spec(type_) and freshness(store, type_)
+            total = min(counts.out_of_date + counts.marked, args.limit or 10**12)
+            with tqdm(total=total, desc=f"sync {type_}", unit="node", disable=args.quiet or args.dry_run) as bar:
+                report = sync_here(store, type_, device=args.device, batch_size=args.batch_size, limit=args.limit,
+                                   dry_run=args.dry_run, progress=lambda done, _: bar.update(done - bar.n))
+            print(report.summary())
+    return 0
+
+
 def _stop_on_sigterm(signum, frame):  # SIGTERM (the web console's Stop) ends a run like Ctrl-C does
     raise KeyboardInterrupt
 
@@ -221,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         previous = None
     try:
         return {"generate": cmd_generate, "validate": cmd_validate, "exclude": cmd_exclude,
-                "serve": cmd_serve}[args.command](args)
+                "serve": cmd_serve, "sync": cmd_sync}[args.command](args)
     except ConsoleError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

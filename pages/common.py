@@ -66,6 +66,43 @@ def configured_neo4j():
                          database=values["database"] or "neo4j")
 
 
+def freshness_table(settings, types: list[str]) -> pd.DataFrame:
+    """The Graph page's freshness table: one row per type (console.sinks.neo4j.sync.freshness)."""
+    from console.sinks.neo4j.store import Neo4jStore
+    from console.sinks.neo4j.sync import freshness
+
+    with Neo4jStore(settings) as store:
+        counts = [freshness(store, t) for t in types]
+    return pd.DataFrame([{"type": c.type, "model": c.model or "", "nodes": c.nodes, "current": c.current,
+                          "stale": c.stale, "missing": c.missing, "other model": c.other_model, "marked": c.marked,
+                          "out of date": c.out_of_date + c.marked} for c in counts])
+
+
+def run_sync(settings, type_: str):
+    """Embed a type's out-of-date nodes here, with a progress bar (counts, rate, ETA); None after an error."""
+    import time
+
+    from console.cli import sync_here
+    from console.errors import ConsoleError
+    from console.sinks.neo4j.store import Neo4jStore
+    from console.sinks.neo4j.sync import freshness
+
+    bar, started = st.progress(0.0, text="Loading the model…"), time.monotonic()
+    try:
+        with Neo4jStore(settings) as store:
+            counts = freshness(store, type_)
+            total = max(1, counts.out_of_date + counts.marked)
+
+            def progress(done: int, _reason: str) -> None:
+                rate = done / max(time.monotonic() - started, 1e-9)
+                bar.progress(min(1.0, done / total), text=f"{done:,} of {total:,} nodes, {rate:.1f}/s, "
+                                                          f"ETA {max(0.0, (total - done) / rate):.0f} s")
+            return sync_here(store, type_, progress=progress)
+    except ConsoleError as exc:
+        st.error(str(exc))
+        return None
+
+
 def expected_password() -> str | None:
     return access.configured_password(secret("console_password"))
 

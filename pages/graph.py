@@ -41,3 +41,29 @@ if "graph_read" in st.session_state:
     st.download_button("schema.toml", data=text, file_name="schema.toml", mime="application/toml",
                        icon=":material/download:")
     st.code(text, language="toml")
+
+st.subheader("Freshness")
+st.caption("Per type, in the configured Neo4j: nodes whose vector is current, stale (the text changed since), "
+           "missing, or made by another model than the type's recorded one, and those the app marked changed. "
+           "\"Embed what is out of date\" embeds them here (this machine's GPU or CPU) with the recorded model, "
+           "straight from Neo4j to Neo4j; stop it with any click, and press it again to go on where it stopped.")
+if st.button("Count", icon=":material/fact_check:"):
+    try:
+        st.session_state["freshness"] = common.freshness_table(settings, list(schema.types))
+    except ConsoleError as exc:
+        st.error(str(exc))
+        st.session_state.pop("freshness", None)
+if done := st.session_state.pop("sync_done", None):
+    st.success(done)
+if "freshness" in st.session_state:
+    table = st.session_state["freshness"]
+    st.dataframe(table, hide_index=True, width="stretch")
+    behind = [row["type"] for row in table.to_dict("records") if row["model"] and row["out of date"]]
+    if behind:
+        type_ = st.selectbox("Type", behind)
+        if st.button(f"Embed what is out of date ({type_})", type="primary", icon=":material/sync:"):
+            report = common.run_sync(settings, type_)
+            if report is not None:
+                st.session_state["sync_done"] = report.summary()
+                st.session_state["freshness"] = common.freshness_table(settings, list(schema.types))
+                st.rerun()

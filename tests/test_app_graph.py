@@ -76,3 +76,38 @@ def _write(tmp_path, text: str, name: str = "graph.toml") -> Path:
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
     return path
+
+
+@pytest.fixture
+def embedded(neo4j_clean, neo4j_settings, tmp_path, monkeypatch, minilm_path):
+    """The other-shape graph, its dishes embedded with MiniLM (as a push would leave them), the console pointed at
+    its schema file."""
+    from console.generation.engine import Embedder
+    from console.sinks.neo4j.writer import VectorWriter
+    from embedding_search.export import iter_records
+
+    path = _write(tmp_path, OTHER_GRAPH)
+    monkeypatch.setenv("GRAPH_SCHEMA_FILE", str(path))
+    with Neo4jStore(Neo4jSettings.from_mapping(neo4j_settings), schema=load_schema(path)) as store:
+        build_other_graph(store)
+        dishes = list(iter_records(store, "dish"))
+        vectors = Embedder(str(minilm_path), device="cpu").encode_document([d["text"] for d in dishes])
+        VectorWriter(store, model=str(minilm_path)).write([{**d, "embedding": v} for d, v in zip(dishes, vectors)])
+        yield store, dishes
+
+
+def test_freshness_is_counted_and_what_is_out_of_date_is_embedded_here(console, embedded):
+    store, dishes = embedded
+    store.query("MATCH (d:Dish {code: 'D004'}) SET d.ringkasan = 'gulai nangka muda'")
+    at = console.run()
+    next(b for b in at.button if b.label == "Count").click().run()
+    assert not at.exception
+    rows = {r["type"]: r for r in at.dataframe[-1].value.to_dict("records")}
+    assert (rows["dish"]["nodes"], rows["dish"]["current"], rows["dish"]["stale"], rows["dish"]["out of date"]) == (
+        30, 29, 1, 1)
+    assert rows["step"]["model"] == ""  # never embedded: nothing to sync it with
+    next(b for b in at.button if b.label.startswith("Embed what is out of date")).click().run(timeout=180)
+    assert not at.exception
+    assert at.success[-1].value.startswith("dish: 1 stale; embedded 1 with ")
+    rows = {r["type"]: r for r in at.dataframe[-1].value.to_dict("records")}
+    assert (rows["dish"]["current"], rows["dish"]["out of date"]) == (30, 0)

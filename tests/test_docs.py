@@ -54,7 +54,7 @@ def test_the_module_list_names_every_console_module_and_no_other():
 
 
 def test_the_commands_named_are_the_clis_subcommands():
-    assert cli_commands() == {"generate", "validate", "exclude", "serve"}
+    assert cli_commands() == {"generate", "validate", "exclude", "serve", "sync"}
     assert design_commands(DESIGN) == cli_commands()
 
 

@@ -188,3 +188,13 @@ def test_the_command_embeds_an_edit_with_the_recorded_model_and_a_kill_loses_not
     assert sync.freshness(store, "dish").current == len(rows)
     answer = store.query("MATCH (s:EmbeddingSpace {type: 'dish'}) RETURN s.model AS model")[0]["model"]
     assert again.stdout.strip().endswith(answer)
+
+
+def test_the_console_s_cli_syncs_on_its_own_machine(embedded_graph, minilm_path):
+    store, rows, env = embedded_graph
+    store.query("MATCH (d:Dish) WHERE d.code IN ['D001', 'D002'] SET d.ringkasan = 'opor ayam kuning'")
+    proc = subprocess.run([sys.executable, "-m", "console.cli", "sync", "--type", "dish", "--device", "cpu"],
+                          cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"dish: 2 stale; embedded 2 with {minilm_path}"
+    assert sync.freshness(store, "dish").current == len(rows)
