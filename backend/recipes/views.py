@@ -18,10 +18,11 @@ from recipes.api import Throttle, check_query_length, throttled_message
 from recipes.errors import message_of, status_for
 from recipes.filters import SearchFilters, filter_example, filter_names
 from recipes.graph import get_schema, get_store, item_neighbours
-from recipes.modes import MODES, search, similar_search
+from recipes.modes import DEFAULT_MODE, MODES, search, similar_search
 from recipes.search import get_item
 
-PAGE_MODE = "keyword"  # the page's mode when none is chosen: works before any vector is imported
+PAGE_MODE = DEFAULT_MODE  # the API's default: hybrid, which answers with keyword results (and says so) before any
+# vector is imported
 
 
 def throttled(request, scope: str):
@@ -58,7 +59,8 @@ def search_page(request):
             check_query_length(q)
             filters = SearchFilters.from_mapping(request.GET, get_schema())
             answer = search(q, mode, type_, 20, filters, explain=mode == "hybrid")
-            context.update(results=answer["results"], model=answer["model"], note=answer["note"])
+            context.update(results=answer["results"], model=answer["model"], note=answer["note"],
+                           mode=answer["mode"])  # keyword when hybrid fell back to it (the note says why)
         except (Neo4jStoreError, APIException) as exc:
             context["error"], status = message_of(exc), status_for(exc) or 500
     return render(request, "recipes/search.html", context, status=status)
