@@ -123,8 +123,7 @@ class Embedder:
         from sentence_transformers import SentenceTransformer
 
         from console.generation.backends import check_backend
-
-        from console.generation.models import resolve_model, shipped_models_hint
+        from console.generation.models import hub_offline, hub_reachable, resolve_model, shipped_models_hint
 
         self.model_name = str(model)  # as given (a short name stays short in the .meta.json: each side resolves it)
         source = resolve_model(self.model_name)
@@ -133,8 +132,6 @@ class Embedder:
         check_backend(backend, quantize, self.device, self.dtype)  # before minutes of loading
         self.normalize = bool(normalize)
         if local_files_only is None:  # an unreachable hub: the cache or nothing, at once (not minutes of retries)
-            from console.generation.models import hub_offline, hub_reachable
-
             local_files_only = Path(source).exists() or hub_offline() or not hub_reachable()
         torch_dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[self.dtype]
         try:
