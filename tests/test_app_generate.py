@@ -304,3 +304,6 @@ def test_the_models_available_here_are_offered_in_a_picker(ws, tmp_path, monkeyp
     assert jobs.Job(run).spec.model == str(roots / "my-minilm")
     at = at.selectbox(key="model_pick").set_value("acme/mini").run()  # from the cache: nothing to download
     assert not at.warning and not at.error
+    at = at.selectbox(key="model_pick").set_value("minilm").run()  # the shipped model, by its short name
+    assert at.selectbox(key="model_pick").value == "minilm"
+    assert not at.warning and not at.error
