@@ -6,7 +6,8 @@
 #                         $CONSOLE_WORKDIR/uploads
 # Environment: CONSOLE_ADDRESS (127.0.0.1; another address needs CONSOLE_PASSWORD or CONSOLE_PASSWORD_FILE),
 # CONSOLE_PORT (8501), BACKEND_PORT (8000), BACKEND_WORKERS/BACKEND_THREADS (backend/gunicorn.conf.py),
-# CONSOLE_WORKDIR (./work), CONSOLE_PASSWORD, NEO4J_URI/USER/PASSWORD/DATABASE (your own Neo4j or Aura instead of
+# CONSOLE_WORKDIR (./work), DEMO_VECTORS (1: embed and import the demo with the shipped small model; 0: skip),
+# CONSOLE_PASSWORD, NEO4J_URI/USER/PASSWORD/DATABASE (your own Neo4j or Aura instead of
 # the local one), EMBEDDINGS_IMPORT_TOKEN, DJANGO_SECRET_KEY (generated once into the work folder when unset).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -15,7 +16,7 @@ DEMO=0
 for arg in "$@"; do
   case "$arg" in
     --demo) DEMO=1 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     *) echo "start.sh: unknown option $arg (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -59,6 +60,32 @@ secret_file() {
   cat "$1"
 }
 
+# The demo's vectors, so that every search mode answers: the shipped small model (minilm) embeds the exported files
+# once (progress shown; minutes on a 2-core CPU) into $CONSOLE_WORKDIR/demo-vectors, and a later start whose
+# export is the same reuses them (the generator's checkpoints embed only what changed otherwise); then they are
+# imported (idempotent: unchanged vectors are counted, not rewritten). DEMO_VECTORS=0 skips the step.
+demo_vectors() {
+  [ "${DEMO_VECTORS:-1}" = 0 ] && { echo "start.sh: DEMO_VECTORS=0: no demo vectors (hybrid search answers with keyword results)" >&2; return; }
+  local out="$CONSOLE_WORKDIR/demo-vectors" paths=() inputs=() files=() stamp f
+  while IFS= read -r f; do paths+=("$f"); inputs+=(--input "$f"); done \
+    < <(sed -n 's/^Wrote [0-9]* [^ ]* records to //p' "$CONSOLE_WORKDIR/.demo-export.log")
+  stamp="minilm $(cat "${paths[@]}" | sha256sum | cut -d' ' -f1)"
+  if [ "$(cat "$out/.made-from" 2>/dev/null)" = "$stamp" ] && ls "$out"/embeddings_*.meta.json >/dev/null 2>&1; then
+    echo "start.sh: reusing the demo vectors in $out (the shipped small model's, made from this same export)" >&2
+  else
+    echo "start.sh: embedding the demo export with the shipped small model (minilm, on the CPU; once, several" \
+      "minutes on 2 cores) into $out" >&2
+    rm -f "$out/.made-from"
+    "$PY" external_embedding_generator.py "${inputs[@]}" --output-dir "$out" --model minilm --device cpu
+    echo "$stamp" > "$out/.made-from"
+  fi
+  for f in "$out"/embeddings_*.json; do
+    case "$f" in *.meta.json) ;; *) files+=(--embedding-file "$f") ;; esac
+  done
+  echo "start.sh: importing the demo vectors into Neo4j" >&2
+  "$PY" backend/manage.py import_embeddings "${files[@]}"
+}
+
 start_backend() {
   export EMBEDDINGS_IMPORT_TOKEN="${EMBEDDINGS_IMPORT_TOKEN:-$(secret_file "$CONSOLE_WORKDIR/.import-token")}"
   export DJANGO_SECRET_KEY="${DJANGO_SECRET_KEY:-$(secret_file "$CONSOLE_WORKDIR/.django-secret-key")}"
@@ -66,7 +93,9 @@ start_backend() {
   export DJANGO_STATIC_ROOT="${DJANGO_STATIC_ROOT:-$CONSOLE_WORKDIR/static}"
   export BACKEND_URL="${BACKEND_URL:-http://127.0.0.1:$BACKEND_PORT}"
   "$PY" backend/manage.py load_demo_data
-  "$PY" backend/manage.py export_data_for_embeddings --output-dir "$CONSOLE_WORKDIR/uploads"
+  "$PY" backend/manage.py export_data_for_embeddings --output-dir "$CONSOLE_WORKDIR/uploads" \
+    | tee "$CONSOLE_WORKDIR/.demo-export.log"
+  demo_vectors
   "$PY" backend/manage.py collectstatic --noinput -v 0
   echo "start.sh: Django backend (gunicorn) on $BACKEND_URL (log: $CONSOLE_WORKDIR/backend.log)" >&2
   "$ROOT/.venv/bin/gunicorn" -c backend/gunicorn.conf.py >"$CONSOLE_WORKDIR/backend.log" 2>&1 &

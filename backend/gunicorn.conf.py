@@ -11,8 +11,12 @@ Every value can be set from the environment, so that a deployment changes number
   the model.
 - BACKEND_TIMEOUT (300 s): a push of a few thousand 1024-d vectors in one request takes tens of seconds.
 - BACKEND_CACHE_DIR: the throttles' counters, shared by the workers (a temporary folder per server when unset).
+- BACKEND_CONTROL_SOCKET: gunicorn's control socket (for `gunicornc`); unset: `gunicorn.ctl` in a temporary folder
+  of this server's own, so that two backends on one machine (two checkouts, a test run beside a demo) never share
+  gunicorn's default `~/.gunicorn/gunicorn.ctl`, where the second would take over, and on stopping remove, the first's.
 """
 import os
+import tempfile
 
 wsgi_app = "config.wsgi:application"
 chdir = os.path.dirname(os.path.abspath(__file__))
@@ -25,15 +29,27 @@ graceful_timeout = 30
 accesslog = "-"
 errorlog = "-"
 
+# Each server its own control socket (see BACKEND_CONTROL_SOCKET above), in a folder removed when it stops.
+control_socket = os.environ.get("BACKEND_CONTROL_SOCKET") or os.path.join(
+    tempfile.mkdtemp(prefix="recipe-backend-ctl-"), "gunicorn.ctl")
+_made_control_dir = None if os.environ.get("BACKEND_CONTROL_SOCKET") else os.path.dirname(control_socket)
+_made_cache_dir = None
+
+
+def when_ready(server):
+    server.log.info("Control socket: %s", control_socket)
+
+
+def on_exit(server):
+    import shutil
+
+    for folder in (_made_cache_dir, _made_control_dir):
+        if folder:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 # The throttles' counters live in a folder shared by this server's workers (settings.CACHES), made here in the
 # master before the workers fork, and removed when the server stops. Set BACKEND_CACHE_DIR to keep your own.
 if not os.environ.get("BACKEND_CACHE_DIR"):
-    import tempfile
-
     os.environ["BACKEND_CACHE_DIR"] = tempfile.mkdtemp(prefix="recipe-backend-cache-")
     _made_cache_dir = os.environ["BACKEND_CACHE_DIR"]
-
-    def on_exit(server):
-        import shutil
-
-        shutil.rmtree(_made_cache_dir, ignore_errors=True)

@@ -89,7 +89,8 @@ class GenerateOptions:
         Path("embeddings_output"), "--output-dir",
         "where the embeddings_*.* files go (and .checkpoints/, rejects.jsonl); default embeddings_output", kind="path")
     model: str = _opt(DEFAULT_MODEL, "--model",
-                      f"sentence-transformers model id or local folder (default {DEFAULT_MODEL})", label="Model")
+                      f"sentence-transformers model id or local folder, or minilm (the shipped all-MiniLM-L6-v2, "
+                      f"loads offline) (default {DEFAULT_MODEL})", label="Model")
     batch_size: int = _opt(16, "--batch-size", "texts per batch (default 16; with --max-tokens: at most)",
                            kind="count", label="Batch size")
     max_tokens: int | None = _opt(

@@ -12,7 +12,8 @@
 # Nothing of Neo4j is committed: the jars come from Maven Central into $NEO4J_CACHE
 # (default ~/.cache/embedding-console/neo4j-<version>); data, logs and the generated password
 # live in $NEO4J_HOME (default <project>/.neo4j, ignored by git).
-# Settings: NEO4J_VERSION, NEO4J_BOLT_PORT (7687), NEO4J_HEAP (512m), NEO4J_PAGECACHE (512m), NEO4J_START_TIMEOUT
+# Settings: NEO4J_VERSION, NEO4J_BOLT_PORT (7687, or the port in $NEO4J_HOME/credentials.env when that exists, so
+# that status, stop and env find a server started on a custom port), NEO4J_HEAP (512m), NEO4J_PAGECACHE (512m), NEO4J_START_TIMEOUT
 # (180 s), NEO4J_JVM_OPTS (more JVM options, e.g. "--add-modules jdk.incubator.vector"), NEO4J_PASSWORD
 # (if unset, a random one is generated once and kept in $NEO4J_HOME/credentials.env, mode 600).
 set -euo pipefail
@@ -21,11 +22,14 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VERSION="${NEO4J_VERSION:-5.26.30}"
 CACHE="${NEO4J_CACHE:-$HOME/.cache/embedding-console/neo4j-$VERSION}"
 HOME_DIR="${NEO4J_HOME:-$ROOT/.neo4j}"
-PORT="${NEO4J_BOLT_PORT:-7687}"
+CREDS="$HOME_DIR/credentials.env"
+# The port: NEO4J_BOLT_PORT, else the one this home's server was started on (its credentials file), else 7687.
+creds_port() { [ -f "$CREDS" ] && sed -n "s/^export NEO4J_URI='bolt:\/\/127.0.0.1:\([0-9]*\)'$/\1/p" "$CREDS"; }
+PORT="${NEO4J_BOLT_PORT:-$(creds_port || true)}"
+[ -n "$PORT" ] || PORT=7687
 HEAP="${NEO4J_HEAP:-512m}"
 PAGECACHE="${NEO4J_PAGECACHE:-512m}"
 START_TIMEOUT="${NEO4J_START_TIMEOUT:-180}"  # seconds; ~5 s on an idle machine, much more on a loaded one
-CREDS="$HOME_DIR/credentials.env"
 PIDFILE="$HOME_DIR/run/neo4j.pid"
 
 log() { echo "neo4j.sh: $*" >&2; }
@@ -152,7 +156,8 @@ stop() {
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
-  status) if running_pid >/dev/null && bolt_up; then echo "running on bolt://127.0.0.1:$PORT"; else echo "not running"; exit 1; fi ;;
+  status) if running_pid >/dev/null && bolt_up; then echo "running on bolt://127.0.0.1:$PORT"
+          else echo "not running (bolt://127.0.0.1:$PORT, home $HOME_DIR)"; exit 1; fi ;;
   env) [ -f "$CREDS" ] && cat "$CREDS" || { log "no credentials yet: run '$0 start'"; exit 1; } ;;
   reset) stop; rm -rf "$HOME_DIR" ;;
   java) need_java; echo "$JAVA" ;;

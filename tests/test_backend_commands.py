@@ -129,6 +129,19 @@ def test_export_as_jsonl_and_csv_with_a_limit(pipeline, env, tmp_path):
                                        "category-telur", "category-tempe"]
 
 
+def test_export_with_a_limit_warns_before_it_overwrites_a_full_export(pipeline, env, tmp_path):
+    manage("export_data_for_embeddings", "--output-dir", str(tmp_path), "--type", "category", "--verbosity", "0",
+           env=env)
+    proc = manage("export_data_for_embeddings", "--output-dir", str(tmp_path), "--type", "category", "--limit", "2",
+                  "--verbosity", "0", env=env)
+    assert (f"Warning: {tmp_path / 'categories.json'} holds more than 2 records (an earlier export without --limit?); "
+            "--limit 2 now overwrites it with the first 2.") in proc.stderr
+    assert len(json.loads((tmp_path / "categories.json").read_text())) == 2
+    again = manage("export_data_for_embeddings", "--output-dir", str(tmp_path), "--type", "category", "--limit",
+                   "2", "--verbosity", "0", env=env)  # a limited export over a limited one: nothing to lose
+    assert "Warning" not in again.stderr
+
+
 # -- import_embeddings --------------------------------------------------------------------------------------------
 def test_import_dry_run_reports_and_writes_nothing(no_embeddings, env, neo4j_driver):
     path = no_embeddings["emb"] / "embeddings_recipes.json"
@@ -226,6 +239,29 @@ def test_a_file_without_metadata_needs_the_model_name(no_embeddings, env, tmp_pa
     assert proc.returncode == 1
     assert ("CommandError: embeddings_recipes.json: no .meta.json beside it says which model made the vectors: "
             "pass --model NAME (semantic search embeds queries with that model)") in proc.stderr
+
+
+def test_import_of_a_file_that_does_not_exist_says_so(no_embeddings, env, tmp_path):
+    path = tmp_path / "embeddings_recipe.json"  # a typo: the generator writes embeddings_recipes.json
+    proc = manage("import_embeddings", "--embedding-file", str(path), env=env, check=False)
+    assert proc.returncode == 1
+    assert f"CommandError: {path}: no such file — pass the embeddings_<type>.json" in proc.stderr
+    assert ".meta.json" not in proc.stderr and "--model" not in proc.stderr
+
+
+def test_import_that_writes_nothing_because_no_id_is_known_exits_non_zero(no_embeddings, env, tmp_path,
+                                                                          neo4j_driver):
+    items = json.loads((no_embeddings["emb"] / "embeddings_categories.json").read_text())
+    for n, item in enumerate(items):
+        item["id"] = f"category-elsewhere-{n}"
+    path = tmp_path / "embeddings_categories.json"
+    path.write_text(json.dumps(items))
+    proc = manage("import_embeddings", "--embedding-file", str(path), "--model", "m", env=env, check=False)
+    assert proc.returncode == 1
+    assert "6 vectors: 0 written, 0 unchanged, 6 unknown ids, 0 rejected" in proc.stdout
+    assert ("CommandError: embeddings_categories.json: no vector was written, every item was rejected or is not in "
+            "the graph") in proc.stderr
+    assert count_embedded(neo4j_driver, "Category") == 0
 
 
 def test_import_leaves_out_the_items_of_an_exclusion_file(no_embeddings, env, tmp_path, neo4j_driver):

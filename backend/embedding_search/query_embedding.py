@@ -152,7 +152,11 @@ def check_model_allowed(model: str, error: type[APIException]) -> None:
 
 
 def model_is_local(model: str) -> bool:
-    """A folder on this machine, or a model id whose files are in the Hugging Face cache (nothing is fetched)."""
+    """A folder on this machine (a short name such as ``minilm`` names one), or a model id whose files are in the
+    Hugging Face cache (nothing is fetched)."""
+    from console.generation.models import resolve_model
+
+    model = resolve_model(model)
     path = Path(model)
     if path.is_absolute() or model.startswith((".", "~")) or path.is_dir():
         return path.is_dir()

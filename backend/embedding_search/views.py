@@ -18,10 +18,11 @@ from embedding_search.api import Throttle, check_query_length, throttled_message
 from embedding_search.errors import message_of, status_for
 from embedding_search.filters import SearchFilters, filter_example, filter_names
 from embedding_search.graph import get_schema, get_store, item_neighbours
-from embedding_search.modes import MODES, search, similar_search
+from embedding_search.modes import DEFAULT_MODE, MODES, search, similar_search
 from embedding_search.search import get_item
 
-PAGE_MODE = "keyword"  # the page's mode when none is chosen: works before any vector is imported
+PAGE_MODE = DEFAULT_MODE  # the API's default: hybrid, which answers with keyword results (and says so) before any
+# vector is imported
 
 
 def throttled(request, scope: str):
@@ -58,7 +59,8 @@ def search_page(request):
             check_query_length(q)
             filters = SearchFilters.from_mapping(request.GET, get_schema())
             answer = search(q, mode, type_, 20, filters, explain=mode == "hybrid")
-            context.update(results=answer["results"], model=answer["model"], note=answer["note"])
+            context.update(results=answer["results"], model=answer["model"], note=answer["note"],
+                           mode=answer["mode"])  # keyword when hybrid fell back to it (the note says why)
         except (Neo4jStoreError, APIException) as exc:
             context["error"], status = message_of(exc), status_for(exc) or 500
     return render(request, "embedding_search/search.html", context, status=status)

@@ -123,27 +123,28 @@ class Embedder:
         from sentence_transformers import SentenceTransformer
 
         from console.generation.backends import check_backend
+        from console.generation.models import hub_offline, hub_reachable, resolve_model, shipped_models_hint
 
-        self.model_name = str(model)
+        self.model_name = str(model)  # as given (a short name stays short in the .meta.json: each side resolves it)
+        source = resolve_model(self.model_name)
         self.device, self.device_message = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         check_backend(backend, quantize, self.device, self.dtype)  # before minutes of loading
         self.normalize = bool(normalize)
         if local_files_only is None:  # an unreachable hub: the cache or nothing, at once (not minutes of retries)
-            from console.generation.models import hub_offline, hub_reachable
-
-            local_files_only = Path(self.model_name).exists() or hub_offline() or not hub_reachable()
+            local_files_only = Path(source).exists() or hub_offline() or not hub_reachable()
         torch_dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[self.dtype]
         try:
-            self.model = SentenceTransformer(self.model_name, device=self.device, local_files_only=local_files_only,
+            self.model = SentenceTransformer(source, device=self.device, local_files_only=local_files_only,
                                              model_kwargs={"dtype": torch_dtype})
         except (OSError, ValueError) as exc:  # ValueError: a folder without a model ("Unrecognized model in …")
-            if Path(self.model_name).exists() or not local_files_only:
+            if Path(source).exists() or not local_files_only:
                 hint = str(exc).splitlines()[0]
             else:
                 hint = "it is not a local folder and the model hub cannot be reached (HF_HUB_OFFLINE=1 or no network)"
             raise ModelLoadError(f"cannot load model {self.model_name!r}: {hint} — pass --model with a local "
-                                 f"sentence-transformers folder or a model id that can be downloaded") from exc
+                                 "sentence-transformers folder, a model id that can be downloaded, or a model shipped "
+                                 f"here: {shipped_models_hint()}") from exc
         self.model.to(torch_dtype)
         if max_length is not None:
             if max_length < 1:

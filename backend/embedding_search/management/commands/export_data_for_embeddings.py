@@ -1,12 +1,14 @@
 """python manage.py export_data_for_embeddings [--limit N] [--format json|jsonl|csv] [--output-dir DIR] [--type T]"""
 from __future__ import annotations
 
+from itertools import islice
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from console.errors import Neo4jStoreError
+from console.errors import InputError, Neo4jStoreError
+from console.files.records import iter_records as read_records
 from embedding_search.export import FORMATS, count, csv_columns, iter_records, output_file, write_records
 from embedding_search.graph import get_schema
 
@@ -36,6 +38,8 @@ class Command(BaseCommand):
         for type_ in types or list(store.schema.types):
             spec = store.schema.type(type_)
             path = output_file(output_dir, spec, format)
+            if limit:
+                self._warn_before_overwriting(path, limit)
             try:
                 total = count(store, type_)
                 total = min(total, limit) if limit else total
@@ -45,3 +49,16 @@ class Command(BaseCommand):
             except Neo4jStoreError as exc:
                 raise CommandError(str(exc)) from None
             self.stdout.write(f"Wrote {n} {type_} records to {path}")
+
+    def _warn_before_overwriting(self, path: Path, limit: int) -> None:
+        """A warning when --limit is about to replace a bigger export (a full one, made before) in the same folder."""
+        if not path.is_file():
+            return
+        try:
+            held = sum(1 for _ in islice(read_records(path), limit + 1))
+        except (InputError, OSError, ValueError):
+            return  # not an export this command can read: it is replaced as before
+        if held > limit:
+            self.stderr.write(f"Warning: {path} holds more than {limit} records (an earlier export without --limit?); "
+                              f"--limit {limit} now overwrites it with the first {limit}. To keep both, pass another "
+                              "--output-dir (e.g. --output-dir test_data) next time.")

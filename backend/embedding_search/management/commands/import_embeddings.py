@@ -47,8 +47,13 @@ class Command(BaseCommand):
         if parallel < 1:
             raise CommandError(f"--parallel must be at least 1 (sessions writing at once), not {parallel}")
         quiet = options.get("verbosity", 1) == 0
+        missing = [str(path) for path in files if not path.is_file()]
+        if missing:
+            raise CommandError(f"{', '.join(missing)}: no such file — pass the embeddings_<type>.json (or .jsonl, "
+                               ".parquet) that the generator wrote, with its path (nothing was imported)")
         excluded = self._exclusions(exclude)
         matched: set[str] = set()
+        wrote_nothing: list[str] = []
         store = None
         for path in files:
             loaded = self._load(path, model, excluded)
@@ -82,9 +87,15 @@ class Command(BaseCommand):
                 for index_bar in index_bars.values():
                     index_bar.close()
             self._report(path, loaded.model, report)
+            if report.total and not (report.written or report.unchanged):
+                wrote_nothing.append(path.name)
         if len(matched) < len(excluded):
             self.stderr.write(f"{len(excluded) - len(matched)} ids of {exclude.name} match no item of the imported "
                               "files (ignored)")
+        if wrote_nothing:
+            raise CommandError(f"{', '.join(wrote_nothing)}: no vector {'would be' if dry_run else 'was'} written, "
+                               "every item was rejected or is not in the graph (see above): check that the file "
+                               "belongs to this graph (export it from here, embed, import)")
 
     @staticmethod
     def _exclusions(path: Path | None) -> frozenset[str]:
