@@ -1,4 +1,4 @@
-"""Reciprocal rank fusion (console.search.fusion), the one definition the backend's hybrid search and the console's
+"""The fusions of hybrid search (console.search.fusion), the one definition the backend's hybrid search and the console's
 Evaluate view share, and the Evaluate view's hybrid mode built on it."""
 from __future__ import annotations
 
@@ -44,10 +44,77 @@ def test_the_evaluate_views_hybrid_fuses_its_keyword_and_semantic_rankings():
     run = RunVectors("toy", __import__("pathlib").Path("toy.npy"), ids, texts, vectors)
     qs = QuerySet("toy", {"q1": "sambal tempe"}, {"q1": {"r1": 1}})
     encoder = lambda texts: np.array([[1.0, 0.0]] * len(texts), dtype=np.float32)  # noqa: E731  "near r2"
-    hybrid = console_runs(qs, [run], ["hybrid"], 3, [encoder])["hybrid"]["q1"]
+    hybrid = console_runs(qs, [run], ["hybrid"], 3, [encoder], fusions=["rrf"])["hybrid"]["q1"]
     deep = console_runs(qs, [run], ["keyword", "semantic"], branch_depth(3), [encoder])   # each branch 20 deep
     keyword, semantic = list(deep["keyword"]["q1"]), list(deep["semantic"]["q1"])
     assert keyword == ["r1", "r2"] and semantic == ["r2", "r4", "r3", "r1"]   # BM25 matches words only
     assert list(hybrid) == ["r2", "r1", "r4"]   # 1/62+1/61, 1/61+1/64, 1/62
     assert hybrid["r1"] == pytest.approx(1 / 61 + 1 / 64, abs=1e-8)
-    assert hybrid == fused_run(deep["keyword"], deep["semantic"], 3)["q1"]
+    assert hybrid == fused_run(deep["keyword"], deep["semantic"], 3, "rrf")["q1"]
+
+
+# -- the fusions of issue 26: weighted RRF (the default), plain RRF, convex -------------------------------------
+from console.errors import OptionError  # noqa: E402
+from console.search.fusion import (  # noqa: E402
+    BRANCH_PRIOR, CONVEX_ALPHA, DEFAULT_FUSION, FUSIONS, branch_weights, check_fusion, convex, fuse, normalised)
+
+
+def test_the_fusions_are_one_option_set_with_a_default():
+    assert FUSIONS == ("weighted-rrf", "rrf", "convex") and DEFAULT_FUSION in FUSIONS
+    assert check_fusion(None) == DEFAULT_FUSION and check_fusion(" rrf ") == "rrf"
+    with pytest.raises(OptionError, match="choose from weighted-rrf, rrf, convex"):
+        check_fusion("borda")
+
+
+def test_weighted_rrf_weighs_a_short_branch_by_the_share_of_candidates_it_found():
+    keyword = [("a", 9.0), ("b", 8.0)]                        # 2 of 4 asked for
+    semantic = [("c", 0.9), ("d", 0.8), ("a", 0.7), ("e", 0.6)]
+    weights = branch_weights({"keyword": keyword, "semantic": semantic}, depth=4)
+    assert weights == {"keyword": BRANCH_PRIOR["keyword"] * 0.5, "semantic": BRANCH_PRIOR["semantic"] * 1.0}
+    fused = {f.id: f for f in fuse({"keyword": keyword, "semantic": semantic}, "weighted-rrf", depth=4)}
+    wk, ws = weights["keyword"], weights["semantic"]
+    assert fused["a"].score == pytest.approx(wk / 61 + ws / 63)
+    assert fused["b"].score == pytest.approx(wk / 62) and fused["c"].score == pytest.approx(ws / 61)
+    plain = {f.id: f.score for f in fuse({"keyword": keyword, "semantic": semantic}, "rrf", depth=4)}
+    assert plain["b"] == pytest.approx(1 / 62) and plain["a"] == pytest.approx(1 / 61 + 1 / 63)
+
+
+def test_weighted_rrf_lets_the_other_branch_decide_when_one_found_nothing():
+    semantic = [("c", 0.9), ("d", 0.8)]
+    assert branch_weights({"keyword": [], "semantic": semantic}, 2)["keyword"] == 0.0
+    assert [f.id for f in fuse({"keyword": [], "semantic": semantic}, "weighted-rrf", 2)] == ["c", "d"]
+    with pytest.raises(ValueError, match="depth"):
+        branch_weights({"keyword": []}, 0)
+
+
+def test_convex_adds_each_branchs_min_max_normalised_score_by_its_share():
+    assert normalised([("a", 3.0), ("b", 2.0), ("c", 1.0)]) == {"a": 1.0, "b": 0.5, "c": 0.0}
+    assert normalised([("a", 0.4), ("b", 0.4)]) == {"a": 1.0, "b": 1.0} and normalised([]) == {}
+    keyword = [("a", 12.0), ("b", 6.0), ("c", 2.0)]
+    semantic = [("c", 0.8), ("d", 0.6), ("a", 0.4)]
+    fused = {f.id: f.score for f in convex({"keyword": keyword, "semantic": semantic}, alpha=0.7)}
+    assert fused["a"] == pytest.approx(0.7 * 1.0 + 0.3 * 0.0)
+    assert fused["b"] == pytest.approx(0.7 * 0.4)
+    assert fused["c"] == pytest.approx(0.7 * 0.0 + 0.3 * 1.0)
+    assert fused["d"] == pytest.approx(0.3 * 0.5)
+    default = {f.id: f.score for f in fuse({"keyword": keyword, "semantic": semantic}, "convex")}
+    assert default["a"] == pytest.approx(CONVEX_ALPHA) and default["c"] == pytest.approx(1 - CONVEX_ALPHA)
+    with pytest.raises(ValueError, match="convex weight"):
+        convex({"keyword": keyword}, alpha=1.5)
+
+
+def test_the_evaluate_views_hybrid_uses_the_fusion_asked_for_and_names_each_column():
+    ids = ["r1", "r2", "r3", "r4"]
+    run = RunVectors("toy", __import__("pathlib").Path("toy.npy"), ids, ["sambal tempe", "sambal ikan", "sup ayam",
+                                                                         "kue coklat"],
+                     np.array([[0, 1], [1, 0], [1, 1], [1, 0.1]], dtype=np.float32))
+    qs = QuerySet("toy", {"q1": "sambal tempe"}, {"q1": {"r1": 1}})
+    encoder = lambda texts: np.array([[1.0, 0.0]] * len(texts), dtype=np.float32)  # noqa: E731
+    runs = console_runs(qs, [run], ["hybrid"], 3, [encoder], fusions=["rrf", "weighted-rrf", "convex"])
+    assert list(runs) == ["hybrid [rrf]", "hybrid [weighted-rrf]", "hybrid [convex]"]
+    # keyword found 2 of the 20 candidates asked for: weight 0.1; semantic all 4 there are, 4 of 20: weight 0.2
+    weighted = runs["hybrid [weighted-rrf]"]["q1"]
+    assert weighted["r2"] == pytest.approx(0.1 / 62 + 0.2 / 61, abs=1e-8)
+    assert runs["hybrid [rrf]"]["q1"]["r1"] == pytest.approx(1 / 61 + 1 / 64, abs=1e-8)
+    with pytest.raises(OptionError, match="unknown fusion"):
+        console_runs(qs, [run], ["hybrid"], 3, [encoder], fusions=["borda"])
