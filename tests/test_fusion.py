@@ -56,7 +56,8 @@ def test_the_evaluate_views_hybrid_fuses_its_keyword_and_semantic_rankings():
 # -- the fusions of issue 26: weighted RRF (the default), plain RRF, convex -------------------------------------
 from console.errors import OptionError  # noqa: E402
 from console.search.fusion import (  # noqa: E402
-    BRANCH_PRIOR, CONVEX_ALPHA, DEFAULT_FUSION, FUSIONS, branch_weights, check_fusion, convex, fuse, normalised)
+    CONVEX_ALPHA, DEFAULT_FUSION, FUSIONS, TRUST_POWER, branch_weights, check_fusion, convex, fuse, normalised,
+    spread)
 
 
 def test_the_fusions_are_one_option_set_with_a_default():
@@ -66,25 +67,36 @@ def test_the_fusions_are_one_option_set_with_a_default():
         check_fusion("borda")
 
 
-def test_weighted_rrf_weighs_a_short_branch_by_the_share_of_candidates_it_found():
-    keyword = [("a", 9.0), ("b", 8.0)]                        # 2 of 4 asked for
-    semantic = [("c", 0.9), ("d", 0.8), ("a", 0.7), ("e", 0.6)]
-    weights = branch_weights({"keyword": keyword, "semantic": semantic}, depth=4)
-    assert weights == {"keyword": BRANCH_PRIOR["keyword"] * 0.5, "semantic": BRANCH_PRIOR["semantic"] * 1.0}
-    fused = {f.id: f for f in fuse({"keyword": keyword, "semantic": semantic}, "weighted-rrf", depth=4)}
+def test_a_branchs_spread_is_how_far_its_best_stands_above_its_last_candidate():
+    assert spread([("a", 10.0), ("b", 8.0), ("c", 4.0)], depth=3) == pytest.approx(0.6)
+    assert spread([("a", 0.8), ("b", 0.7), ("c", 0.6)], depth=2) == pytest.approx(0.125)   # the depth-th: b
+    assert spread([("a", 5.0)], depth=3) == 1.0        # fewer than asked for: the rest score 0
+    assert spread([], depth=3) == 0.0 and spread([("a", 0.0)], depth=1) == 0.0
+    assert spread([("a", 0.5), ("b", -0.9)], depth=2) == 1.0   # capped at 1
+    with pytest.raises(ValueError, match="depth"):
+        spread([], 0)
+
+
+def test_weighted_rrf_weighs_each_branch_by_its_spread_squared():
+    keyword = [("a", 9.0), ("b", 3.0), ("c", 3.0)]                 # spread (9 - 3) / 9
+    semantic = [("d", 0.80), ("c", 0.79), ("e", 0.78)]            # spread 0.025: all alike
+    branches = {"keyword": keyword, "semantic": semantic}
+    weights = branch_weights(branches, depth=3)
+    assert TRUST_POWER == 2
+    assert weights == {"keyword": pytest.approx((6 / 9) ** 2), "semantic": pytest.approx(0.025 ** 2)}
+    fused = fuse(branches, "weighted-rrf", depth=3)
+    by_id = {f.id: f for f in fused}
     wk, ws = weights["keyword"], weights["semantic"]
-    assert fused["a"].score == pytest.approx(wk / 61 + ws / 63)
-    assert fused["b"].score == pytest.approx(wk / 62) and fused["c"].score == pytest.approx(ws / 61)
-    plain = {f.id: f.score for f in fuse({"keyword": keyword, "semantic": semantic}, "rrf", depth=4)}
-    assert plain["b"] == pytest.approx(1 / 62) and plain["a"] == pytest.approx(1 / 61 + 1 / 63)
+    assert by_id["a"].score == pytest.approx(wk / 61) and by_id["d"].score == pytest.approx(ws / 61)
+    assert by_id["c"].score == pytest.approx(wk / 63 + ws / 62) and by_id["c"].ranks == {"keyword": 3, "semantic": 2}
+    assert [f.id for f in fused] == ["a", "b", "c", "d", "e"]       # the flat branch barely moves the other
+    assert [f.id for f in fuse(branches, "rrf", depth=3)] == ["c", "a", "d", "b", "e"]   # plain: c is in both
 
 
 def test_weighted_rrf_lets_the_other_branch_decide_when_one_found_nothing():
     semantic = [("c", 0.9), ("d", 0.8)]
     assert branch_weights({"keyword": [], "semantic": semantic}, 2)["keyword"] == 0.0
     assert [f.id for f in fuse({"keyword": [], "semantic": semantic}, "weighted-rrf", 2)] == ["c", "d"]
-    with pytest.raises(ValueError, match="depth"):
-        branch_weights({"keyword": []}, 0)
 
 
 def test_convex_adds_each_branchs_min_max_normalised_score_by_its_share():
@@ -112,9 +124,9 @@ def test_the_evaluate_views_hybrid_uses_the_fusion_asked_for_and_names_each_colu
     encoder = lambda texts: np.array([[1.0, 0.0]] * len(texts), dtype=np.float32)  # noqa: E731
     runs = console_runs(qs, [run], ["hybrid"], 3, [encoder], fusions=["rrf", "weighted-rrf", "convex"])
     assert list(runs) == ["hybrid [rrf]", "hybrid [weighted-rrf]", "hybrid [convex]"]
-    # keyword found 2 of the 20 candidates asked for: weight 0.1; semantic all 4 there are, 4 of 20: weight 0.2
+    # each branch offers fewer than the 20 candidates asked for (the rest count 0): both spreads are 1
     weighted = runs["hybrid [weighted-rrf]"]["q1"]
-    assert weighted["r2"] == pytest.approx(0.1 / 62 + 0.2 / 61, abs=1e-8)
+    assert weighted["r2"] == pytest.approx(1 / 62 + 1 / 61, abs=1e-8)
     assert runs["hybrid [rrf]"]["q1"]["r1"] == pytest.approx(1 / 61 + 1 / 64, abs=1e-8)
     with pytest.raises(OptionError, match="unknown fusion"):
         console_runs(qs, [run], ["hybrid"], 3, [encoder], fusions=["borda"])

@@ -6,10 +6,11 @@ only one branch finds can still make the fused top k. The fusions (:data:`FUSION
 - ``rrf``: reciprocal rank fusion. Each branch contributes ``1 / (RRF_K + rank)`` for every item it ranks (rank 1
   = its best); an item's score is the sum over the branches that found it (Cormack, Clarke & Buettcher 2009,
   k = 60). Every branch weighs the same, whatever it found.
-- ``weighted-rrf``: the same sum with each branch's contribution times its weight for this query
-  (:func:`branch_weights`): a branch that offers fewer candidates than asked for (the keyword branch when few
-  items hold the query's words) weighs that share of the full weight, and a branch with nothing weighs 0, so the
-  other branch decides alone.
+- ``weighted-rrf``: the same sum with each branch's contribution times its trust for this query
+  (:func:`branch_weights`): how far its best score stands above the last of its ``depth`` candidates, relative to
+  the best, squared. A branch whose candidates all score alike (common words matched, or vectors that tell nothing
+  apart) is barely heard; one that found only a few items (the rest count 0) is heard fully; one that found
+  nothing weighs 0, so the other branch decides alone. Scale-free: it works on Lucene/BM25 and cosine scores alike.
 - ``convex``: ``CONVEX_ALPHA x keyword + (1 - CONVEX_ALPHA) x semantic`` of the scores, each branch's scores
   min-max normalised over its own candidates (0 for an item a branch did not offer); a branch whose scores are
   all equal counts 1 for each of its items.
@@ -24,7 +25,7 @@ from console.errors import OptionError
 RRF_K = 60
 FUSIONS = ("weighted-rrf", "rrf", "convex")
 DEFAULT_FUSION = "weighted-rrf"
-BRANCH_PRIOR = {"keyword": 1.0, "semantic": 1.0}   # weighted-rrf's full weight of each branch
+TRUST_POWER = 2                                     # weighted-rrf: a branch's weight is its spread ** this
 CONVEX_ALPHA = 0.5                                  # convex: the keyword branch's share
 
 Ranked = Sequence[tuple[str, float]]   # one branch's candidates, (id, score), best first
@@ -87,13 +88,21 @@ def rrf(rankings: Mapping[str, Sequence[str]], k: int = RRF_K,
     return _sorted(fused)
 
 
-def branch_weights(branches: Mapping[str, Ranked], depth: int) -> dict[str, float]:
-    """How far each branch can be trusted for this query: its prior (:data:`BRANCH_PRIOR`) times the share of the
-    ``depth`` candidates it offered (a branch that found little is mostly guessing; one that found nothing is
-    not heard)."""
+def spread(hits: Ranked, depth: int) -> float:
+    """How far the best score of one branch's candidates stands above the ``depth``-th (0 when the branch offered
+    fewer: the items it did not find score nothing), relative to the best: 0..1, 0 for no candidates."""
     if depth < 1:
         raise ValueError(f"the branch depth must be 1 or more, not {depth}")
-    return {b: BRANCH_PRIOR.get(b, 1.0) * min(1.0, len(dict(hits)) / depth) for b, hits in branches.items()}
+    scores = [score for _, score in hits]
+    if not scores or scores[0] == 0:
+        return 0.0
+    last = scores[depth - 1] if len(scores) >= depth else 0.0
+    return min(1.0, max(0.0, (scores[0] - last) / abs(scores[0])))
+
+
+def branch_weights(branches: Mapping[str, Ranked], depth: int) -> dict[str, float]:
+    """How far each branch can be trusted for this query: its :func:`spread` to the power :data:`TRUST_POWER`."""
+    return {b: spread(hits, depth) ** TRUST_POWER for b, hits in branches.items()}
 
 
 def normalised(hits: Ranked) -> dict[str, float]:
