@@ -141,7 +141,7 @@ def fuse(branches: Mapping[str, Ranked], fusion: str = DEFAULT_FUSION, depth: in
     return rrf(rankings, weights=branch_weights(branches, depth))
 
 
-TIE_STEP = 1e-9   # far below the smallest gap between two different fused scores of ranks < 1,000 (~1e-6)
+TIE_STEP = 1e-9   # below the gaps of plain RRF scores (~1e-6); smaller weighted gaps keep their order all the same
 
 
 def run_scores(fused: Sequence[Fused]) -> dict[str, float]:
