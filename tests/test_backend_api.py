@@ -418,9 +418,11 @@ def test_hybrid_fuses_by_the_shared_fusion_asked_for(backend, fusion):
 def test_a_misspelt_word_is_found_by_its_fuzzy_term_and_explain_says_so(keyword_only_recipe):
     answer = search(keyword_only_recipe, q="qwzzi", mode="keyword", k=5, explain=1)
     assert answer["results"][0]["id"] == "recipe-keyword-only" and answer["explain"]["fuzzy"] == ["qwzzi"]
+    mixed = search(keyword_only_recipe, q="sambal qwzzi", mode="keyword", k=5, explain=1)
+    assert mixed["results"][0]["id"] == "recipe-keyword-only" and mixed["explain"]["fuzzy"] == ["qwzzi"]
     hybrid = search(keyword_only_recipe, q="sambal qwzzi", mode="hybrid", k=10, explain=1)
-    assert "recipe-keyword-only" in [h["id"] for h in hybrid["results"]]
-    assert hybrid["explain"]["fuzzy"] == ["qwzzi"]
+    assert hybrid["explain"] == {"fusion": "weighted-rrf", "fuzzy": ["qwzzi"]}
+    assert search(keyword_only_recipe, q="sambal", mode="keyword", k=5, explain=1)["explain"]["fuzzy"] == []
 
 
 def test_explain_is_off_by_default_and_names_the_rank_in_single_modes(backend):
