@@ -1,16 +1,19 @@
 #!/usr/bin/env python3
-"""Search quality on the demo data: keyword (BM25), semantic (MiniLM) and hybrid (their RRF) with the shipped query set.
+"""Search quality on the demo data: keyword (BM25), semantic (MiniLM) and hybrid (their fusion) with the shipped query set.
 
-    python bench/evaluate.py [--limit 1800] [--work /tmp/evaluate-demo] [--model PATH] [--k 10] [--live]
+    python bench/evaluate.py [--limit 1800] [--work /tmp/evaluate-demo] [--model PATH] [--k 10]
+                             [--fusions weighted-rrf,rrf,convex] [--live]
 
 Takes the first ``--limit`` demo recipes (evenly from the six files, as ``load_demo_data --limit`` does; 0 = all
 11,239), writes them as export records (the backend's text: title, first steps, ingredients, categories), embeds
 them with the console's CLI (skipped when ``--work`` already holds that run), restricts the shipped
 data/queries/recipes.jsonl to those recipes (judgements of other recipes dropped; queries left without a relevant
-recipe dropped) and scores the three modes with console.search.evaluate, as the console's Evaluate view does. ``--live``
-also loads the same recipes into a private Neo4j (its own folder and port), imports the run and scores the live
-search in the three modes with ``manage.py evaluate_search`` (Lucene keyword search, the quantized vector index,
-hybrid in one Cypher statement). Writes bench/results/evaluate-demo.json, with the machine's load before and after.
+recipe dropped) and scores the three modes with console.search.evaluate, as the console's Evaluate view does, hybrid
+once per fusion of ``--fusions`` (all of console.search.fusion.FUSIONS by default), overall and per kind of query.
+``--live`` also loads the same recipes into a private Neo4j (its own folder and port), imports the run and scores the live
+search in the three modes with ``manage.py evaluate_search`` (Lucene keyword search with its fuzzy terms, the
+quantized vector index, hybrid in one Cypher statement with the default fusion). Writes
+bench/results/evaluate-demo.json, with the machine's load before and after.
 """
 from __future__ import annotations
 
@@ -58,7 +61,8 @@ def live(limit: int, run_dir: Path, queries, work: Path, k: int) -> dict:
     from console.files.embfiles import output_path
 
     queries_file = work / "queries-subset.jsonl"
-    queries_file.write_text("".join(json.dumps({"id": q, "query": t, "relevant": sorted(queries.qrels[q])}) + "\n"
+    queries_file.write_text("".join(json.dumps({"id": q, "kind": queries.kinds.get(q, "query"), "query": t,
+                                                "relevant": sorted(queries.qrels[q])}) + "\n"
                                     for q, t in queries.queries.items()), encoding="utf-8")
     out = work / "live.json"
     with private_neo4j(work / "neo4j", heap="512m", pagecache="256m") as env:
@@ -80,6 +84,7 @@ def main(argv=None) -> int:
     from console.files.embfiles import output_path
     from console.generation.engine import Embedder
     from console.search.evaluate import evaluate_console, load_run, query_encoder
+    from console.search.fusion import FUSIONS, check_fusion
     from console.search.querysets import read_query_set
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -87,8 +92,10 @@ def main(argv=None) -> int:
     parser.add_argument("--work", type=Path, default=Path("/tmp/evaluate-demo"))
     parser.add_argument("--model", default=None, help="sentence-transformers model (default: the shipped MiniLM)")
     parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--fusions", default=",".join(FUSIONS), help="hybrid's fusions to score (comma-separated)")
     parser.add_argument("--live", action="store_true", help="also score the live search of a private Neo4j")
     args = parser.parse_args(argv)
+    fusions = [check_fusion(f) for f in args.fusions.split(",") if f.strip()]
     model = args.model or str(minilm_path())
     export_dir, run_dir = args.work / f"export-{args.limit}", args.work / f"run-{args.limit}"
     embedding_file = output_path(run_dir, "recipe", "npy")
@@ -105,7 +112,8 @@ def main(argv=None) -> int:
     query_set = restricted(read_query_set(QUERIES), set(run.ids))
     t0 = time.monotonic()
     encoder = query_encoder(Embedder(run.meta.get("model") or model, dimensions=run.meta.get("dimensions")))
-    result = evaluate_console(query_set, [run], ["keyword", "semantic", "hybrid"], args.k, [encoder])
+    result = evaluate_console(query_set, [run], ["keyword", "semantic", "hybrid"], args.k, [encoder],
+                              fusions=fusions)
     ev = result.evaluation
     print(ev.table())
     out = {
@@ -114,8 +122,10 @@ def main(argv=None) -> int:
         "evaluate_s": round(time.monotonic() - t0, 1),
         "keyword": "BM25 (bm25s) over the export text; the live backend's keyword search is Lucene's",
         "semantic": "exact cosine over the run's vectors, queries with the model's query prompt",
-        "hybrid": "reciprocal rank fusion (k=60, console.search.fusion.rrf) of the keyword and semantic rankings, each "
-                  "branch_depth(k) = max(2k, 20) deep; live: the backend's hybrid search (one Cypher statement)",
+        "hybrid": "console.search.fusion.fuse of the keyword and semantic rankings, each branch_depth(k) = max(2k, 20) "
+                  "deep, once per fusion (the column's name); live: the backend's hybrid search with the default "
+                  "fusion (one Cypher statement)",
+        "fusions": fusions,
         "evaluation": ev.to_dict(),
         "keyword_vs_semantic_top_k_overlap_mean": (sum(r["overlap"] for r in result.overlap) / len(result.overlap)
                                                    if result.overlap else None),

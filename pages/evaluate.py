@@ -7,6 +7,7 @@ import streamlit as st
 
 from console.errors import ConsoleError
 from console.search.evaluate import CONSOLE_MODES, STAT_TESTS, evaluate_console, load_run, query_encoder
+from console.search.fusion import DEFAULT_FUSION, FUSIONS
 from console.search.querysets import list_query_sets, read_query_set, save_query_set
 from pages import common
 
@@ -50,6 +51,10 @@ modes = c1.multiselect("Modes", list(CONSOLE_MODES), default=list(CONSOLE_MODES)
 k = int(c2.number_input("k (results per query)", min_value=1, max_value=100, value=10, key="eval_k"))
 stat_test = c3.selectbox("Paired test", STAT_TESTS, key="eval_test",
                          help="student: paired t-test; fisher: randomisation test; tukey: Tukey's HSD")
+fusions = st.multiselect("Hybrid's fusion (several: one hybrid column each)", list(FUSIONS), default=[DEFAULT_FUSION],
+                         key="eval_fusions", help="weighted-rrf: each branch's reciprocal ranks weighted by how far "
+                         "it can be trusted for the query (the backend's default); rrf: plain reciprocal rank fusion "
+                         "(k = 60); convex: 0.5 x each branch's min-max normalised score")
 
 
 @st.cache_resource(max_entries=4, show_spinner="Reading the run's vectors…")
@@ -70,7 +75,8 @@ def _compute():
                                "cannot be embedded")
         encoders.append(query_encoder(common.embedder(run.meta["model"], run.meta.get("dimensions"))))
     query_set = read_query_set(sets[set_name])
-    return evaluate_console(query_set, loaded, modes, k, encoders, stat_test=stat_test)
+    return evaluate_console(query_set, loaded, modes, k, encoders, stat_test=stat_test,
+                            fusions=fusions or [DEFAULT_FUSION])
 
 
 if st.button("Evaluate", type="primary", disabled=not chosen or not modes, key="eval_go"):
@@ -95,6 +101,13 @@ if ev.comparisons():
         "p": None if r["p_value"] is None else round(r["p_value"], 4), "significant": r["significant"],
         "better / same / worse": f"{r['wins']} / {r['ties']} / {r['losses']}"} for r in ev.comparisons()]),
         hide_index=True, width="stretch", key="eval_tests")
+if ev.by_kind:
+    first = ev.metrics[0]
+    st.caption(f"{first} per kind of query (the query set's `kind`)")
+    st.dataframe(pd.DataFrame([{"kind": kind, "queries": sub.n_queries,
+                                **{mode: round(sub.scores[mode][first], 4) for mode in sub.modes}}
+                               for kind, sub in ev.by_kind.items()]), hide_index=True, width="stretch",
+                 key="eval_kinds")
 for note in ev.notes:
     st.caption(note)
 if result.neighbours:

@@ -2,10 +2,12 @@
 """Build the demo query set data/queries/recipes.jsonl from the hand-written rules in data/queries/rules.json.
 
 Each rule is a query written by hand (Indonesian, the way a cook would search) and a relevance rule a reader can
-check against the recipes: the recipe is in ``category`` (when given) and, for every group in ``all_of``, at least
+check against the recipes: the recipe is in ``category`` (when given), for every group in ``all_of`` at least
 one of its ingredient names contains one of the group's words as whole words (``"kecap"`` matches "kecap manis"
-but "pala" does not match "kepala"). Only ingredients and categories are judged, never the title, so a
-query's dish name or cooking method ("goreng", "pepes") is never the reason a recipe counts as relevant.
+but "pala" does not match "kepala"), and none of its ingredient names contains a word of ``none_of`` (when given:
+"tidak pedas" is no chili). Only ingredients and categories are judged, never the title, so a query's dish name
+or cooking method ("goreng", "pepes") is never the reason a recipe counts as relevant. Each rule has a ``kind``
+(:data:`KINDS`: how users type queries), written to its query line, so that the figures can be reported per kind.
 
     python scripts/build_demo_queries.py [--data-dir data/indonesian-recipes] [--output data/queries/recipes.jsonl]
 
@@ -24,6 +26,10 @@ sys.path.insert(0, str(ROOT / "backend"))
 RULES = ROOT / "data" / "queries" / "rules.json"
 OUTPUT = ROOT / "data" / "queries" / "recipes.jsonl"
 MIN_RELEVANT = 3
+# dish: an Indonesian dish name; ingredients: a combination of ingredients; method: a cooking method and what it
+# needs; idea: a loose wish ("masakan berkuah untuk anak"); english: English words for Indonesian dishes; typo: one
+# of the other kinds with a misspelt word.
+KINDS = ("dish", "ingredients", "method", "idea", "english", "typo")
 
 
 def _pattern(words: list[str]) -> re.Pattern:
@@ -33,11 +39,14 @@ def _pattern(words: list[str]) -> re.Pattern:
 def relevant_ids(rule: dict, recipes) -> list[str]:
     """Ids of the recipes the rule judges relevant, in the recipes' order."""
     groups = [_pattern(words) for words in rule["all_of"]]
+    excluded = _pattern(rule["none_of"]) if rule.get("none_of") else None
     out = []
     for recipe in recipes:
         if rule.get("category") and rule["category"] not in {c["name"] for c in recipe.categories}:
             continue
         names = [i["name"].lower() for i in recipe.ingredients]
+        if excluded is not None and any(excluded.search(name) for name in names):
+            continue
         if all(any(group.search(name) for name in names) for group in groups):
             out.append(recipe.id)
     return out
@@ -50,11 +59,14 @@ def build(data_dir: Path = ROOT / "data" / "indonesian-recipes", rules_path: Pat
     rules = json.loads(rules_path.read_text(encoding="utf-8"))
     lines = []
     for rule in rules:
+        if rule.get("kind") not in KINDS:
+            raise SystemExit(f"{rules_path.name}: rule {rule['id']} has kind {rule.get('kind')!r}: choose from "
+                             f"{', '.join(KINDS)}")
         ids = relevant_ids(rule, recipes)
         if len(ids) < MIN_RELEVANT:
             raise SystemExit(f"{rules_path.name}: rule {rule['id']} finds {len(ids)} recipes (fewer than "
                              f"{MIN_RELEVANT}): widen it")
-        lines.append({"id": rule["id"], "query": rule["query"], "relevant": ids})
+        lines.append({"id": rule["id"], "kind": rule["kind"], "query": rule["query"], "relevant": ids})
     return lines
 
 

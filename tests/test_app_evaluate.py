@@ -82,7 +82,11 @@ def test_two_runs_side_by_side_with_the_console_figures(at, workdir, minilm_path
     assert len(at.dataframe[1].value) == 10 * 4  # ten pairs of the five columns x four metrics
     assert at.metric[0].label.startswith("Neighbour overlap of the two runs (120 items, k = 10)")
     assert at.subheader[1].value == f"Where semantic · {runs['full']} and semantic · {runs['d128']} disagree most"
-    overlap = at.dataframe[2].value
+    kinds = at.dataframe[2].value   # the shipped queries' kinds: nDCG@10 per kind
+    assert kinds["kind"].tolist() == list(expected.evaluation.by_kind) and kinds["queries"].sum() == workdir["queries"]
+    first = next(iter(expected.evaluation.by_kind.values()))
+    assert kinds.iloc[0]["keyword"] == pytest.approx(round(first.scores["keyword"]["ndcg@10"], 4), abs=1e-4)
+    overlap = at.dataframe[3].value
     assert overlap["top-k overlap"].tolist() == sorted(overlap["top-k overlap"].tolist())
 
 

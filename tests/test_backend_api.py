@@ -355,10 +355,11 @@ def test_hybrid_fuses_the_two_branches_by_rrf(backend):
     """Each hybrid hit's ranks are its places in the keyword and the semantic answer to the same query (2k deep),
     and its score is 1/(60 + r1) + 1/(60 + r2): the item first in both branches is first."""
     q, k = "sambal tempe pedas", 10
-    hybrid = search(backend, q=q, mode="hybrid", k=k, explain=1)
+    hybrid = search(backend, q=q, mode="hybrid", k=k, explain=1, fusion="rrf")
     keyword = [r["id"] for r in search(backend, q=q, mode="keyword", k=2 * k)["results"]]
     semantic = [r["id"] for r in search(backend, q=q, mode="semantic", k=2 * k)["results"]]
     assert hybrid["mode"] == "hybrid" and hybrid["complete"] is True and hybrid["note"] is None
+    assert hybrid["explain"] == {"fusion": "rrf", "fuzzy": []}
     results = hybrid["results"]
     assert len(results) == k and results[0]["title"] == "Sambal Tempe Bosok"
     assert (results[0]["keyword_rank"], results[0]["semantic_rank"]) == (1, 1)
@@ -388,12 +389,40 @@ def keyword_only_recipe(backend, neo4j_driver):
 def test_hybrid_keeps_an_item_only_one_branch_found(keyword_only_recipe):
     """"qwzzy" is a word of one recipe only, which has no vector: the keyword branch finds it alone, the semantic
     branch finds others; both kinds are in the answer, the keyword branch's first winning the tie of 1/61."""
-    results = search(keyword_only_recipe, q="qwzzy", mode="hybrid", k=10, explain=1)["results"]
+    results = search(keyword_only_recipe, q="qwzzy", mode="hybrid", k=10, explain=1, fusion="rrf")["results"]
     assert results[0]["id"] == "recipe-keyword-only"
     assert (results[0]["keyword_rank"], results[0]["semantic_rank"]) == (1, None)
     assert results[0]["score"] == pytest.approx(1 / 61, abs=1e-12)
     assert [(h["keyword_rank"], h["semantic_rank"]) for h in results[1:]] == [(None, r) for r in range(1, 10)]
     assert results[1]["score"] == pytest.approx(1 / 61, abs=1e-12)
+
+
+@pytest.mark.parametrize("fusion", ["weighted-rrf", "convex"])
+def test_hybrid_fuses_by_the_shared_fusion_asked_for(backend, fusion):
+    """The served hybrid order and scores are console.search.fusion.fuse over the two branches' own answers."""
+    from console.search.fusion import DEFAULT_FUSION, fuse
+
+    q, k = "masakan berkuah untuk anak", 10
+    answer = search(backend, q=q, mode="hybrid", k=k, explain=1, **({} if fusion == DEFAULT_FUSION else
+                                                                    {"fusion": fusion}))
+    assert answer["explain"]["fusion"] == fusion
+    branches = {mode: [(r["id"], r["score"]) for r in search(backend, q=q, mode=mode, k=2 * k)["results"]]
+                for mode in ("keyword", "semantic")}
+    expected = fuse(branches, fusion, 2 * k)[:k]
+    assert [h["id"] for h in answer["results"]] == [f.id for f in expected]
+    assert [h["score"] for h in answer["results"]] == pytest.approx([f.score for f in expected], abs=1e-9)
+    bad = get(f"{backend}/api/search/", q=q, fusion="borda")
+    assert bad.status_code == 400 and "choose from weighted-rrf, rrf, convex" in bad.json()["error"]
+
+
+def test_a_misspelt_word_is_found_by_its_fuzzy_term_and_explain_says_so(keyword_only_recipe):
+    answer = search(keyword_only_recipe, q="qwzzi", mode="keyword", k=5, explain=1)
+    assert answer["results"][0]["id"] == "recipe-keyword-only" and answer["explain"]["fuzzy"] == ["qwzzi"]
+    mixed = search(keyword_only_recipe, q="sambal qwzzi", mode="keyword", k=5, explain=1)
+    assert mixed["results"][0]["id"] == "recipe-keyword-only" and mixed["explain"]["fuzzy"] == ["qwzzi"]
+    hybrid = search(keyword_only_recipe, q="sambal qwzzi", mode="hybrid", k=10, explain=1)
+    assert hybrid["explain"] == {"fusion": "weighted-rrf", "fuzzy": ["qwzzi"]}
+    assert search(keyword_only_recipe, q="sambal", mode="keyword", k=5, explain=1)["explain"]["fuzzy"] == []
 
 
 def test_explain_is_off_by_default_and_names_the_rank_in_single_modes(backend):

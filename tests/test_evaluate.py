@@ -195,5 +195,31 @@ def test_the_demo_query_set_is_what_its_rules_give_and_never_names_its_answer():
                            capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
     qs = read_query_set(ROOT / "data" / "queries" / "recipes.jsonl")
-    assert len(qs) == 36 and all(len(docs) >= 3 for docs in qs.qrels.values())
+    assert len(qs) >= 150 and all(len(docs) >= 3 for docs in qs.qrels.values())
     assert all(doc.startswith("recipe-") for doc in qs.judged_ids())
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from build_demo_queries import KINDS
+
+    kinds = qs.by_kind()
+    assert set(qs.kinds) == set(qs.queries)
+    assert set(kinds) == set(KINDS) and all(len(sub) >= 20 for sub in kinds.values())
+    assert sum(len(sub) for sub in kinds.values()) == len(qs)
+    rules = json.loads((ROOT / "data" / "queries" / "rules.json").read_text(encoding="utf-8"))
+    assert all(set(rule) <= {"id", "kind", "query", "category", "all_of", "none_of"} for rule in rules)
+
+
+def test_a_query_sets_kinds_give_one_evaluation_per_kind(tmp_path):
+    lines = "".join(json.dumps({"id": f"q{i}", "kind": "typo" if i % 2 else "dish", "query": "x",
+                                "relevant": [f"r{i}"]}) + "\n" for i in range(6))
+    qs = read_query_set(write(tmp_path / "q.jsonl", lines))
+    assert qs.kinds == {f"q{i}": "typo" if i % 2 else "dish" for i in range(6)}
+    run = {f"q{i}": {f"r{i}": 1.0} if i % 2 else {"r-none": 1.0} for i in range(6)}   # typos found, dishes not
+    ev = evaluate_runs(qs, {"keyword": run, "semantic": {q: {"r-x": 1.0} for q in run}}, 5)
+    assert list(ev.by_kind) == ["dish", "typo"] and ev.by_kind["typo"].n_queries == 3
+    assert ev.by_kind["typo"].scores["keyword"]["ndcg@5"] == 1.0 and ev.by_kind["dish"].scores["keyword"]["ndcg@5"] == 0
+    assert ev.scores["keyword"]["ndcg@5"] == pytest.approx(0.5)
+    out = json.loads(json.dumps(ev.to_dict(per_query=False)))
+    assert out["by_kind"]["typo"]["queries"] == 3 and out["by_kind"]["typo"]["comparisons"]
+    assert "typo (3): keyword 1.0000, semantic 0.0000" in ev.table()
+    with pytest.raises(InputError, match='line 1: "kind" must be a non-empty string'):
+        read_query_set(write(tmp_path / "bad.jsonl", '{"query": "x", "kind": 3, "relevant": ["r1"]}\n'))

@@ -24,12 +24,13 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from console.graphschema import to_dict
 from console.sinks.neo4j.writer import VectorWriter, clear_vectors
+from console.search.fusion import DEFAULT_FUSION, FUSIONS
 from embedding_search.conf import settings
 from embedding_search.errors import STATUS_FOR, BadRequest
 from embedding_search.filters import SearchFilters, filter_example, filter_names, filter_types
 from embedding_search.graph import get_schema, get_store, item_neighbours, model_label
 from embedding_search.query_embedding import check_model_allowed
-from embedding_search.modes import (DEFAULT_MODE, MODES, check_mode, note_for, search, semantic_search,
+from embedding_search.modes import (DEFAULT_MODE, MODES, check_fusion_param, check_mode, note_for, search, semantic_search,
                           similar_search)
 from embedding_search.search import get_item, keyword_search
 from embedding_search.parsers import BodyTooLarge, BoundedJSONParser
@@ -154,8 +155,7 @@ class KeywordHitSerializer(HitSerializer):
 class SearchHitSerializer(HitSerializer):
     """A hit of /api/search/; the rank fields come with `explain=1`."""
     score = serializers.FloatField(help_text="by mode: keyword, Lucene's relevance score; semantic, the cosine "
-                                             "similarity (-1..1); hybrid, the fused score 1/(60 + keyword rank) + "
-                                             "1/(60 + semantic rank) over the branches that found the item")
+                                             "similarity (-1..1); hybrid, the fused score (see `fusion`)")
     keyword_rank = serializers.IntegerField(required=False, allow_null=True,
                                             help_text="explain=1: rank in the keyword branch (1 = best; null: not "
                                                       "among its candidates)")
@@ -166,7 +166,7 @@ class SearchHitSerializer(HitSerializer):
                                            help_text="explain=1, hybrid: the keyword branch's Lucene score")
     semantic_score = serializers.FloatField(required=False, allow_null=True,
                                             help_text="explain=1, hybrid: the semantic branch's cosine")
-    fused_score = serializers.FloatField(required=False, help_text="explain=1, hybrid: the RRF score (= score)")
+    fused_score = serializers.FloatField(required=False, help_text="explain=1, hybrid: the fused score (= score)")
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -191,7 +191,16 @@ FILTER_PARAMS = [OpenApiParameter(name, OpenApiTypes.STR, description=f"only ite
                                   f"{' or '.join(filter_types(SCHEMA, name))}; an unknown value is a 400")
                  for name in filter_names(SCHEMA)]
 EXPLAIN = OpenApiParameter("explain", OpenApiTypes.BOOL, description="1: each hit says why it is there "
-                           "(keyword_rank, semantic_rank, and in hybrid the branch scores and fused_score)")
+                           "(keyword_rank, semantic_rank, and in hybrid the branch scores and fused_score), and the "
+                           "answer's `explain` names the fusion and the query words also searched as fuzzy terms")
+FUSION = OpenApiParameter("fusion", OpenApiTypes.STR, enum=list(FUSIONS), default=DEFAULT_FUSION,
+                          description="hybrid: weighted-rrf (each branch's reciprocal ranks weighted by how much of "
+                                      "its candidates it found), rrf (plain reciprocal rank fusion, k=60) or convex "
+                                      "(0.5 x each branch's min-max normalised score)")
+EXPLAIN_OUT = inline_serializer("Explain", {
+    "fusion": serializers.CharField(allow_null=True, help_text="hybrid: the fusion used"),
+    "fuzzy": serializers.ListField(child=serializers.CharField(), help_text="query words the keyword branch also "
+                                   "searched as fuzzy terms (they find fewer than 3 items as written)")})
 FILTERS_OUT = inline_serializer("Filters", {name: serializers.CharField(allow_null=True)
                                             for name in filter_names(SCHEMA)})
 COMPLETE = serializers.BooleanField(help_text="false when the vector search stopped at its candidate limit with fewer "
@@ -238,17 +247,18 @@ class Search(AppView):
     @extend_schema(
         summary="Search in one mode: keyword, semantic or hybrid, with filters",
         description="`mode=hybrid` (the default) runs the full-text and the vector branch in one Cypher statement "
-                    "and fuses their best 2k (at least 20) candidates by reciprocal rank fusion (k=60). `category` "
+                    "and fuses their best 2k (at least 20) candidates (`fusion`, weighted reciprocal rank fusion by default). `category` "
                     "and `ingredient` filter recipes in every mode and in both branches; the vector branch "
                     "over-fetches from the index until k matching items are found, the index has no more, or "
                     "10,000 candidates were looked at (`complete: false`); `note` says why fewer than k came back.",
-        parameters=[Q, MODE, TYPE, K, *FILTER_PARAMS, EXPLAIN],
+        parameters=[Q, MODE, TYPE, K, *FILTER_PARAMS, EXPLAIN, FUSION],
         responses={200: inline_serializer("SearchResults", {
             "query": serializers.CharField(), "mode": serializers.ChoiceField(choices=list(MODES)),
             "type": serializers.CharField(), "k": serializers.IntegerField(),
             "model": serializers.CharField(allow_null=True, help_text="the query model (null in keyword mode)"),
             "filters": FILTERS_OUT, "complete": COMPLETE, "note": NOTE,
-            "results": SearchHitSerializer(many=True)}), 400: Error, 409: Error, 429: Error, 503: Error},
+            "results": SearchHitSerializer(many=True),
+            "explain": EXPLAIN_OUT}), 400: Error, 409: Error, 429: Error, 503: Error},
     )
     def get(self, request):
         q = _query_param(request, "q")
@@ -256,7 +266,8 @@ class Search(AppView):
         type_ = _type_param(request)
         filters = SearchFilters.from_mapping(request.query_params, get_schema())
         filters.check_type(get_schema(), type_)
-        return Response(search(q, mode, type_, _k_param(request, 10), filters, _explain_param(request)))
+        fusion = check_fusion_param(request.query_params.get("fusion"))
+        return Response(search(q, mode, type_, _k_param(request, 10), filters, _explain_param(request), fusion))
 
 
 class ItemDetail(AppView):

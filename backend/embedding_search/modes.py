@@ -1,26 +1,29 @@
 """The three search modes behind ``/api/search/``, the search page and ``manage.py evaluate_search``: keyword
-(Lucene full-text), semantic (the type's vector index, the query embedded with the recorded model) and hybrid
-(both, fused by reciprocal rank fusion: :func:`console.search.fusion.rrf`, k = 60, the function the console's Evaluate view
-uses too). Each takes the same filters (:mod:`embedding_search.filters`).
+(Lucene full-text, rare words also as fuzzy terms), semantic (the type's vector index, the query embedded with the
+recorded model) and hybrid (both, fused by :func:`console.search.fusion.fuse`, the function the console's Evaluate
+view uses too; ``fusion`` picks one of :data:`~console.search.fusion.FUSIONS`). Each takes the same filters
+(:mod:`embedding_search.filters`).
 
-A hybrid hit's ``score`` is its fused score, ``1/(60 + keyword rank) + 1/(60 + semantic rank)`` over the branches
-that found it; each branch offers its best :func:`console.search.fusion.branch_depth` (k) candidates. With ``explain`` every
-hit also carries ``keyword_rank``, ``semantic_rank`` (1-based, null where that branch did not offer it) and
-``fused_score`` (hybrid), or its own branch's rank (keyword, semantic).
+A hybrid hit's ``score`` is its fused score (by default weighted RRF: ``w_kw/(60 + keyword rank) + w_sem/(60 +
+semantic rank)`` over the branches that found it, each branch's weight its trust for this query); each branch
+offers its best :func:`console.search.fusion.branch_depth` (k) candidates. With ``explain`` every hit also carries
+``keyword_rank``, ``semantic_rank`` (1-based, null where that branch did not offer it) and ``fused_score``
+(hybrid), or its own branch's rank (keyword, semantic), and the answer's ``explain`` names the fusion and the
+query words the keyword branch searched fuzzily.
 """
 from __future__ import annotations
 
 import logging
 
 
-from console.errors import DimensionMismatch, NoEmbeddings
-from console.search.fusion import RRF_K, branch_depth, rrf
+from console.errors import DimensionMismatch, NoEmbeddings, OptionError
+from console.search.fusion import DEFAULT_FUSION, branch_depth, check_fusion, fuse as fuse_branches
 from embedding_search.conf import settings
 from embedding_search.errors import BadRequest, ModelUnavailable
 from embedding_search.filters import NO_FILTERS, SearchFilters
 from embedding_search.graph import get_store, model_label
 from embedding_search.query_embedding import embed_query, on_current_space
-from embedding_search.search import Hits, hybrid_branches, keyword_search, similar_items, vector_hits
+from embedding_search.search import Hits, hybrid_branches, keyword_hits, similar_items, vector_hits
 
 log = logging.getLogger(__name__)
 MODES = ("keyword", "semantic", "hybrid")
@@ -32,6 +35,14 @@ def check_mode(mode: str | None, parameter: str = "mode") -> str:
     if mode not in MODES:
         raise BadRequest(f"Unknown {parameter} {mode!r}: expected one of {', '.join(MODES)}")
     return mode
+
+
+def check_fusion_param(fusion: str | None) -> str:
+    """The ``fusion`` parameter (:data:`~console.search.fusion.DEFAULT_FUSION` when absent); an unknown one is a 400."""
+    try:
+        return check_fusion(fusion)
+    except OptionError as exc:
+        raise BadRequest(str(exc)[:1].upper() + str(exc)[1:]) from None
 
 
 def query_vector(space: dict, q: str, type_: str):
@@ -72,12 +83,15 @@ def similar_search(store, item_id: str, k: int, filters: SearchFilters = NO_FILT
     return similar_items(store, item_id, k, filters, on_space=on_space)
 
 
-def fuse(keyword: list[dict], semantic: list[dict], k: int) -> list[dict]:
-    """The fused top k of two branches' hits (best first), each hit with its ranks and both branch scores."""
+def fuse(keyword: list[dict], semantic: list[dict], k: int, fusion: str = DEFAULT_FUSION,
+         depth: int | None = None) -> list[dict]:
+    """The fused top k of two branches' hits (best first; each branch asked for ``depth`` candidates), each hit
+    with its ranks and both branch scores."""
     by_id = {hit["id"]: hit for hit in semantic} | {hit["id"]: hit for hit in keyword}
     scores = {"keyword": {h["id"]: h["score"] for h in keyword}, "semantic": {h["id"]: h["score"] for h in semantic}}
     out = []
-    for item in rrf({"keyword": [h["id"] for h in keyword], "semantic": [h["id"] for h in semantic]}, RRF_K)[:k]:
+    branches = {name: list(ranked.items()) for name, ranked in scores.items()}
+    for item in fuse_branches(branches, fusion, depth or branch_depth(k))[:k]:
         hit = by_id[item.id]
         out.append({"id": hit["id"], "type": hit["type"], "title": hit["title"], "score": item.score,
                     "keyword_rank": item.ranks.get("keyword"), "semantic_rank": item.ranks.get("semantic"),
@@ -86,14 +100,16 @@ def fuse(keyword: list[dict], semantic: list[dict], k: int) -> list[dict]:
     return out
 
 
-def hybrid_hits(store, q: str, type_: str, k: int, filters: SearchFilters = NO_FILTERS) -> tuple[Hits, str]:
+def hybrid_hits(store, q: str, type_: str, k: int, filters: SearchFilters = NO_FILTERS,
+                fusion: str = DEFAULT_FUSION) -> tuple[Hits, str]:
     """The fused hits and the query model, on the type's current space (:func:`on_current_space`)."""
     filters.check_type(store.schema, type_)
 
     def branches(space: dict) -> Hits:
         keyword, semantic = hybrid_branches(store, q, type_, query_vector(space, q, type_), branch_depth(k),
                                             space=space, filters=filters)
-        return Hits(fuse(keyword, semantic.results, k), semantic.complete, semantic.examined, semantic.stamp)
+        return Hits(fuse(keyword.results, semantic.results, k, fusion), semantic.complete, semantic.examined,
+                    semantic.stamp, keyword.fuzzy)
 
     hits, space = on_current_space(store, type_, branches, settings.SPACE_MAX_AGE_S)
     return hits, space["model"]
@@ -126,23 +142,29 @@ def note_for(hits: Hits, mode: str, type_: str | None, k: int, filters: SearchFi
 
 
 def search(q: str, mode: str, type_: str | None, k: int, filters: SearchFilters = NO_FILTERS,
-           explain: bool = False) -> dict:
+           explain: bool = False, fusion: str = DEFAULT_FUSION) -> dict:
     """One search in ``mode``: ``{"query", "mode", "type", "k", "model", "filters", "complete", "note",
-    "results"}``."""
+    "results"}``, with ``explain`` also ``"explain": {"fusion" (hybrid), "fuzzy"}``: the fusion and the query words
+    the keyword branch also searched as fuzzy terms (keyword and hybrid). Hybrid on a type without vectors answers
+    with the keyword results and says so in ``note``."""
     store, model, fallback = get_store(), None, None
     if mode == "hybrid":
         try:
-            hits, model = hybrid_hits(store, q, type_, k, filters)
+            hits, model = hybrid_hits(store, q, type_, k, filters, fusion)
         except NoEmbeddings:  # before any import: the keyword half still answers, and the note says so
             mode, fallback = "keyword", keyword_fallback_note(type_)
     if mode == "keyword":
-        hits = Hits(keyword_search(store, q, type_, k, filters))
+        hits = keyword_hits(store, q, type_, k, filters)
     elif mode == "semantic":
         hits, model = semantic_hits(store, q, type_, k, filters)
     note = "; ".join(n for n in (fallback, note_for(hits, mode, type_, k, filters)) if n) or None
-    return {"query": q, "mode": mode, "type": type_, "k": k, "model": model_label(model) if model else None,
-            "filters": filters.as_dict(), "complete": hits.complete, "note": note,
-            "results": _explained(hits.results, mode, explain)}
+    answer = {"query": q, "mode": mode, "type": type_, "k": k, "model": model_label(model) if model else None,
+              "filters": filters.as_dict(), "complete": hits.complete, "note": note,
+              "results": _explained(hits.results, mode, explain)}
+    if explain:
+        answer["explain"] = {"fusion": fusion if mode == "hybrid" else None,
+                             "fuzzy": hits.fuzzy if mode != "semantic" else []}
+    return answer
 
 
 def keyword_fallback_note(type_: str | None) -> str:

@@ -20,11 +20,12 @@ trip whether the space changed since.
 """
 from __future__ import annotations
 
+import re
 import threading
 import time
 import weakref
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Callable, TypeVar
 
@@ -57,14 +58,23 @@ def vector_branch(schema: GraphSchema, type_: str, specs: Specs) -> str:
 
 
 def fulltext_branch(schema: GraphSchema, types: tuple[str, ...], specs: Specs) -> str:
-    """The full-text branch: the best `$depth` matches of the labels `$labels` passing the filters."""
+    """The full-text branch: the best `$depth` matches of the labels `$labels` passing the filters, for the query
+    `$q` and, for each of the query's `$words` that the index finds in fewer than `$few` items, that word's fuzzy
+    term (:func:`fuzzy_words`); returns the matches (`keyword`) and the words searched fuzzily (`fuzzy`)."""
     node_id, title = id_expression(schema, "node", types), title_expression(schema, "node", types)
     return (
-        "CALL db.index.fulltext.queryNodes($fulltext, $q) YIELD node, score "
+        "CALL () { UNWIND $words AS word "
+        "CALL (word) { CALL db.index.fulltext.queryNodes($fulltext, word.word) YIELD node "
+        "WITH node LIMIT $few RETURN count(node) AS found } "
+        "WITH word, found WHERE found < $few RETURN collect(word) AS fuzzy } "
+        "CALL (fuzzy) { "
+        "CALL db.index.fulltext.queryNodes($fulltext, reduce(q = $q, w IN fuzzy | q + ' ' + w.fuzzy)) "
+        "YIELD node, score "
         "WITH node, score, [l IN labels(node) WHERE l IN $labels][0] AS label "
         f"WHERE label IS NOT NULL AND {filter_matches(specs)} "
         f"WITH node, score, label ORDER BY score DESC, {node_id} LIMIT $depth "
-        f"RETURN collect({{id: {node_id}, label: label, title: {title}, score: score}}) AS keyword")
+        f"RETURN collect({{id: {node_id}, label: label, title: {title}, score: score}}) AS keyword }} "
+        "RETURN keyword, [w IN fuzzy | w.word] AS fuzzy")
 
 
 # The type's EmbeddingSpace node `s` as a stamp (null when there is none): what a cached space is checked against
@@ -88,12 +98,12 @@ def hybrid_statement(schema: GraphSchema, type_: str, specs: Specs) -> str:
     """Hybrid: the stamp and both branches in one statement, one round trip."""
     return (f"{SPACE_CHECK} CALL () {{ {fulltext_branch(schema, (type_,), specs)} }} "
             f"CALL (current) {{ WITH current WHERE current {vector_branch(schema, type_, specs)} }} "
-            f"RETURN stamp, keyword, fetched, semantic, {filters_known(specs)}")
+            f"RETURN stamp, keyword, fuzzy, fetched, semantic, {filters_known(specs)}")
 
 
 @lru_cache(maxsize=256)
 def keyword_statement(schema: GraphSchema, types: tuple[str, ...], specs: Specs) -> str:
-    return f"CALL () {{ {fulltext_branch(schema, types, specs)} }} RETURN keyword, {filters_known(specs)}"
+    return f"CALL () {{ {fulltext_branch(schema, types, specs)} }} RETURN keyword, fuzzy, {filters_known(specs)}"
 
 
 # The full-text index's name per store, and when it was looked up (the lookup, SHOW INDEXES, is a round trip).
@@ -108,12 +118,14 @@ class Hits:
     """A search's hits, best first; ``complete`` is False when the vector branch stopped at
     :data:`VECTOR_MAX_CANDIDATES` candidates with fewer than k hits (more matching items may exist);
     ``examined``: the vector candidates it looked at; ``stamp``: the type's EmbeddingSpace as the search statement
-    read it (:data:`SPACE_STAMP`; None when there is none), to compare with the space the query vector was made for."""
+    read it (:data:`SPACE_STAMP`; None when there is none), to compare with the space the query vector was made for;
+    ``fuzzy``: the query's words that the keyword branch also searched as fuzzy terms (:func:`fuzzy_words`)."""
 
     results: list[dict]
     complete: bool = True
     examined: int = 0
     stamp: dict | None = None
+    fuzzy: list[str] = field(default_factory=list)
 
 
 def get_item(store: Neo4jStore, item_id: str, with_embedding: bool = False) -> dict:
@@ -281,25 +293,32 @@ def _keyword_rows(rows: list[dict], schema: GraphSchema) -> list[dict]:
     return rows
 
 
-def keyword_search(store: Neo4jStore, text: str, type_: str | None = None, k: int = 10,
-                   filters: SearchFilters = NO_FILTERS) -> list[dict]:
-    """Full-text search over the schema's full-text properties passing ``filters``; ``score`` is Lucene's relevance
-    score."""
+def keyword_hits(store: Neo4jStore, text: str, type_: str | None = None, k: int = 10,
+                 filters: SearchFilters = NO_FILTERS) -> Hits:
+    """Full-text search over the schema's full-text properties passing ``filters``, rare words also searched as
+    fuzzy terms (:func:`fuzzy_words`, named in :attr:`Hits.fuzzy`); ``score`` is Lucene's relevance score."""
     schema = store.schema
     filters = filters.for_type(schema, type_)
     types = (schema.type(type_).name,) if type_ else tuple(schema.types)
     statement = keyword_statement(schema, types, filters.specs)
     row = with_fulltext(store, lambda index: store.read(
-        statement, fulltext=index, q=lucene_query(text), labels=[schema.types[t].label for t in types], depth=k,
-        **filters.params())[0])
+        statement, fulltext=index, labels=[schema.types[t].label for t in types], depth=k,
+        **fulltext_params(text), **filters.params())[0])
     filters.check_known(row, schema)
-    return _keyword_rows(row["keyword"], schema)
+    return Hits(_keyword_rows(row["keyword"], schema), fuzzy=row["fuzzy"])
+
+
+def keyword_search(store: Neo4jStore, text: str, type_: str | None = None, k: int = 10,
+                   filters: SearchFilters = NO_FILTERS) -> list[dict]:
+    """:func:`keyword_hits`' hits alone."""
+    return keyword_hits(store, text, type_, k, filters).results
 
 
 def hybrid_branches(store: Neo4jStore, text: str, type_: str, vector, depth: int, *, space: dict,
-                    filters: SearchFilters = NO_FILTERS) -> tuple[list[dict], Hits]:
-    """Both branches of hybrid search in one statement: the best ``depth`` keyword hits and the best ``depth``
-    vector hits of ``type_``, each passing ``filters``, with the space's stamp as :func:`vector_hits` has it. Only
+                    filters: SearchFilters = NO_FILTERS) -> tuple[Hits, Hits]:
+    """Both branches of hybrid search in one statement: the best ``depth`` keyword hits (as :func:`keyword_hits`
+    has them) and the best ``depth`` vector hits of ``type_``, each passing ``filters``, with the space's stamp as
+    :func:`vector_hits` has it. Only
     when a selective filter leaves the vector branch short of ``depth`` hits does it ask again, with more candidates
     (:func:`vector_hits`)."""
     schema = store.schema
@@ -308,9 +327,9 @@ def hybrid_branches(store: Neo4jStore, text: str, type_: str, vector, depth: int
     fetch = first_fetch(depth)
     statement = hybrid_statement(schema, type_, filters.specs)
     row = with_fulltext(store, lambda index: store.read(
-        statement, fulltext=index, q=lucene_query(text), labels=[schema.type(type_).label], depth=depth, type=type_,
+        statement, fulltext=index, labels=[schema.type(type_).label], depth=depth, type=type_,
         dimensions=space["dimensions"], index=space["index_name"], fetch=fetch, vector=vec, exclude="", k=depth,
-        **filters.params())[0])
+        **fulltext_params(text), **filters.params())[0])
     filters.check_known(row, schema)
     semantic, exhausted = row["semantic"], row["fetched"] < fetch
     if len(semantic) >= depth or exhausted:
@@ -318,14 +337,41 @@ def hybrid_branches(store: Neo4jStore, text: str, type_: str, vector, depth: int
     else:
         vector = vector_hits(store, type_, vec, depth, space=space, filters=filters,
                              fetch=min(4 * fetch, VECTOR_MAX_CANDIDATES))
-    return _keyword_rows(row["keyword"], schema), vector
+    return Hits(_keyword_rows(row["keyword"], schema), fuzzy=row["fuzzy"]), vector
 
 
 _LUCENE_SPECIAL = set('+-&|!(){}[]^"~*?:\\/')
+_LUCENE_OPERATORS = {"AND", "OR", "NOT", "TO"}
+_WORD = re.compile(r"[^\W_]+")
+FUZZY_BELOW = 3   # a query word the full-text index finds in fewer items than this is also searched fuzzily
 
 
 def lucene_query(text: str) -> str:
     """Escape Lucene syntax so that user text is searched as words (all terms optional, ranked by score)."""
     escaped = "".join("\\" + ch if ch in _LUCENE_SPECIAL else ch for ch in text)
-    words = [w for w in escaped.split() if w.upper() not in {"AND", "OR", "NOT", "TO"}]
+    words = [w for w in escaped.split() if w.upper() not in _LUCENE_OPERATORS]
     return " ".join(words) or '""'
+
+
+def edit_distance(word: str) -> int:
+    """The edits a fuzzy term of ``word`` allows, by its length (as Elasticsearch's ``AUTO``): none up to 2
+    characters, 1 up to 5, else 2."""
+    return 0 if len(word) <= 2 else 1 if len(word) <= 5 else 2
+
+
+def fuzzy_words(text: str) -> list[dict]:
+    """The query's words that may be searched fuzzily: letters and digits only (so nothing in them is Lucene
+    syntax), lower-cased, long enough for an edit (:func:`edit_distance`); each ``{"word", "fuzzy"}``, the fuzzy
+    terms ``word~1 ... word~edits`` (one per edit allowed, so that a term fewer edits away matches more of them and
+    ranks first: the word itself matches all, and its exact term too). The full-text branch adds a word's fuzzy term to the query only when the word
+    itself finds fewer than :data:`FUZZY_BELOW` items, so a word the index knows is searched as it is written."""
+    out = {}
+    for word in _WORD.findall(text.lower()):
+        if edit_distance(word) and word.upper() not in _LUCENE_OPERATORS:
+            out[word] = {"word": word, "fuzzy": " ".join(f"{word}~{d}" for d in range(1, edit_distance(word) + 1))}
+    return list(out.values())
+
+
+def fulltext_params(text: str) -> dict:
+    """The full-text branch's query parameters for the user's ``text`` (:func:`fulltext_branch`)."""
+    return {"q": lucene_query(text), "words": fuzzy_words(text), "few": FUZZY_BELOW}

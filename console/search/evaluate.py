@@ -6,8 +6,9 @@ A *run* is what every mode produces: ``{query id: {item id: score}}`` (the top k
 
 - ``keyword``: BM25 (bm25s) over the items' texts, the same texts the vectors were made from;
 - ``semantic``: exact cosine between the query vectors (the run's model with its query prompt) and the item vectors;
-- ``hybrid``: reciprocal rank fusion (:func:`console.search.fusion.rrf`, k = 60, the backend's hybrid search uses the same
-  function) of the keyword and the semantic ranking, each ``branch_depth(k)`` deep.
+- ``hybrid``: the fusion (:func:`console.search.fusion.fuse`, :data:`~console.search.fusion.DEFAULT_FUSION` unless
+  another of :data:`~console.search.fusion.FUSIONS` is asked for; the backend's hybrid search uses the same function)
+  of the keyword and the semantic ranking, each ``branch_depth(k)`` deep.
 
 A new mode is one more entry in :data:`CONSOLE_MODES` (here) or in the management command's table
 of live searches; both share :func:`parse_modes`, :func:`evaluate_runs` and :class:`Evaluation`. Plain Python:
@@ -23,7 +24,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from console.errors import ConsoleError, OptionError
-from console.search.fusion import RRF_K, branch_depth, rrf, run_scores
+from console.search.fusion import DEFAULT_FUSION, branch_depth, check_fusion, fuse, run_scores
 from console.search.querysets import QuerySet
 
 Run = dict[str, dict[str, float]]
@@ -159,23 +160,31 @@ def _semantic_runs(runs: Sequence[RunVectors], queries: Mapping[str, str], k: in
     return {semantic_label(r, len(runs) > 1): r.index.search(queries, k, encoders[i]) for i, r in enumerate(runs)}
 
 
-def fused_run(keyword: Run, semantic: Run, k: int) -> Run:
-    """The RRF top k of each query's two rankings (each ``{id: score}``, ranked by score)."""
-    def ranked(scores: Mapping[str, float]) -> list[str]:
-        return sorted(scores, key=lambda d: -scores[d])
+def fused_run(keyword: Run, semantic: Run, k: int, fusion: str = DEFAULT_FUSION) -> Run:
+    """The fused top k of each query's two rankings (each ``{id: score}``, ranked by score), each branch asked
+    for ``branch_depth(k)`` candidates."""
+    def ranked(scores: Mapping[str, float]) -> list[tuple[str, float]]:
+        return sorted(scores.items(), key=lambda d: -d[1])
 
     out: Run = {}
     for qid in dict.fromkeys([*keyword, *semantic]):
-        fused = rrf({"keyword": ranked(keyword.get(qid) or {}), "semantic": ranked(semantic.get(qid) or {})}, RRF_K)
+        fused = fuse({"keyword": ranked(keyword.get(qid) or {}), "semantic": ranked(semantic.get(qid) or {})},
+                     fusion, branch_depth(k))
         out[qid] = run_scores(fused[:k])
     return out
 
 
-def _hybrid_runs(runs: Sequence[RunVectors], queries: Mapping[str, str], k: int, encoders) -> dict[str, Run]:
+def _hybrid_runs(runs: Sequence[RunVectors], queries: Mapping[str, str], k: int, encoders,
+                 fusions: Sequence[str] = (DEFAULT_FUSION,)) -> dict[str, Run]:
     depth = branch_depth(k)
     keyword = KeywordIndex(runs[0].ids, runs[0].texts).search(queries, depth)
-    return {(f"hybrid · {r.label}" if len(runs) > 1 else "hybrid"): fused_run(
-        keyword, r.index.search(queries, depth, encoders[i]), k) for i, r in enumerate(runs)}
+    out: dict[str, Run] = {}
+    for i, r in enumerate(runs):
+        semantic = r.index.search(queries, depth, encoders[i])
+        for fusion in fusions:
+            name = "hybrid" + (f" [{fusion}]" if len(fusions) > 1 else "") + (f" · {r.label}" if len(runs) > 1 else "")
+            out[name] = fused_run(keyword, semantic, k, fusion)
+    return out
 
 
 # mode -> (runs, queries, k, one query encoder per run) -> {column name: run}
@@ -184,9 +193,10 @@ CONSOLE_MODES: dict[str, Callable[..., dict[str, Run]]] = {"keyword": _keyword_r
 
 
 def console_runs(query_set: QuerySet, runs: Sequence[RunVectors], modes: Sequence[str], k: int,
-                 encoders: Sequence[QueryEncoder]) -> dict[str, Run]:
-    """Rank the query set in each mode over the runs' own vectors and texts (no Neo4j). The query set's ids must
-    all be items of every run."""
+                 encoders: Sequence[QueryEncoder], fusions: Sequence[str] = (DEFAULT_FUSION,)) -> dict[str, Run]:
+    """Rank the query set in each mode over the runs' own vectors and texts (no Neo4j), hybrid once per fusion of
+    ``fusions`` (its column named after the fusion when there are several). The query set's ids must all be items
+    of every run."""
     if not runs:
         raise OptionError("pick at least one finished run")
     modes = parse_modes(modes, list(CONSOLE_MODES), "modes")
@@ -194,8 +204,10 @@ def console_runs(query_set: QuerySet, runs: Sequence[RunVectors], modes: Sequenc
     for run in runs:
         query_set.check_ids(set(run.ids), f"run {run.label} ({run.path.name}, {len(run.ids):,} items)")
     out: dict[str, Run] = {}
+    fusions = [check_fusion(f) for f in fusions] or [DEFAULT_FUSION]
     for mode in modes:
-        out.update(CONSOLE_MODES[mode](runs, query_set.queries, k, encoders))
+        extra = {"fusions": fusions} if mode == "hybrid" else {}
+        out.update(CONSOLE_MODES[mode](runs, query_set.queries, k, encoders, **extra))
     return out
 
 
@@ -215,11 +227,15 @@ class Evaluation:
     p_values: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # a -> b -> metric -> p
     win_tie_loss: dict[str, dict[str, dict[str, dict[str, int]]]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    by_kind: dict[str, "Evaluation"] = field(default_factory=dict)   # the same, on each kind's queries alone
 
     def to_dict(self, per_query: bool = True) -> dict:
         out = {"query_set": self.query_set, "k": self.k, "metrics": self.metrics, "modes": self.modes,
                "queries": self.n_queries, "stat_test": self.stat_test, "max_p": MAX_P, "scores": self.scores,
                "comparisons": self.comparisons(), "notes": self.notes}
+        if self.by_kind:
+            out["by_kind"] = {kind: {"queries": ev.n_queries, "scores": ev.scores, "comparisons": ev.comparisons()}
+                              for kind, ev in self.by_kind.items()}
         if per_query:
             out["per_query"] = self.per_query
         return out
@@ -253,13 +269,21 @@ class Evaluation:
             lines.append(f"  {row['mode']} vs {row['against']}, {row['metric']}: {row['difference']:+.4f} "
                          f"(p={p}{' *' if row['significant'] else ''}; better on {row['wins']}, same on "
                          f"{row['ties']}, worse on {row['losses']} queries)")
+        if self.by_kind:
+            first = self.metrics[0]
+            lines.append(f"{first} per kind of query:")
+            for kind, ev in self.by_kind.items():
+                lines.append(f"  {kind} ({ev.n_queries}): " + ", ".join(f"{mode} {ev.scores[mode][first]:.4f}"
+                                                                       for mode in ev.modes))
         lines += [f"note: {note}" for note in self.notes]
         return "\n".join(lines)
 
 
-def evaluate_runs(query_set: QuerySet, runs: Mapping[str, Run], k: int, *, stat_test: str = "student") -> Evaluation:
+def evaluate_runs(query_set: QuerySet, runs: Mapping[str, Run], k: int, *, stat_test: str = "student",
+                  per_kind: bool = True) -> Evaluation:
     """Score each run (mode name -> run) against the query set's labels with ranx; with two runs or more, the paired
-    ``stat_test`` between every two (ranx.compare)."""
+    ``stat_test`` between every two (ranx.compare). When the set's queries have kinds (and ``per_kind``), the same
+    again on each kind's queries alone (:attr:`Evaluation.by_kind`)."""
     from ranx import Qrels, Run as RanxRun, compare, evaluate
 
     if stat_test not in STAT_TESTS:
@@ -285,8 +309,10 @@ def evaluate_runs(query_set: QuerySet, runs: Mapping[str, Run], k: int, *, stat_
         evaluate(qrels, ranx_runs[0], metrics)
     scores = {r.name: {m: float(r.mean_scores[m]) for m in metrics} for r in ranx_runs}
     per_query = {r.name: {m: {q: float(v) for q, v in r.scores[m].items()} for m in metrics} for r in ranx_runs}
+    by_kind = {kind: evaluate_runs(sub, runs, k, stat_test=stat_test, per_kind=False)
+               for kind, sub in query_set.by_kind().items()} if per_kind else {}
     return Evaluation(query_set.name, k, metrics, list(runs), len(query_set.qrels), stat_test, scores, per_query,
-                      p_values, wtl, list(query_set.notes))
+                      p_values, wtl, list(query_set.notes), by_kind)
 
 
 def _p_value(value) -> float | None:
@@ -349,12 +375,13 @@ class ConsoleResult:
 
 
 def evaluate_console(query_set: QuerySet, runs: Sequence[RunVectors], modes: Sequence[str], k: int,
-                     encoders: Sequence[QueryEncoder], *, stat_test: str = "student") -> ConsoleResult:
+                     encoders: Sequence[QueryEncoder], *, stat_test: str = "student",
+                     fusions: Sequence[str] = (DEFAULT_FUSION,)) -> ConsoleResult:
     """The console's judgement on one or two runs: metrics per mode (and per run for semantic), the paired tests,
     and the disagreement between the two runs (or, with one run, between the first two modes)."""
     if len(runs) > 2:
         raise OptionError("pick one or two runs to compare")
-    ranked = console_runs(query_set, runs, modes, k, encoders)
+    ranked = console_runs(query_set, runs, modes, k, encoders, fusions)
     result = ConsoleResult(evaluate_runs(query_set, ranked, k, stat_test=stat_test), ranked)
     semantic = [name for name in ranked if name.startswith("semantic")]
     pair = tuple(semantic) if len(semantic) == 2 else tuple(list(ranked)[:2])

@@ -1,7 +1,8 @@
 """Labelled query sets for search evaluation, in the formats people already have.
 
 - **Simple JSON Lines**: one ``{"id": "q1", "query": "ayam pedas bersantan", "relevant": ["recipe-1", ...]}`` per
-  line (``id`` optional: ``q<line>``; ``relevant`` a list of ids, or an object ``{id: grade}`` for graded labels).
+  line (``id`` optional: ``q<line>``; ``relevant`` a list of ids, or an object ``{id: grade}`` for graded labels;
+  ``kind`` optional: what sort of query it is, e.g. "typo", so that the figures can be reported per kind).
 - **BEIR**: ``queries.jsonl`` (``{"_id", "text"}`` per line) with a qrels TSV (``query-id<TAB>corpus-id<TAB>score``,
   header optional), or a BEIR folder holding ``queries.jsonl`` and ``qrels/test.tsv``.
 - **TREC**: qrels lines ``qid 0 docid rel``; queries as BEIR ``queries.jsonl`` or a ``queries.tsv`` (``qid<TAB>text``).
@@ -33,6 +34,21 @@ class QuerySet:
     qrels: dict[str, dict[str, int]]
     origin: dict[tuple[str, str], tuple[Path, int]] = field(default_factory=dict)  # (query, item) -> file, line
     notes: list[str] = field(default_factory=list)
+    kinds: dict[str, str] = field(default_factory=dict)   # query id -> its kind, where the file gives one
+
+    def subset(self, ids: Iterable[str], name: str) -> "QuerySet":
+        """The same set restricted to the queries ``ids`` (file order kept)."""
+        keep = set(ids)
+        return QuerySet(name, {q: t for q, t in self.queries.items() if q in keep},
+                        {q: d for q, d in self.qrels.items() if q in keep},
+                        {key: o for key, o in self.origin.items() if key[0] in keep}, [],
+                        {q: kd for q, kd in self.kinds.items() if q in keep})
+
+    def by_kind(self) -> dict[str, "QuerySet"]:
+        """One subset per kind (first-met order); empty when no query has a kind."""
+        kinds = dict.fromkeys(self.kinds[q] for q in self.queries if q in self.kinds)
+        return {kind: self.subset([q for q in self.queries if self.kinds.get(q) == kind], f"{self.name} [{kind}]")
+                for kind in kinds}
 
     def __len__(self) -> int:
         return len(self.queries)
@@ -104,8 +120,13 @@ def _read_simple(path: Path, rows: list[tuple[int, dict]], qs: QuerySet) -> None
         if relevant is None:
             raise InputError('"relevant" must be a list of item ids (or an object {id: grade})', file=path,
                              line=number, hint=HINT)
+        kind = obj.get("kind")
+        if kind is not None and (not isinstance(kind, str) or not kind.strip()):
+            raise InputError('"kind" must be a non-empty string', file=path, line=number, hint=HINT)
         qs.queries[qid] = text.strip()
         qs.qrels[qid] = relevant
+        if kind is not None:
+            qs.kinds[qid] = kind.strip()
         for doc in relevant:
             qs.origin[(qid, doc)] = (path, number)
 
@@ -170,6 +191,7 @@ def _finish(qs: QuerySet, path: Path) -> QuerySet:
     for q in unjudged:
         del qs.queries[q]
         qs.qrels.pop(q, None)
+        qs.kinds.pop(q, None)
     qs.qrels = {q: {d: g for d, g in docs.items() if g > 0} for q, docs in qs.qrels.items()}
     if unjudged:
         qs.notes.append(f"{len(unjudged)} queries without a relevant item were left out (first: {unjudged[0]!r})")

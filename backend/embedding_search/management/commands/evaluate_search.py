@@ -1,4 +1,5 @@
-"""python manage.py evaluate_search --queries FILE [--qrels FILE] --modes keyword,semantic,hybrid --k 10 [--output F]"""
+"""python manage.py evaluate_search --queries FILE [--qrels FILE] --modes keyword,semantic,hybrid --k 10
+[--fusion weighted-rrf] [--output F]"""
 from __future__ import annotations
 
 import json
@@ -7,6 +8,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from console.errors import ConsoleError
+from console.search.fusion import DEFAULT_FUSION, FUSIONS, check_fusion
 from console.search.evaluate import STAT_TESTS, check_k, evaluate_runs, parse_modes
 from console.sinks.neo4j.cypher import quote
 from embedding_search.graph import get_schema
@@ -27,11 +29,11 @@ def _semantic(store, text: str, type_: str, k: int) -> list[dict]:
     return semantic_search(text, type_, k)["results"]
 
 
-def _hybrid(store, text: str, type_: str, k: int) -> list[dict]:
+def _hybrid(store, text: str, type_: str, k: int, fusion: str = DEFAULT_FUSION) -> list[dict]:
     from console.search.fusion import Fused, run_scores
     from embedding_search.modes import hybrid_hits
 
-    hits = hybrid_hits(store, text, type_, k)[0].results
+    hits = hybrid_hits(store, text, type_, k, fusion=fusion)[0].results
     scores = run_scores([Fused(hit["id"], hit["score"]) for hit in hits])  # ties in the fused order, as served
     return [dict(hit, score=scores[hit["id"]]) for hit in hits]
 
@@ -55,12 +57,15 @@ class Command(BaseCommand):
         parser.add_argument("--k", type=int, default=10, help="results per query, 1-100 (10)")
         parser.add_argument("--type", dest="type_", default="recipe", help=f"item type: {', '.join(get_schema().types)}")
         parser.add_argument("--stat-test", default="student", help=f"paired test: {', '.join(STAT_TESTS)}")
+        parser.add_argument("--fusion", default=DEFAULT_FUSION,
+                            help=f"hybrid's fusion: {', '.join(FUSIONS)} (default {DEFAULT_FUSION})")
         parser.add_argument("--output", type=Path, default=None, help="write the results as JSON to this file")
 
     def handle(self, *args, queries, qrels=None, modes=",".join(LIVE_SEARCHES), k=10, type_="recipe",
-               stat_test="student", output=None, **options):
+               stat_test="student", output=None, fusion=DEFAULT_FUSION, **options):
         try:
             chosen = parse_modes(modes, list(LIVE_SEARCHES))
+            fusion = check_fusion(fusion, "--fusion")
             check_k(k)
             if type_ not in get_schema().types:
                 raise CommandError(f"--type: unknown type {type_!r}: choose from {', '.join(get_schema().types)}")
@@ -69,13 +74,14 @@ class Command(BaseCommand):
             query_set = read_query_set(queries, qrels)
             store = open_store()
             query_set.check_ids(_existing_ids(store, type_, query_set.judged_ids()), f"the graph's {type_} items")
-            runs = {mode: self._rank(store, LIVE_SEARCHES[mode], query_set, type_, k) for mode in chosen}
+            searches = dict(LIVE_SEARCHES, hybrid=lambda *a: _hybrid(*a, fusion=fusion))
+            runs = {mode: self._rank(store, searches[mode], query_set, type_, k) for mode in chosen}
             evaluation = evaluate_runs(query_set, runs, k, stat_test=stat_test)
         except ConsoleError as exc:  # bad query set, Neo4j errors (Neo4jStoreError) included
             raise CommandError(str(exc)) from None
         self.stdout.write(evaluation.table())
         if output is not None:
-            result = dict(evaluation.to_dict(), type=type_, source="live search (evaluate_search)")
+            result = dict(evaluation.to_dict(), type=type_, fusion=fusion, source="live search (evaluate_search)")
             output.parent.mkdir(parents=True, exist_ok=True)
             output.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
             self.stdout.write(f"Wrote {output}")
