@@ -71,12 +71,19 @@ def test_the_command_and_the_console_give_the_same_semantic_figures(live, minilm
     run = load_run(live["embeddings"])
     console = evaluate_console(read_query_set(live["queries"]), [run], ["semantic"], 10,
                                [query_encoder(Embedder(str(minilm_path), device="cpu"))]).evaluation
+    # The live search walks an HNSW graph (approximate even unquantized): on a query far from every recipe (an English
+    # "cheese omelette" over Indonesian texts) it may miss an item the exact ranking has. Vectors, texts or prompts
+    # that differed between the console and the backend would change most queries; the walk changes a few at most.
+    allowed = max(1, round(0.02 * live["count"]))
     for metric in console.metrics:
         ours = console.per_query["semantic"][metric]
         theirs = command["per_query"]["semantic"][metric]
         assert ours.keys() == theirs.keys()
-        assert np.allclose([ours[q] for q in ours], [theirs[q] for q in ours], atol=1e-6), metric
-        assert console.scores["semantic"][metric] == pytest.approx(command["scores"]["semantic"][metric], abs=1e-9)
+        differ = [q for q in ours if abs(ours[q] - theirs[q]) > 1e-6]
+        assert len(differ) <= allowed, (metric, differ)
+        if not differ:
+            assert console.scores["semantic"][metric] == pytest.approx(command["scores"]["semantic"][metric],
+                                                                       abs=1e-9)
     assert 0 < command["scores"]["semantic"]["ndcg@10"] <= 1 and 0 < command["scores"]["keyword"]["ndcg@10"] <= 1
     check_hybrid_is_the_shared_rrf(command, read_query_set(live["queries"]), neo4j_settings,
                                    query_encoder(Embedder(str(minilm_path), device="cpu")))
