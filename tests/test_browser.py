@@ -301,6 +301,9 @@ def test_a_graph_of_another_shape_is_embedded_and_pushed_from_the_browser(page, 
         page.get_by_role("button", name="Start").click()
         page.get_by_text(f"Done: {len(rows)} items embedded.").wait_for(timeout=180_000)
         _go(page, "Export & push")
+        page.get_by_role("button", name="Preview (dry run)").click()
+        page.get_by_text(f"{len(rows)} vectors: {len(rows)} would write, 0 unchanged, 0 unknown ids, 0 rejected."
+                         ).wait_for(timeout=120_000)
         page.get_by_role("button", name="Push", exact=True).click()
         page.get_by_text(f"{len(rows)} vectors: {len(rows)} written, 0 unchanged, 0 unknown ids, 0 rejected."
                          ).wait_for(timeout=120_000)

@@ -466,10 +466,12 @@ def test_the_bad_embeddings_corpus_is_all_covered():
 def test_cypher_and_html_in_ids_are_unknown_ids_and_touch_no_node(two_recipes, neo4j_env):
     before = graph_state(two_recipes, "Recipe")
     proc = manage("import_embeddings", "--embedding-file", str(BAD / "embeddings" / "injection_ids.json"),
-                  "--model", "m", "--dry-run", env=neo4j_env)
+                  "--model", "m", "--dry-run", env=neo4j_env, check=False)
+    assert proc.returncode == 1  # nothing would be written: an error (issue 28), not a quiet success
     assert "injection_ids.json (m): 4 vectors: 0 would write, 0 unchanged, 4 unknown ids, 0 rejected" in proc.stdout
     proc = manage("import_embeddings", "--embedding-file", str(BAD / "embeddings" / "injection_ids.json"),
-                  "--model", "m", env=neo4j_env)
+                  "--model", "m", env=neo4j_env, check=False)
+    assert proc.returncode == 1 and "no vector was written, every item was rejected or is not in the graph" in proc.stderr
     assert "4 vectors: 0 written, 0 unchanged, 4 unknown ids, 0 rejected" in proc.stdout
     assert ('4 ids are not in the graph (not written): r1"}) MATCH (n) DETACH DELETE n //, r1\' OR 1=1 //, '
             '<script>alert(1)</script>, r1\\"}) SET n.pwned = true //') in proc.stderr
@@ -479,8 +481,8 @@ def test_cypher_and_html_in_ids_are_unknown_ids_and_touch_no_node(two_recipes, n
 def test_an_import_that_writes_no_vector_leaves_no_index_and_no_embedding_space(two_recipes, neo4j_env):
     """A file of wrong ids (another graph, a typo in the id prefix) must not leave a vector index or an EmbeddingSpace
     with its model and dimensions behind: they would refuse the real import later (DimensionMismatch)."""
-    manage("import_embeddings", "--embedding-file", str(BAD / "embeddings" / "injection_ids.json"), "--model", "m",
-           env=neo4j_env)
+    assert manage("import_embeddings", "--embedding-file", str(BAD / "embeddings" / "injection_ids.json"), "--model",
+                  "m", env=neo4j_env, check=False).returncode == 1
     indexes = two_recipes.execute_query("SHOW VECTOR INDEXES YIELD name RETURN name").records
     spaces = two_recipes.execute_query("MATCH (s:EmbeddingSpace) RETURN s.model AS model").records
     assert ([r["name"] for r in indexes], [r["model"] for r in spaces]) == ([], [])

@@ -20,7 +20,8 @@ from conftest import empty_database  # noqa: E402
 from recipes.testing import manage, run_backend  # noqa: E402
 
 NOTEBOOK = ROOT / "notebooks" / "colab_generate_embeddings.ipynb"
-PACKAGE_FILES = ["pyproject.toml", "README.md", "LICENSE", "external_embedding_generator.py", "console"]
+PACKAGE_FILES = ["pyproject.toml", "README.md", "LICENSE", "external_embedding_generator.py", "console",
+                 "backend/embedding_search"]  # the Django app is part of the package too (pyproject's package-dir)
 TOKEN = "notebook-test-token"
 OUTPUTS = ["embeddings_categories.json", "embeddings_categories.meta.json", "embeddings_ingredients.json",
            "embeddings_ingredients.meta.json", "embeddings_recipes.json", "embeddings_recipes.meta.json"]
@@ -34,7 +35,7 @@ def package(tmp_path_factory) -> Path:
     src.mkdir()
     for name in PACKAGE_FILES:
         if (ROOT / name).is_dir():
-            shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
         else:
             shutil.copy2(ROOT / name, src / name)
     return src
