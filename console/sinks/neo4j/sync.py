@@ -230,40 +230,51 @@ def sync_type(store: Neo4jStore, type_: str, encode: Encode, *, model: str, quer
               progress: Callable[[int, str], None] | None = None, should_stop: Callable[[], bool] = lambda: False,
               owner: str | None = None) -> SyncReport:
     """Embed (``encode``: texts -> vectors, no prompt) and write the out-of-date nodes of ``type_``, ``batch_size``
-    at a time, at most ``limit``; ``progress(done, reason)`` after each batch; ``should_stop()`` is asked between
-    batches. ``dry_run`` counts what would be embedded and writes nothing."""
+    at a time, at most ``limit``; ``progress(done, reason)`` as batches land; ``should_stop()`` is asked between
+    batches. ``dry_run`` counts what would be embedded and writes nothing.
+
+    One ``VectorWriter.write`` takes the batches as they are embedded, so the next batch is embedded while the
+    last one is written (its sessions), and the index and space checks run once per sync, not once per batch."""
     report = SyncReport(type_, model)
     report.written.dry_run = dry_run
-    writer = VectorWriter(store, model=model, query_prompt=query_prompt, source=f"the sync of {type_}")
     with lease(store, type_, owner) as renew:
-        batch: list[tuple[dict, str]] = []
-        for record, reason in out_of_date(store, type_, model):
-            if limit is not None and sum(report.found.values()) >= limit:
-                break
-            report.found[reason] += 1
-            batch.append((record, reason))
-            if len(batch) == batch_size:
-                _embed_batch(writer, batch, encode, report, dry_run, progress)
+        batches = _found_batches(store, type_, model, limit, batch_size, report)
+        if dry_run:
+            for _ in batches:
+                report.batches += 1
+            return report
+        writer = VectorWriter(store, model=model, query_prompt=query_prompt, source=f"the sync of {type_}")
+
+        def embedded() -> Iterator[dict]:
+            for batch in batches:
+                report.batches += 1
+                vectors = np.asarray(encode([record["text"] for record in batch]), dtype=np.float32)
+                yield from ({"id": r["id"], "type": r["type"], "text": r["text"], "embedding": v}
+                            for r, v in zip(batch, vectors))
                 renew()
-                batch = []
                 if should_stop():
                     report.stopped = True
-                    return report
-        if batch:
-            _embed_batch(writer, batch, encode, report, dry_run, progress)
+                    return
+
+        step = (lambda done, _total: progress(done, "")) if progress else None
+        report.written = writer.write(embedded(), batch_size=batch_size, progress=step)
     return report
 
 
-def _embed_batch(writer: VectorWriter, batch, encode: Encode, report: SyncReport, dry_run: bool, progress) -> None:
-    report.batches += 1
-    if not dry_run:
-        texts = [record["text"] for record, _ in batch]
-        vectors = np.asarray(encode(texts), dtype=np.float32)
-        items = [{"id": record["id"], "type": record["type"], "text": record["text"], "embedding": vector}
-                 for (record, _), vector in zip(batch, vectors)]
-        report.written.merge(writer.write(items, batch_size=len(items)))
-    if progress:
-        progress(sum(report.found.values()), batch[-1][1])
+def _found_batches(store: Neo4jStore, type_: str, model: str, limit: int | None, batch_size: int,
+                   report: SyncReport) -> Iterator[list[dict]]:
+    """The out-of-date records, ``batch_size`` at a time, at most ``limit``, counted by reason in ``report``."""
+    batch: list[dict] = []
+    for record, reason in out_of_date(store, type_, model):
+        if limit is not None and sum(report.found.values()) >= limit:
+            break
+        report.found[reason] += 1
+        batch.append(record)
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def wait_between(every_s: float, should_stop: Callable[[], bool] = lambda: False) -> bool:
