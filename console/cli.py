@@ -242,12 +242,11 @@ def cmd_sync(args) -> int:
     from tqdm import tqdm
 
     from console.sinks.neo4j.store import Neo4jStore
-    from console.sinks.neo4j.sync import freshness, recorded_model
+    from console.sinks.neo4j.sync import freshness, types_with_vectors
 
     with Neo4jStore.from_env() as store:
-        for type_ in args.types or [t for t in store.schema.types if recorded_model(store, t) is not None]:
-            counts = store.spec(type_) and freshness(store, type_)
-            total = min(counts.out_of_date + counts.marked, args.limit or 10**12)
+        for type_ in args.types or types_with_vectors(store):
+            total = freshness(store, type_).to_embed(args.limit)
             with tqdm(total=total, desc=f"sync {type_}", unit="node", disable=args.quiet or args.dry_run) as bar:
                 report = sync_here(store, type_, device=args.device, batch_size=args.batch_size, limit=args.limit,
                                    dry_run=args.dry_run, progress=lambda done, _: bar.update(done - bar.n))

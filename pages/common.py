@@ -90,8 +90,7 @@ def run_sync(settings, type_: str):
     bar, started = st.progress(0.0, text="Loading the model…"), time.monotonic()
     try:
         with Neo4jStore(settings) as store:
-            counts = freshness(store, type_)
-            total = max(1, counts.out_of_date + counts.marked)
+            total = max(1, freshness(store, type_).to_embed())
 
             def progress(done: int, _reason: str) -> None:
                 rate = done / max(time.monotonic() - started, 1e-9)

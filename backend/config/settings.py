@@ -13,7 +13,7 @@ import os
 import secrets
 from pathlib import Path
 
-from django.core.exceptions import ImproperlyConfigured
+from embedding_search.conf import positive_int  # the app's reader of whole numbers, one definition
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 PROJECT_ROOT = BASE_DIR.parent
@@ -22,17 +22,6 @@ _TRUE = ("1", "true", "yes", "on")
 
 def _flag(name: str, default: str = "0") -> bool:
     return os.environ.get(name, default).strip().lower() in _TRUE
-
-
-def _positive_int(name: str, default: int, minimum: int = 1) -> int:
-    raw = os.environ.get(name, "").strip() or str(default)
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a whole number, not {raw!r}") from None
-    if value < minimum:
-        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {value}")
-    return value
 
 
 DEBUG = _flag("DJANGO_DEBUG")
@@ -49,7 +38,7 @@ HTTPS = _flag("DJANGO_HTTPS")
 if HTTPS:
     SECURE_SSL_REDIRECT = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SECURE_HSTS_SECONDS = _positive_int("DJANGO_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_SECONDS = positive_int("DJANGO_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = _flag("DJANGO_HSTS_INCLUDE_SUBDOMAINS", "1")
     SECURE_HSTS_PRELOAD = _flag("DJANGO_HSTS_PRELOAD", "1")
     SESSION_COOKIE_SECURE = True

@@ -22,7 +22,9 @@ def _text(name: str, default: str = "") -> str:
     return os.environ.get(name, default).strip()
 
 
-def _positive_int(name: str, default: int, minimum: int = 1) -> int:
+def positive_int(name: str, default: int, minimum: int = 1) -> int:
+    """The whole number in the environment variable ``name`` (``default`` when unset), at least ``minimum``; a
+    bad one stops the start naming the variable (the demo host's settings.py reads its own numbers with it too)."""
     raw = _text(name) or str(default)
     try:
         value = int(raw)
@@ -72,15 +74,15 @@ DEFAULTS: dict[str, Callable[[], Any]] = {
     # the graph's description (console/demo_schema.toml, the demo's, when unset)
     "GRAPH_SCHEMA_FILE": lambda: _text("GRAPH_SCHEMA_FILE") or None,
     "EMBEDDINGS_IMPORT_TOKEN": lambda: os.environ.get("EMBEDDINGS_IMPORT_TOKEN", ""),
-    "IMPORT_BATCH_SIZE": lambda: _positive_int("EMBEDDINGS_IMPORT_BATCH_SIZE", 2000),
+    "IMPORT_BATCH_SIZE": lambda: positive_int("EMBEDDINGS_IMPORT_BATCH_SIZE", 2000),
     # one import request: at most this many bytes of body and items (413 beyond: send smaller batches); the
     # console's push sends 2,000 items per request, ~45 MB of JSON for 1024-d vectors
-    "IMPORT_MAX_BODY_BYTES": lambda: _positive_int("EMBEDDINGS_IMPORT_MAX_BYTES", 64 * 1024 * 1024),
-    "IMPORT_MAX_ITEMS": lambda: _positive_int("EMBEDDINGS_IMPORT_MAX_ITEMS", 5000),
+    "IMPORT_MAX_BODY_BYTES": lambda: positive_int("EMBEDDINGS_IMPORT_MAX_BYTES", 64 * 1024 * 1024),
+    "IMPORT_MAX_ITEMS": lambda: positive_int("EMBEDDINGS_IMPORT_MAX_ITEMS", 5000),
     "IMPORT_REJECTED_SHOWN": lambda: 100,  # rejected items listed in an import's answer; all are counted by reason
     # longer queries get a 400 (Lucene refuses more than 1,024 clauses; a model reads ~256-512 tokens)
-    "SEARCH_MAX_QUERY_CHARS": lambda: _positive_int("SEARCH_MAX_QUERY_CHARS", 500),
-    "SEARCH_MAX_QUERY_TERMS": lambda: _positive_int("SEARCH_MAX_QUERY_TERMS", 64),
+    "SEARCH_MAX_QUERY_CHARS": lambda: positive_int("SEARCH_MAX_QUERY_CHARS", 500),
+    "SEARCH_MAX_QUERY_TERMS": lambda: positive_int("SEARCH_MAX_QUERY_TERMS", 64),
     # when set, the only models the import endpoint records and search loads (names or folders)
     "QUERY_MODELS": lambda: [m.strip() for m in _text("BACKEND_QUERY_MODELS").split(",") if m.strip()],
     # who embeds a search query (embedding_search.query_embedding): "local", this process, with the model's files
@@ -94,7 +96,7 @@ DEFAULTS: dict[str, Callable[[], Any]] = {
     # re-import is seen at once anyway, by the search statement's stamp (embedding_search.query_embedding)
     "SPACE_MAX_AGE_S": lambda: _positive_float("BACKEND_SPACE_MAX_AGE_S", 30.0),
     # recent query vectors kept per worker process (model, dimensions, prompt and text); 0 turns it off
-    "QUERY_CACHE_SIZE": lambda: _positive_int("BACKEND_QUERY_CACHE_SIZE", 1024, minimum=0),
+    "QUERY_CACHE_SIZE": lambda: positive_int("BACKEND_QUERY_CACHE_SIZE", 1024, minimum=0),
     # the query embedder's inference backend and quantisation (the generator's --backend/--quantize)
     "QUERY_BACKEND": lambda: _choice("BACKEND_QUERY_BACKEND", "torch", BACKENDS),
     "QUERY_QUANTIZE": lambda: _choice("BACKEND_QUERY_QUANTIZE", "none", QUANTIZATIONS),

@@ -29,19 +29,9 @@ def iter_records(store, type_: str, *, limit: int | None = None, page_size: int 
     """Records of one type in id order, one page at a time, built as the graph schema says
     (:func:`console.graphschema.record_of`)."""
     spec = store.schema.type(type_)
-    query = export_page(store.schema, type_)
-    after, produced = None, 0
-    while True:
-        page = page_size if limit is None else min(page_size, limit - produced)
-        if page <= 0:
-            return
-        rows = store.read(query, after=after, page=page)
+    for rows in store.read_pages(export_page(store.schema, type_), spec.id, page_size=page_size, limit=limit):
         for row in rows:
             yield record_of(spec, row)
-        produced += len(rows)
-        if len(rows) < page:
-            return
-        after = rows[-1][spec.id]
 
 
 def count(store, type_: str) -> int:

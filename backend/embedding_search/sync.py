@@ -70,9 +70,7 @@ def sync_all(types: Sequence[str], *, limit: int | None, dry_run: bool, batch_si
         encode = (lambda texts: None) if dry_run else document_encoder(space)
         step = None
         if progress:  # the bar's total: one read pass first (cheap beside the embedding)
-            counts = core.freshness(store, type_)
-            total = counts.out_of_date + counts.marked
-            total = min(total, limit) if limit else total
+            total = core.freshness(store, type_).to_embed(limit)
             step = lambda done, reason, t=type_, n=total: progress(t, done, n)  # noqa: E731
         reports.append(core.sync_type(store, type_, encode, model=space["model"],
                                       query_prompt=space.get("query_prompt"), limit=limit, batch_size=batch_size,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
-from typing import Callable
+from typing import Callable, Iterator
 
 from neo4j import RoutingControl
 
@@ -107,6 +107,24 @@ class Neo4jStore(SchemaAdmin):
             records, _, _ = self.driver.execute_query(cypher, params, database_=self.settings.database,
                                                       routing_=RoutingControl.READ)
         return [r.data() for r in records]
+
+    def read_pages(self, cypher: str, key: str, *, page_size: int, limit: int | None = None,
+                   **params) -> Iterator[list[dict]]:
+        """Keyset pages of a reading statement that takes ``$after`` (the previous page's last ``key``, null first)
+        and ``$page`` (rows wanted), e.g. ``cypher.export_page``: one list of rows per page, until a short page or
+        ``limit`` rows in all. Memory holds one page whatever the size of the graph."""
+        after, produced = None, 0
+        while True:
+            page = page_size if limit is None else min(page_size, limit - produced)
+            if page <= 0:
+                return
+            rows = self.read(cypher, after=after, page=page, **params)
+            if rows:
+                yield rows
+            produced += len(rows)
+            if len(rows) < page:
+                return
+            after = rows[-1][key]
 
     def write_tx(self, work: Callable, *args):
         """Run ``work(tx, *args)`` in one managed write transaction (retried on transient errors)."""

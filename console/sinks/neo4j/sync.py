@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -63,6 +62,12 @@ class Freshness:
     def out_of_date(self) -> int:
         return self.nodes - self.current
 
+    def to_embed(self, limit: int | None = None) -> int:
+        """What a sync would embed, for a progress bar's total: the out-of-date nodes and the marked ones (a marked
+        node that is also out of date counts twice), at most ``limit``."""
+        total = self.out_of_date + self.marked
+        return min(total, limit) if limit else total
+
     def add(self, reason: str | None, marked: bool) -> None:
         self.nodes += 1
         self.marked += marked
@@ -100,14 +105,7 @@ def _pages(store: Neo4jStore, type_: str, *, marked_only: bool, page_size: int) 
     spec = store.spec(type_)
     query = export_page(store.schema, type_, where=f"n.{MARK} = true" if marked_only else "",
                         extra=_state_columns(spec))
-    after = None
-    while True:
-        rows = store.read(query, after=after, page=page_size)
-        if rows:
-            yield rows
-        if len(rows) < page_size:
-            return
-        after = rows[-1][spec.id]
+    yield from store.read_pages(query, spec.id, page_size=page_size)
 
 
 def reason_of(row: dict, text: str, model: str | None, *, marks: bool = True) -> str | None:
@@ -129,6 +127,11 @@ def recorded_model(store: Neo4jStore, type_: str) -> dict | None:
     rows = store.query(f"MATCH (s:{EMBEDDING_SPACE_LABEL} {{type: $type}}) RETURN s.model AS model, "
                        "s.dimensions AS dimensions, s.query_prompt AS query_prompt", type=type_)
     return rows[0] if rows else None
+
+
+def types_with_vectors(store: Neo4jStore) -> list[str]:
+    """The schema's types that have a recorded model (an EmbeddingSpace): those a sync can embed."""
+    return [t for t in store.schema.types if recorded_model(store, t) is not None]
 
 
 def freshness(store: Neo4jStore, type_: str, *, page_size: int = 1000) -> Freshness:
@@ -174,19 +177,24 @@ def default_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def take_lease(store: Neo4jStore, type_: str, owner: str, ttl_s: float = LEASE_TTL_S) -> None:
-    """Take or renew the type's lease; :class:`SyncBusy` when another owner holds it and it has not expired (a
-    holder on this machine whose process is gone has expired). The first SET takes the node's write lock, so the
-    check that follows sees the last committed holder."""
-    store.query(f"CREATE CONSTRAINT embedding_sync_lease_type IF NOT EXISTS FOR (l:{LEASE_LABEL}) "
-                "REQUIRE l.type IS UNIQUE")
+def take_lease(store: Neo4jStore, type_: str, owner: str, ttl_s: float = LEASE_TTL_S, *,
+               renew: bool = False) -> None:
+    """Take the type's lease (``renew``: extend the one this owner holds); :class:`SyncBusy` when another owner
+    holds it and it has not expired (a holder on this machine whose process is gone has expired). The first SET
+    takes the node's write lock, so the check that follows sees the last committed holder. Taking also makes the
+    lease's constraint and looks for a gone holder; a renewal, once per batch, is the one statement."""
+    gone = None
+    if not renew:
+        store.query(f"CREATE CONSTRAINT embedding_sync_lease_type IF NOT EXISTS FOR (l:{LEASE_LABEL}) "
+                    "REQUIRE l.type IS UNIQUE")
+        gone = _gone_holder(store, type_)
     row = store.query(
         f"MERGE (l:{LEASE_LABEL} {{type: $type}}) SET l.touched = datetime() "
         "WITH l, (l.owner IS NULL OR l.owner = $owner OR l.owner = $gone OR l.expires < datetime()) AS free "
         "SET l.owner = CASE WHEN free THEN $owner ELSE l.owner END, "
         "l.expires = CASE WHEN free THEN datetime() + duration({seconds: $ttl}) ELSE l.expires END "
         "RETURN free, l.owner AS holder, toString(l.expires) AS expires",
-        type=type_, owner=owner, ttl=int(ttl_s), gone=_gone_holder(store, type_))[0]
+        type=type_, owner=owner, ttl=int(ttl_s), gone=gone)[0]
     if not row["free"]:
         raise SyncBusy(f"Another sync of {type_} is running ({row['holder']}; its lease runs until "
                        f"{row['expires']}): wait for it, or let its lease expire if it was killed")
@@ -219,7 +227,7 @@ def lease(store: Neo4jStore, type_: str, owner: str | None = None, ttl_s: float 
     owner = owner or default_owner()
     take_lease(store, type_, owner, ttl_s)
     try:
-        yield lambda: take_lease(store, type_, owner, ttl_s)
+        yield lambda: take_lease(store, type_, owner, ttl_s, renew=True)
     finally:
         release_lease(store, type_, owner)
 
@@ -275,13 +283,3 @@ def _found_batches(store: Neo4jStore, type_: str, model: str, limit: int | None,
             batch = []
     if batch:
         yield batch
-
-
-def wait_between(every_s: float, should_stop: Callable[[], bool] = lambda: False) -> bool:
-    """Sleep ``every_s`` in short steps; False when ``should_stop()`` said so meanwhile."""
-    deadline = time.monotonic() + every_s
-    while time.monotonic() < deadline:
-        if should_stop():
-            return False
-        time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
-    return True

@@ -7,7 +7,8 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from console.errors import ConsoleError
-from embedding_search.graph import get_schema
+from console.sinks.neo4j.sync import types_with_vectors
+from embedding_search.graph import get_schema, get_store
 
 
 class Command(BaseCommand):
@@ -41,7 +42,7 @@ def run_passes(command, types, *, every, limit, batch_size, dry_run, quiet) -> N
     while True:
         bars: dict[str, tqdm] = {}
         try:
-            reports = sync_all(types or _types_with_vectors(schema), limit=limit, dry_run=dry_run,
+            reports = sync_all(types or types_with_vectors(get_store()), limit=limit, dry_run=dry_run,
                                batch_size=batch_size, progress=_bar_progress(bars, quiet))
         except ConsoleError as exc:
             raise CommandError(str(exc)) from None
@@ -53,14 +54,6 @@ def run_passes(command, types, *, every, limit, batch_size, dry_run, quiet) -> N
         if every is None:
             return
         time.sleep(every)
-
-
-def _types_with_vectors(schema) -> list[str]:
-    from console.sinks.neo4j.sync import recorded_model
-    from embedding_search.graph import get_store
-
-    store = get_store()
-    return [t for t in schema.types if recorded_model(store, t) is not None]
 
 
 def _bar_progress(bars: dict, quiet: bool):
