@@ -134,6 +134,15 @@ def test_the_lease_of_a_killed_sync_on_this_machine_is_taken_over(graph):
     assert len(encode.texts) == 3
 
 
+def test_the_sync_s_lease_is_not_offered_as_a_type_of_the_user_s_graph(graph):
+    from console.sinks.neo4j.inspect import inspect
+
+    store, _, _ = graph
+    sync.sync_type(store, "dish", HashEncoder(), model=MODEL)
+    assert store.query("MATCH (l:EmbeddingSyncLease) RETURN count(l) AS n")[0]["n"] == 1
+    assert {i.label for i in inspect(store).labels} == {"Dish", "Bahan", "Step"}
+
+
 def test_a_deleted_node_takes_its_vector_with_it(graph):
     from embedding_search.search import vector_search
 

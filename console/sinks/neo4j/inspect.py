@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 
 from console.sinks.neo4j.cypher import quote
-from console.sinks.neo4j.schema import EMBEDDING_SPACE_LABEL
+from console.sinks.neo4j.schema import OWN_LABELS
 
 SAMPLE = 1000   # nodes per label whose properties are read
 _TITLE_HINTS = ("title", "name", "nama", "judul", "label")
@@ -29,11 +29,11 @@ class GraphInfo:
 
 
 def inspect(store, sample: int = SAMPLE) -> GraphInfo:
-    """What the graph holds (labels largest first; the console's own EmbeddingSpace nodes left out)."""
+    """What the graph holds (labels largest first; the console's own EmbeddingSpace and sync-lease nodes left out)."""
     counts = store.read("MATCH (n) UNWIND labels(n) AS label RETURN label, count(*) AS n ORDER BY n DESC, label")
     labels = []
     for row in counts:
-        if row["label"] == EMBEDDING_SPACE_LABEL:
+        if row["label"] in OWN_LABELS:
             continue
         info = LabelInfo(row["label"], row["n"])
         node = f"(n:{quote(info.label)})"

@@ -15,6 +15,8 @@ from console.sinks.neo4j.cypher import quote
 EMBEDDING_METADATA = ("embedding_model", "embedding_dimensions", "embedding_updated_at", "embedding_hash",
                       "embedding_text_hash", "embedding_sync_marked")
 EMBEDDING_SPACE_LABEL = "EmbeddingSpace"
+SYNC_LEASE_LABEL = "EmbeddingSyncLease"   # one per type while a sync runs (console.sinks.neo4j.sync)
+OWN_LABELS = (EMBEDDING_SPACE_LABEL, SYNC_LEASE_LABEL)   # the console's bookkeeping nodes, not the user's graph
 
 IndexProgress = Callable[[str, str, float], None]   # (index name, state, population percent) while an index builds
 

@@ -27,13 +27,12 @@ import numpy as np
 from console.errors import ConsoleError
 from console.graphschema import TypeSpec, record_of
 from console.sinks.neo4j.cypher import export_page, quote
-from console.sinks.neo4j.schema import EMBEDDING_SPACE_LABEL
+from console.sinks.neo4j.schema import EMBEDDING_SPACE_LABEL, SYNC_LEASE_LABEL as LEASE_LABEL
 from console.sinks.neo4j.store import Neo4jStore
 from console.sinks.neo4j.writer import VectorWriter, WriteReport, text_hash
 
 TEXT_HASH = "embedding_text_hash"    # hash of the text a node's vector was made from (set by the writer)
 MARK = "embedding_sync_marked"       # set by mark_changed: the next sync takes the node first
-LEASE_LABEL = "EmbeddingSyncLease"
 LEASE_TTL_S = 300.0                  # a lease not renewed for this long (a killed sync) may be taken over
 REASONS = ("marked", "missing", "other model", "stale")
 
